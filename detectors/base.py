@@ -1,0 +1,123 @@
+"""Interfaces only: what a detector receives and what it returns.
+
+A detector is called once per event, in session order, with an :class:`EventContext` (the event
+and what the catalog made of it, computed once for all detectors) and the root session's
+:class:`~detectors.session.SessionState`. It returns zero or more :class:`Finding` objects.
+Detectors know nothing of Kafka, Faust or ClickHouse: the same code runs in the stream worker,
+in ``agentwatch score`` and in replay.
+
+Two shapes:
+
+* :class:`Detector` - ``process(ctx, session) -> findings`` (rules, heuristics).
+* :class:`Scorer` - river's shape, ``score_one(ctx, session) -> float`` (high = suspicious) and
+  ``learn_one(ctx, session)``; :class:`detectors.scoring.ScoreDetector` turns scores into findings
+  and never lets a scorer learn from what it just flagged.
+
+Detectors keep their per-session state in ``session.det[self.name]`` (small, picklable), and
+their learned state in their own attributes (checkpointed by the worker with ``pickle``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from detectors.catalog import Classification
+from schemas.events import ActionEvent
+
+if TYPE_CHECKING:
+    from detectors.session import SessionState
+
+Action = Literal["observe", "alert", "kill_session"]
+Mode = Literal["shadow", "enforce"]
+SEVERITIES: tuple[str, ...] = ("informational", "low", "medium", "high", "critical")
+
+
+def severity_rank(severity: str) -> int:
+    """0 (informational) .. 4 (critical); unknown severities rank as medium."""
+    try:
+        return SEVERITIES.index(severity)
+    except ValueError:
+        return 2
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """One event and what was derived from it once, for every detector."""
+
+    event: ActionEvent
+    cls: Classification
+    ts: float
+    late: bool = False
+
+    @property
+    def caps(self) -> frozenset[str]:
+        return self.cls.capabilities
+
+    @property
+    def session_id(self) -> str:
+        return self.event.session.id
+
+    @property
+    def seq(self) -> int | None:
+        return self.event.session.seq
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a detector found, with its evidence.
+
+    ``score`` (0..1) is how strongly this finding alone says the session is malicious; the
+    fusion combines the scores of a session's findings into its risk. ``action`` is what the
+    finding asks for: ``observe`` (risk only), ``alert``, or ``kill_session``; ``mode`` shadow
+    means the finding is reported and counted but never enforced. ``key`` groups findings into
+    one alert per root session (default: the detector id); ``stage`` names how far a chain has
+    got, and a new stage breaks alert suppression.
+    """
+
+    detector: str
+    title: str
+    message: str
+    score: float
+    severity: str = "medium"
+    action: Action = "alert"
+    mode: Mode = "enforce"
+    evidence: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    attacks: tuple[str, ...] = ()
+    key: str | None = None
+    stage: str | None = None
+    explanation: Mapping[str, Any] = field(default_factory=dict)
+    rule_version: str | None = None
+
+    @property
+    def alert_key(self) -> str:
+        return self.key or self.detector
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Turns events into findings. ``name`` is stable: it keys state and metrics."""
+
+    name: str
+
+    def process(self, ctx: EventContext, session: SessionState) -> Iterable[Finding]: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A river-shaped online model of normal behaviour (high score = suspicious)."""
+
+    name: str
+
+    def score_one(self, ctx: EventContext, session: SessionState) -> float: ...
+
+    def learn_one(self, ctx: EventContext, session: SessionState) -> None: ...
+
+
+@runtime_checkable
+class SessionAware(Protocol):
+    """Optional: a detector that wants to hear when a root session closes (ended or evicted)."""
+
+    def on_session_close(self, session: SessionState, *, flagged: bool) -> None: ...

@@ -1,0 +1,331 @@
+"""The detection engine: one event in, decisions out.
+
+For each event (in session order) the engine classifies it with the tool catalog, updates the
+delegation tree and scopes, calls every detector, folds their findings into the session's
+alerts (one per key, updated rather than repeated) and its fused risk, and decides:
+
+* an :class:`AlertDecision` each time an alert is created or brings something new;
+* at most one :class:`KillDecision` per root session: when a finding asks for
+  ``kill_session`` in enforce mode, or when the fused risk reaches the agent's kill threshold.
+
+The engine is pure (no I/O, no clock): the same events give the same decisions in the worker,
+in ``agentwatch score`` and in replay.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from detectors.alerting import AlertState, apply_finding
+from detectors.base import Detector, EventContext, Finding, SessionAware
+from detectors.catalog import ToolCatalog
+from detectors.fusion import FusionPolicy
+from detectors.session import Scope, SessionState, Step
+from schemas.events import ActionEvent
+from schemas.signals import set_jti
+
+RISK_KEY = "AW-RISK-001"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the decision is about (for the alert's actor and the kill signal's subject)."""
+
+    tenant: str | None
+    root_session_id: str
+    session_id: str
+    agent_id: str
+    workload_id: str | None
+    credential_iss: str | None
+    credential_jti: str | None
+    on_behalf_of: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDecision:
+    """Emit (create or update) this alert."""
+
+    alert: AlertState
+    who: Identity
+    risk: float
+
+
+@dataclass(frozen=True, slots=True)
+class KillDecision:
+    """Revoke this session (one per root session and decision)."""
+
+    jti: str
+    alert_uid: str
+    detector: str
+    who: Identity
+    reason: str
+    event_ts: float
+    trigger_event_id: str
+    trigger_seq: int | None
+    risk: float
+
+
+Decision = AlertDecision | KillDecision
+
+
+class Engine:
+    """Runs detectors over events of one root session at a time."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        catalog: ToolCatalog | None = None,
+        policy: FusionPolicy | None = None,
+    ) -> None:
+        self.detectors = list(detectors)
+        self.catalog = catalog or ToolCatalog()
+        self.policy = policy or FusionPolicy()
+
+    # -- per event ------------------------------------------------------------------------
+    def context(self, event: ActionEvent, *, late: bool = False) -> EventContext:
+        tool = event.tool
+        cls = self.catalog.classify_parts(
+            tool.name if tool is not None else None,
+            event.resources,
+            event.transfer,
+            event.category or (tool.category if tool is not None else None),
+        )
+        return EventContext(event=event, cls=cls, ts=event.ts, late=late)
+
+    def new_session(self, event: ActionEvent) -> SessionState:
+        return SessionState(event.root_session_id, event.tenant, event.actor.agent_id)
+
+    def process(self, ctx: EventContext, session: SessionState) -> list[Decision]:
+        """Run every detector on one event and return the decisions it leads to."""
+        self._before(ctx, session)
+        findings: list[Finding] = []
+        for det in self.detectors:
+            out = det.process(ctx, session)
+            if out:
+                findings.extend(out)
+        self._after(ctx, session)
+        return self._decide(ctx, session, findings)
+
+    def close(self, session: SessionState) -> None:
+        """The root session ended or was evicted: let learners learn from it."""
+        flagged = session.flagged or session.killed
+        for det in self.detectors:
+            if isinstance(det, SessionAware):
+                det.on_session_close(session, flagged=flagged)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _before(self, ctx: EventContext, session: SessionState) -> None:
+        ev = ctx.event
+        sref = ev.session
+        m = session.member(sref.id, ev.actor.agent_id)
+        if sref.parent_id and not m.parent_id and sref.parent_id != sref.id:
+            m.parent_id = sref.parent_id
+            parent = session.members.get(sref.parent_id)
+            if parent is not None and not m.scope.declared:
+                m.scope = parent.scope
+        if ev.actor.workload_id:
+            m.workload_id = ev.actor.workload_id
+        cred = ev.actor.credential
+        if cred is not None and cred.jti:
+            m.credential_iss, m.credential_jti = cred.iss, cred.jti
+        if session.started_ts is None or ctx.ts < session.started_ts:
+            session.started_ts = ctx.ts
+        if ev.kind == "session_start":
+            m.started_ts = ctx.ts
+            own = Scope.from_intent(ev.intent)
+            parent = session.members.get(m.parent_id) if m.parent_id else None
+            m.scope = parent.scope.narrowed_by(own) if parent is not None else own
+        elif ev.kind == "delegation" and ev.delegation is not None:
+            d = ev.delegation
+            if d.child_session_id and d.child_session_id != sref.id:
+                child = session.member(d.child_session_id, d.child_agent_id or ev.actor.agent_id)
+                child.parent_id = sref.id
+                if d.child_agent_id:
+                    child.agent_id = d.child_agent_id
+                child.granted_scopes = tuple(d.scopes_granted) if d.scopes_granted else None
+                child.scope = m.scope.narrowed_by(child.scope) if child.scope.declared else m.scope
+
+    def _after(self, ctx: EventContext, session: SessionState) -> None:
+        ev = ctx.event
+        session.add_step(
+            Step(
+                ev.session.seq,
+                ctx.ts,
+                ev.session.id,
+                ev.kind,
+                ev.tool.name if ev.tool is not None else None,
+                ctx.caps,
+                ev.event_id,
+                ctx.cls.destination,
+            )
+        )
+        session.event_count += 1
+        if session.last_ts is None or ctx.ts > session.last_ts:
+            session.last_ts = ctx.ts
+        m = session.members[ev.session.id]
+        if ev.session.seq is not None and ev.session.seq > m.last_seq:
+            m.last_seq = ev.session.seq
+        if ev.kind == "session_end":
+            m.ended_ts = ctx.ts
+            if ev.session.id == session.root_id:
+                session.ended = True
+
+    def identity(self, ctx: EventContext, session: SessionState) -> Identity:
+        ev = ctx.event
+        m = session.members.get(ev.session.id)
+        root = session.members.get(session.root_id)
+        cred_src = m if m is not None and m.credential_jti else root
+        return Identity(
+            tenant=session.tenant,
+            root_session_id=session.root_id,
+            session_id=ev.session.id,
+            agent_id=ev.actor.agent_id,
+            workload_id=(m.workload_id if m is not None else None) or ev.actor.workload_id,
+            credential_iss=cred_src.credential_iss if cred_src is not None else None,
+            credential_jti=cred_src.credential_jti if cred_src is not None else None,
+            on_behalf_of=ev.actor.on_behalf_of,
+        )
+
+    # -- decisions ------------------------------------------------------------------------
+    def _decide(
+        self, ctx: EventContext, session: SessionState, findings: list[Finding]
+    ) -> list[Decision]:
+        if not findings and not session.contributions:
+            return []
+        ev = ctx.event
+        out: list[Decision] = []
+        who: Identity | None = None
+        kill_alert: AlertState | None = None
+        kill_finding: Finding | None = None
+        for f in findings:
+            mode = self.policy.mode_of(f.detector, f.mode)
+            if mode != f.mode:
+                f = dataclasses.replace(f, mode=mode)
+            prev = session.contributions.get(f.alert_key)
+            if prev is None or f.score > prev[0]:
+                session.contributions[f.alert_key] = (f.score, f.mode, f.detector)
+            if f.action == "observe":
+                continue
+            emitted = apply_finding(
+                session.alerts,
+                f,
+                tenant=session.tenant,
+                root_session_id=session.root_id,
+                session_id=ev.session.id,
+                trigger_event_id=ev.event_id,
+                trigger_seq=ev.session.seq,
+                ts=ctx.ts,
+            )
+            alert = session.alerts[f.alert_key]
+            if f.action == "kill_session":
+                alert.response = "kill_session"
+                if f.mode == "enforce" and kill_finding is None and not session.killed:
+                    kill_alert, kill_finding = alert, f
+            if emitted is not None:
+                who = who or self.identity(ctx, session)
+                out.append(AlertDecision(copy.copy(emitted), who, 0.0))
+
+        risk = self.policy.combine(session.contributions)
+        shadow_risk = self.policy.combine(session.contributions, mode="shadow")
+        session.risk = risk
+        alert_t, kill_t = self.policy.thresholds(session.agent_id)
+
+        if kill_alert is None and not session.killed:
+            fused = max(risk, shadow_risk) if self.policy.mode == "shadow" else risk
+            if fused >= alert_t and (fused >= kill_t or not session.alerts):
+                risk_alert = self._risk_alert(ctx, session, fused, alert_t, kill_t)
+                if risk_alert is not None:
+                    who = who or self.identity(ctx, session)
+                    out.append(AlertDecision(copy.copy(risk_alert), who, risk))
+                if fused >= kill_t:
+                    alert = session.alerts[RISK_KEY]
+                    alert.response = "kill_session"
+                    alert.mode = self.policy.mode
+                    if self.policy.mode == "enforce" and risk >= kill_t:
+                        kill_alert = alert
+            elif shadow_risk >= kill_t and RISK_KEY not in session.alerts:
+                # What the shadow-mode detectors would have done: reported, never enforced.
+                risk_alert = self._risk_alert(ctx, session, shadow_risk, alert_t, kill_t)
+                if risk_alert is not None:
+                    risk_alert.mode = "shadow"
+                    risk_alert.response = "kill_session"
+                    who = who or self.identity(ctx, session)
+                    out.append(AlertDecision(copy.copy(risk_alert), who, risk))
+
+        if kill_alert is not None and not session.killed:
+            who = who or self.identity(ctx, session)
+            jti = set_jti(kill_alert.uid)
+            session.kill_jti = jti
+            session.kill_ts = ctx.ts
+            kill_alert.kill_jti = jti
+            kill_alert.response = "kill_session"
+            kill_alert.trigger_event_id = ev.event_id
+            kill_alert.trigger_seq = ev.session.seq
+            kill_alert.risk = risk
+            out = [
+                d
+                for d in out
+                if not (isinstance(d, AlertDecision) and d.alert.uid == kill_alert.uid)
+            ]
+            out.append(AlertDecision(copy.copy(kill_alert), who, risk))
+            out.append(
+                KillDecision(
+                    jti=jti,
+                    alert_uid=kill_alert.uid,
+                    detector=kill_alert.detector,
+                    who=who,
+                    reason=f"agentwatch {kill_alert.detector}: {kill_alert.message}",
+                    event_ts=ctx.ts,
+                    trigger_event_id=ev.event_id,
+                    trigger_seq=ev.session.seq,
+                    risk=risk,
+                )
+            )
+        for d in out:
+            if isinstance(d, AlertDecision):
+                d.alert.risk = risk
+                session.alerts[d.alert.key].risk = risk
+        return out
+
+    def _risk_alert(
+        self, ctx: EventContext, session: SessionState, risk: float, alert_t: float, kill_t: float
+    ) -> AlertState | None:
+        parts = sorted(session.contributions.items(), key=lambda kv: -kv[1][0])
+        evidence: list[str] = []
+        for key, _ in parts:
+            a = session.alerts.get(key)
+            if a is not None:
+                evidence.extend(e for e in a.evidence if e not in evidence)
+        if ctx.event.event_id not in evidence:
+            evidence.append(ctx.event.event_id)
+        names = ", ".join(f"{k} ({s:.2f})" for k, (s, _, _) in parts[:5])
+        over = "kill" if risk >= kill_t else "alert"
+        finding = Finding(
+            detector=RISK_KEY,
+            title="Session risk over the " + over + " threshold",
+            message=(
+                f"Session {session.root_id} of {session.agent_id} reached risk {risk:.2f} "
+                f"(alert {alert_t:.2f}, kill {kill_t:.2f}) from {names}."
+            ),
+            score=risk,
+            severity="critical" if risk >= kill_t else "high",
+            action="kill_session" if risk >= kill_t else "alert",
+            mode=self.policy.mode,
+            evidence=tuple(evidence),
+            key=RISK_KEY,
+            stage=over,
+            explanation={"contributions": {k: round(s, 4) for k, (s, _, _) in parts}},
+        )
+        return apply_finding(
+            session.alerts,
+            finding,
+            tenant=session.tenant,
+            root_session_id=session.root_id,
+            session_id=ctx.event.session.id,
+            trigger_event_id=ctx.event.event_id,
+            trigger_seq=ctx.event.session.seq,
+            ts=ctx.ts,
+        )

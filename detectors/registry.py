@@ -1,0 +1,22 @@
+"""The default detector suite and engine, built from settings."""
+
+from __future__ import annotations
+
+from detectors.base import Detector
+from detectors.catalog import ToolCatalog
+from detectors.combination import ToxicCombination
+from detectors.engine import Engine
+from detectors.fusion import FusionPolicy
+
+
+def default_detectors() -> list[Detector]:
+    """Every detector that runs by default, in evaluation order."""
+    return [ToxicCombination()]
+
+
+def build_engine(
+    catalog: ToolCatalog | None = None,
+    policy: FusionPolicy | None = None,
+    detectors: list[Detector] | None = None,
+) -> Engine:
+    return Engine(detectors if detectors is not None else default_detectors(), catalog, policy)

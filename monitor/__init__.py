@@ -1,0 +1,1 @@
+"""The stream worker and its tools: Faust app, sinks, kill signals, CLI."""

@@ -1,0 +1,275 @@
+"""The streaming pipeline's core, without Kafka: dedup, ordering, session lifecycle, detection.
+
+``Pipeline.process(event, now=...)`` takes one valid event (in arrival order) and returns the
+decisions it leads to. The stream worker calls it for each record; ``agentwatch score`` calls
+it for each line of a file; tests call it directly. It owns the sessions (one
+:class:`~detectors.session.SessionState` per root session) and:
+
+* **deduplicates** on ``event_id`` (the last ``dedup_window`` ids of each root session);
+* **orders** each session's events by ``session.seq``: an event whose predecessor is missing is
+  held back until the gap fills or ``reorder_wait_s`` (processing time) passes, then the held
+  events are processed in seq order;
+* treats an event that arrives after later ones of its session were processed as **late**: if
+  it is within ``grace_s`` (event time) of the session's newest event it is processed (flagged
+  late); beyond that it is not evaluated and is returned as :class:`LateEvent` (the worker
+  still stores it and counts it, and publishes it to the late-events topic);
+* **evicts** ended sessions after ``ended_ttl_s`` and idle ones after ``idle_ttl_s``
+  (processing time), and the least recently active ones beyond ``max_sessions``.
+
+Time is passed in (``now``), so tests are deterministic.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from detectors.engine import Decision, Engine
+from detectors.session import SessionState
+from schemas.events import ActionEvent
+
+
+@dataclass
+class PipelineSettings:
+    """How long to wait, how much to keep."""
+
+    reorder_wait_s: float = 2.0
+    grace_s: float = 300.0
+    ended_ttl_s: float = 300.0
+    idle_ttl_s: float = 3600.0
+    max_sessions: int = 1_000_000
+    dedup_window: int = 4096
+    max_pending: int = 1024
+    #: the seq a session's first event carries (0: ``session_start`` is seq 0)
+    first_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LateEvent:
+    """An event later than the grace window: stored and counted, not evaluated."""
+
+    event: ActionEvent
+    lateness_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Evicted:
+    """A root session left memory (ended, idle or over capacity)."""
+
+    root_session_id: str
+    reason: str
+
+
+Output = Decision | LateEvent | Evicted
+
+
+@dataclass
+class PipelineStats:
+    processed: int = 0
+    duplicates: int = 0
+    late_processed: int = 0
+    late_dropped: int = 0
+    held_back: int = 0
+    released_on_timeout: int = 0
+    evicted: dict[str, int] = field(default_factory=lambda: {"ended": 0, "idle": 0, "capacity": 0})
+
+
+def _dedup_key(event_id: str) -> int:
+    return hash(event_id)
+
+
+class Pipeline:
+    """Sessions, ordering and detection for a stream of events (one worker's share)."""
+
+    def __init__(self, engine: Engine, settings: PipelineSettings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or PipelineSettings()
+        #: root session id -> state, least recently active first
+        self.sessions: OrderedDict[str, SessionState] = OrderedDict()
+        #: root sessions changed since the last checkpoint
+        self.dirty: set[str] = set()
+        self.stats = PipelineStats()
+        #: (partition -> offsets of held-back events), for safe checkpoint offsets
+        self._held_offsets: dict[int, dict[int, None]] = {}
+
+    # -- input ----------------------------------------------------------------------------
+    def process(
+        self,
+        event: ActionEvent,
+        *,
+        now: float,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> list[Output]:
+        """Take one event; return the decisions (and late/evicted notices) it leads to."""
+        root = event.root_session_id
+        session = self.sessions.get(root)
+        if session is None:
+            session = self.engine.new_session(event)
+            self.sessions[root] = session
+        else:
+            self.sessions.move_to_end(root)
+        session.last_active = now
+        if partition is not None:
+            session.partition = partition
+
+        key = _dedup_key(event.event_id)
+        if key in session.seen or any(p[2].event_id == event.event_id for p in session.pending):
+            self.stats.duplicates += 1
+            return []
+        out: list[Output] = []
+        seq = event.session.seq
+        m = session.members.get(event.session.id)
+        last = max(m.last_seq if m is not None else -1, self.settings.first_seq - 1)
+        if seq is not None and seq > last + 1:
+            # A predecessor is missing: hold this one back until it arrives (or time runs out).
+            if len(session.pending) < self.settings.max_pending:
+                session.pending.append(
+                    (now, offset if offset is not None else -1, event, partition)
+                )
+                self._hold(partition, offset)
+                self.stats.held_back += 1
+                self.dirty.add(root)
+                return out
+        self._run(session, event, out, now)
+        self._release_ready(session, out, now)
+        self.dirty.add(root)
+        if len(self.sessions) > self.settings.max_sessions:
+            self._evict_over_capacity(out)
+        return out
+
+    def tick(self, now: float) -> list[Output]:
+        """Release held-back events whose wait is over, evict ended and idle sessions."""
+        out: list[Output] = []
+        wait = self.settings.reorder_wait_s
+        for session in [s for s in self.sessions.values() if s.pending]:
+            if any(now - p[0] >= wait for p in session.pending):
+                self._release_all(session, out, now)
+        self._evict(now, out)
+        return out
+
+    # -- processing ----------------------------------------------------------------------
+    def _run(
+        self, session: SessionState, event: ActionEvent, out: list[Output], now: float
+    ) -> None:
+        seen = session.seen
+        seen[_dedup_key(event.event_id)] = None
+        if len(seen) > self.settings.dedup_window:
+            del seen[next(iter(seen))]
+        m = session.members.get(event.session.id)
+        seq = event.session.seq
+        late = False
+        if m is not None and seq is not None and seq <= m.last_seq:
+            late = True
+        elif session.last_ts is not None and event.ts < session.last_ts - self.settings.grace_s:
+            late = True
+        if late:
+            lateness = (session.last_ts or event.ts) - event.ts
+            if lateness > self.settings.grace_s:
+                self.stats.late_dropped += 1
+                out.append(LateEvent(event, lateness))
+                return
+            self.stats.late_processed += 1
+        ctx = self.engine.context(event, late=late)
+        out.extend(self.engine.process(ctx, session))
+        self.stats.processed += 1
+
+    def _release_ready(self, session: SessionState, out: list[Output], now: float) -> None:
+        """Process held-back events whose predecessor has now been processed."""
+        progressed = True
+        while session.pending and progressed:
+            progressed = False
+            for item in sorted(session.pending, key=lambda p: p[2].session.seq or 0):
+                ev = item[2]
+                m = session.members.get(ev.session.id)
+                last = max(m.last_seq if m is not None else -1, self.settings.first_seq - 1)
+                if ev.session.seq is not None and ev.session.seq <= last + 1:
+                    session.pending.remove(item)
+                    self._unhold(item[3], item[1])
+                    self._run(session, ev, out, now)
+                    progressed = True
+                    break
+
+    def _release_all(self, session: SessionState, out: list[Output], now: float) -> None:
+        """The wait is over: process everything held back, in seq order (gaps stay gaps)."""
+        items = sorted(session.pending, key=lambda p: (p[2].session.seq or 0, p[2].ts))
+        session.pending = []
+        for item in items:
+            self._unhold(item[3], item[1])
+            self.stats.released_on_timeout += 1
+            self._run(session, item[2], out, now)
+        self.dirty.add(session.root_id)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def _evict(self, now: float, out: list[Output]) -> None:
+        s = self.settings
+        horizon = now - min(s.ended_ttl_s, s.idle_ttl_s)
+        doomed: list[tuple[str, str]] = []
+        for root, session in self.sessions.items():
+            if session.last_active > horizon:
+                break
+            if session.pending:
+                continue
+            idle = now - session.last_active
+            if session.ended and idle >= s.ended_ttl_s:
+                doomed.append((root, "ended"))
+            elif idle >= s.idle_ttl_s:
+                doomed.append((root, "idle"))
+        for root, reason in doomed:
+            self._drop(root, reason, out)
+
+    def _evict_over_capacity(self, out: list[Output]) -> None:
+        while len(self.sessions) > self.settings.max_sessions:
+            root = next(iter(self.sessions))
+            self._drop(root, "capacity", out)
+
+    def _drop(self, root: str, reason: str, out: list[Output]) -> None:
+        session = self.sessions.pop(root)
+        for item in session.pending:
+            self._unhold(item[3], item[1])
+        self.engine.close(session)
+        self.stats.evicted[reason] += 1
+        self.dirty.add(root)
+        out.append(Evicted(root, reason))
+
+    # -- checkpoint support -------------------------------------------------------------
+    def _hold(self, partition: int | None, offset: int | None) -> None:
+        if partition is not None and offset is not None:
+            self._held_offsets.setdefault(partition, {})[offset] = None
+
+    def _unhold(self, partition: int | None, offset: int | None) -> None:
+        if partition is not None and offset is not None:
+            held = self._held_offsets.get(partition)
+            if held is not None:
+                held.pop(offset, None)
+
+    def lowest_held_offset(self, partition: int) -> int | None:
+        """The smallest source offset held back in ``partition`` (a checkpoint must not pass it)."""
+        held = self._held_offsets.get(partition)
+        return min(held) if held else None
+
+    def snapshot(self, root: str) -> bytes | None:
+        """The session's state as bytes (None if it was evicted)."""
+        session = self.sessions.get(root)
+        return None if session is None else pickle.dumps(session, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, root: str, blob: bytes | None, *, now: float) -> None:
+        """Load a checkpointed session (None removes it)."""
+        if blob is None:
+            self.sessions.pop(root, None)
+            return
+        session: SessionState = pickle.loads(blob)
+        session.last_active = now
+        self.sessions[root] = session
+
+    def take_dirty(self) -> set[str]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def __iter__(self) -> Iterator[SessionState]:
+        return iter(self.sessions.values())
+
+    def __len__(self) -> int:
+        return len(self.sessions)

@@ -1,0 +1,307 @@
+"""Action events: what agent gateways and SDKs produce on ``agent.actions``.
+
+The wire contract is ``contracts.md`` ("Action event"). Required: ``event_id``, ``time``,
+``kind``, ``session.id``, ``actor.agent_id``; everything else is optional, and unknown extra
+fields are ignored (producers may extend the event). Events are a union tagged on ``kind``.
+
+>>> ev = parse_event(b'{"event_id": "e1", "time": "2026-07-01T12:00:00Z", "kind": "tool_call",'
+...                  b' "session": {"id": "s1"}, "actor": {"agent_id": "a"},'
+...                  b' "tool": {"name": "vault.read_secret"}}')
+>>> ev.kind, ev.tool.name, ev.root_session_id
+('tool_call', 'vault.read_secret', 's1')
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+from schemas.errors import OversizedEvent, SchemaViolation, UndecodableEvent
+
+SCHEMA_VERSION = "1"
+
+#: Event kinds of the contract.
+EventKind = Literal["session_start", "tool_call", "delegation", "credential_issued", "session_end"]
+EVENT_KINDS: tuple[str, ...] = (
+    "session_start",
+    "tool_call",
+    "delegation",
+    "credential_issued",
+    "session_end",
+)
+
+#: Event times outside these bounds are rejected as absurd (clock bugs, fuzzed input).
+MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_EVENT_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+_Id = Annotated[str, Field(min_length=1, max_length=512)]
+_Name = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=False)
+
+
+class SessionRef(_Model):
+    """Where the event belongs: its session, the root of its delegation tree, its order."""
+
+    id: _Id
+    root_id: _Id | None = None
+    parent_id: _Id | None = None
+    seq: Annotated[int, Field(ge=0, le=2**53)] | None = None
+
+
+class Credential(_Model):
+    """The credential the actor presented (claims only, never the token itself)."""
+
+    iss: str | None = None
+    sub: str | None = None
+    jti: str | None = None
+    scope: str | None = None
+    aud: str | list[str] | None = None
+    exp: int | float | None = None
+    client_id: str | None = None
+
+
+class Actor(_Model):
+    """Who acted: the agent, its workload identity, the principal it acts for."""
+
+    agent_id: _Id
+    agent_version: str | None = None
+    workload_id: str | None = None
+    on_behalf_of: str | None = None
+    credential: Credential | None = None
+    act_chain: list[str] = Field(default_factory=list)
+
+
+class Tool(_Model):
+    """The tool call: name, arguments, and (optionally) its result as text."""
+
+    name: _Name
+    call_id: str | None = None
+    server: str | None = None
+    arguments: dict[str, Any] | None = None
+    output: str | None = None
+    outcome: str | None = None
+    category: str | None = None
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_as_text(cls, v: Any) -> Any:
+        # Producers sometimes send structured results; the contract says text.
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (dict, list, int, float, bool)):
+            return json.dumps(v, ensure_ascii=False, default=str)
+        return v
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _arguments_object(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+
+class Resource(_Model):
+    """A resource the action touched (OCSF ``resources[]`` shape)."""
+
+    type: str | None = None
+    uid: str | None = None
+    name: str | None = None
+    environment: str | None = None
+    classification: str | None = None
+    owner: str | None = None
+
+
+class Transfer(_Model):
+    """Data leaving (or entering) through this action."""
+
+    destination: str | None = None
+    external: bool | None = None
+    bytes: Annotated[int, Field(ge=0)] | None = None
+    records: Annotated[int, Field(ge=0)] | None = None
+
+
+class Intent(_Model):
+    """The task-scoped authority a session was granted at ``session_start``."""
+
+    task: str | None = None
+    allowed_tools: list[str] | None = None
+    allowed_destinations: list[str] | None = None
+    allowed_environments: list[str] | None = None
+    max_duration_s: Annotated[float, Field(gt=0)] | None = None
+
+
+class Delegation(_Model):
+    """A sub-agent spawned by this session (it joins the same root session)."""
+
+    child_session_id: str | None = None
+    child_agent_id: str | None = None
+    scopes_granted: list[str] | None = None
+
+
+class CredentialIssued(_Model):
+    """A credential minted for the session (kind ``credential_issued``)."""
+
+    jti: str | None = None
+    iss: str | None = None
+    sub: str | None = None
+    scope: str | None = None
+    aud: str | list[str] | None = None
+    exp: int | float | None = None
+    ttl_s: float | None = None
+    token_type: str | None = None
+    bound_session_id: str | None = None
+
+
+class Otel(_Model):
+    """Trace context, to join with OpenTelemetry GenAI spans."""
+
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+class _EventBase(_Model):
+    schema_version: str = SCHEMA_VERSION
+    event_id: _Id
+    time: AwareDatetime
+    tenant: str | None = None
+    category: str | None = None
+    session: SessionRef
+    actor: Actor
+    tool: Tool | None = None
+    resources: list[Resource] = Field(default_factory=list)
+    transfer: Transfer | None = None
+    intent: Intent | None = None
+    delegation: Delegation | None = None
+    credential_issued: CredentialIssued | None = None
+    otel: Otel | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _sane_time(cls, v: datetime) -> datetime:
+        if not (MIN_EVENT_TIME <= v < MAX_EVENT_TIME):
+            raise ValueError(f"event time {v.isoformat()} is outside 2000-01-01..2200-01-01")
+        return v
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _resources_list(cls, v: Any) -> Any:
+        return [] if v is None else v
+
+    @property
+    def root_session_id(self) -> str:
+        """The root of the delegation tree (``session.root_id``, defaulting to ``session.id``)."""
+        return self.session.root_id or self.session.id
+
+    @property
+    def ts(self) -> float:
+        """Event time as epoch seconds."""
+        return self.time.timestamp()
+
+
+class SessionStartEvent(_EventBase):
+    """A session begins; ``intent`` states what it was asked and allowed to do."""
+
+    kind: Literal["session_start"]
+
+
+class ToolCallEvent(_EventBase):
+    """The agent called a tool."""
+
+    kind: Literal["tool_call"]
+    tool: Tool
+
+
+class DelegationEvent(_EventBase):
+    """The agent spawned a sub-agent (``delegation`` names the child)."""
+
+    kind: Literal["delegation"]
+
+
+class CredentialIssuedEvent(_EventBase):
+    """A credential was issued to the session."""
+
+    kind: Literal["credential_issued"]
+
+
+class SessionEndEvent(_EventBase):
+    """The session ended."""
+
+    kind: Literal["session_end"]
+
+
+ActionEvent = Annotated[
+    SessionStartEvent | ToolCallEvent | DelegationEvent | CredentialIssuedEvent | SessionEndEvent,
+    Field(discriminator="kind"),
+]
+
+_adapter: TypeAdapter[ActionEvent] = TypeAdapter(ActionEvent)
+
+#: Default maximum size of one record (bytes); larger records go to the dead-letter topic.
+DEFAULT_MAX_EVENT_BYTES = 1_048_576
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        msg = e.get("msg", "invalid")
+        if e.get("type") == "union_tag_not_found":
+            loc, msg = "kind", "Field required (one of " + ", ".join(EVENT_KINDS) + ")"
+        elif e.get("type") == "model_attributes_type" and not loc:
+            msg = "expected a JSON object"
+        parts.append(f"{loc or '<root>'}: {msg}")
+    more = err.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"(+{more} more)")
+    return "; ".join(parts)
+
+
+def parse_event(raw: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> ActionEvent:
+    """Decode and validate one record, or raise an ``InvalidEvent`` subclass saying why."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:
+        raise OversizedEvent(f"record is {len(raw)} bytes, over the {max_bytes}-byte limit")
+    try:
+        return _adapter.validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        if first.get("type") == "json_invalid":
+            raise UndecodableEvent(f"not UTF-8 JSON: {first.get('msg')}") from None
+        raise SchemaViolation(_describe(exc)) from None
+    except RecursionError:
+        raise SchemaViolation("event is nested too deeply") from None
+
+
+def validate_event(doc: dict[str, Any]) -> ActionEvent:
+    """Validate an already decoded event document."""
+    try:
+        return _adapter.validate_python(doc)
+    except ValidationError as exc:
+        raise SchemaViolation(_describe(exc)) from None
+    except RecursionError:
+        raise SchemaViolation("event is nested too deeply") from None
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the action event, for producers."""
+    schema = _adapter.json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "agentwatch action event"
+    schema["description"] = (
+        "One agent action on the agent.actions topic (schema_version 1). Unknown extra "
+        "fields are ignored."
+    )
+    return schema

@@ -1,0 +1,116 @@
+"""The pipeline core without Kafka: dedup, ordering, lifecycle, one kill per session."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from detectors.engine import AlertDecision, KillDecision
+from detectors.registry import build_engine
+from monitor.pipeline import Evicted, LateEvent, Pipeline, PipelineSettings
+from schemas.events import ActionEvent, parse_event
+
+
+def ev(seq: int, kind: str, tool: str | None = None, sid: str = "s1", **extra: Any) -> ActionEvent:
+    doc: dict[str, Any] = {
+        "event_id": f"{sid}-e{seq}",
+        "time": f"2026-07-01T12:00:{seq:02d}Z",
+        "kind": kind,
+        "session": {"id": sid, "seq": seq},
+        "actor": {"agent_id": "billing-agent"},
+    }
+    if tool:
+        doc["tool"] = {"name": tool}
+    doc.update(extra)
+    return parse_event(json.dumps(doc))
+
+
+def trifecta(sid: str = "s1") -> list[ActionEvent]:
+    return [
+        ev(0, "session_start", sid=sid),
+        ev(1, "tool_call", "vault.read_secret", sid=sid),
+        ev(
+            2,
+            "tool_call",
+            "db.update_rows",
+            sid=sid,
+            resources=[{"type": "table", "environment": "prod"}],
+        ),
+        ev(
+            3,
+            "tool_call",
+            "http.post",
+            sid=sid,
+            transfer={"destination": "https://paste.example.net/x", "external": True},
+        ),
+        ev(4, "session_end", sid=sid),
+    ]
+
+
+def run(events: list[ActionEvent], settings: PipelineSettings | None = None) -> list[Any]:
+    p = Pipeline(build_engine(), settings)
+    out: list[Any] = []
+    for i, e in enumerate(events):
+        out += p.process(e, now=float(i))
+    out += p.tick(10_000.0)
+    return out
+
+
+def summary(out: list[Any]) -> list[tuple[Any, ...]]:
+    rows: list[tuple[Any, ...]] = []
+    for d in out:
+        if isinstance(d, AlertDecision):
+            rows.append(
+                (
+                    "alert",
+                    d.alert.uid,
+                    tuple(d.alert.evidence),
+                    d.alert.response,
+                    d.alert.trigger_seq,
+                    d.alert.kill_jti,
+                )
+            )
+        elif isinstance(d, KillDecision):
+            rows.append(("kill", d.jti, d.alert_uid, d.trigger_seq))
+    return rows
+
+
+def test_combination_gives_one_alert_and_one_kill() -> None:
+    rows = summary(run(trifecta()))
+    assert [r[0] for r in rows] == ["alert", "kill"]
+    assert rows[0][2] == ("s1-e1", "s1-e2", "s1-e3")
+    assert rows[0][3] == "kill_session" and rows[0][4] == 3
+    assert rows[1][2] == rows[0][1] and rows[0][5] == rows[1][1]
+
+
+def test_duplicates_and_shuffles_give_the_same_decisions() -> None:
+    clean = summary(run(trifecta()))
+    rng = random.Random(7)
+    for _ in range(20):
+        events = trifecta() + [rng.choice(trifecta())]
+        rng.shuffle(events)
+        assert summary(run(events)) == clean
+
+
+def test_event_later_than_grace_is_not_evaluated() -> None:
+    events = trifecta()
+    late = ev(1, "tool_call", "vault.read_secret", sid="s1")
+    doc = json.loads(late.model_dump_json())
+    doc["event_id"] = "late-one"
+    doc["time"] = "2026-07-01T10:00:00Z"
+    doc["session"]["seq"] = 1
+    out = run(events[:3] + [parse_event(json.dumps(doc))], PipelineSettings(grace_s=60))
+    lates = [o for o in out if isinstance(o, LateEvent)]
+    assert len(lates) == 1 and lates[0].event.event_id == "late-one"
+    assert lates[0].lateness_s > 60
+
+
+def test_sessions_are_evicted_after_end_and_idle() -> None:
+    p = Pipeline(build_engine(), PipelineSettings(ended_ttl_s=10, idle_ttl_s=100))
+    for e in trifecta("a"):
+        p.process(e, now=0.0)
+    p.process(ev(0, "session_start", sid="b"), now=0.0)
+    assert {o.root_session_id for o in p.tick(50.0) if isinstance(o, Evicted)} == {"a"}
+    assert [o.reason for o in p.tick(200.0) if isinstance(o, Evicted)] == ["idle"]
+    assert len(p) == 0
