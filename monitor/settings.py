@@ -1,0 +1,119 @@
+"""Worker settings: defaults, overridden by environment variables ``AGENTWATCH_<NAME>``.
+
+Every topic name is configurable. Lists are comma-separated in the environment
+(``AGENTWATCH_INTERNAL_DOMAINS=acme.com,acme.internal``); durations are seconds.
+
+>>> s = Settings.from_env({"AGENTWATCH_TOPIC_ACTIONS": "t1", "AGENTWATCH_KILL_THRESHOLD": "0.8"})
+>>> s.topic_actions, s.kill_threshold
+('t1', 0.8)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.errors import ConfigError
+
+
+class Settings(BaseModel):
+    """Everything the worker, the demo and the CLI tools can be told."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # -- Kafka -------------------------------------------------------------------------
+    broker: str = "kafka://127.0.0.1:9092"
+    app_id: str = "agentwatch"
+    topic_actions: str = "agent.actions"
+    topic_dlq: str = "agent.actions.dlq"
+    topic_late: str = "agent.actions.late"
+    topic_alerts: str = "monitor.alerts"
+    topic_revocations: str = "agent.revocations"
+    topic_privileged: str = "agent.privileged"
+    topic_partitions: int = 4
+    topic_replication: int = 1
+    #: consumer fetch wait (ms); low on the embedded broker, which holds fetches until it expires
+    fetch_max_wait_ms: int = 500
+    broker_rebalance_timeout_s: float = 60.0
+    broker_session_timeout_s: float = 60.0
+    producer_linger_ms: int = 5
+
+    # -- input validation ----------------------------------------------------------------
+    max_event_bytes: int = 1_048_576
+
+    # -- session state -------------------------------------------------------------------
+    reorder_wait_s: float = 2.0
+    grace_s: float = 300.0
+    ended_ttl_s: float = 300.0
+    idle_ttl_s: float = 3600.0
+    max_sessions: int = 1_000_000
+    checkpoint_interval_s: float = 1.0
+    datadir: Path = Path("var/agentwatch")
+
+    # -- detection -----------------------------------------------------------------------
+    internal_domains: list[str] = Field(default_factory=list)
+    catalog_path: Path | None = None
+    rules_paths: list[Path] = Field(default_factory=list)
+    alert_threshold: float = 0.6
+    kill_threshold: float = 0.9
+    #: "shadow" reports kill decisions without publishing kill signals
+    mode: str = "enforce"
+
+    # -- kill signals --------------------------------------------------------------------
+    issuer: str = "https://agentwatch.local"
+    audience: list[str] = Field(default_factory=lambda: ["urn:agentwatch:revocation-consumers"])
+    signing_key_path: Path | None = None
+    signing_kid: str | None = None
+
+    # -- storage -------------------------------------------------------------------------
+    #: ``http://host:8123`` (ClickHouse server), ``chdb:///abs/path`` (embedded), or ``none``
+    store_url: str = "chdb:///tmp/agentwatch-chdb"
+    store_database: str = "agentwatch"
+    sink_batch_rows: int = 10_000
+    sink_flush_interval_s: float = 1.0
+    sink_max_buffer_rows: int = 200_000
+    #: redact these argument/output field names (case-insensitive), besides secret-shaped values
+    redact_fields: list[str] = Field(
+        default_factory=lambda: [
+            "password",
+            "secret",
+            "token",
+            "api_key",
+            "apikey",
+            "authorization",
+            "private_key",
+            "client_secret",
+            "cookie",
+        ]
+    )
+    max_stored_output_chars: int = 4_000
+
+    # -- web -----------------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``AGENTWATCH_*`` variables, then keyword overrides."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get("AGENTWATCH_" + name.upper())
+            if raw is None:
+                continue
+            ann = field.annotation
+            if get_origin(ann) is list or (
+                get_origin(ann) is not None and any(get_origin(a) is list for a in get_args(ann))
+            ):
+                values[name] = [x.strip() for x in raw.split(",") if x.strip()]
+            else:
+                values[name] = raw
+        values.update(overrides)
+        try:
+            return cls.model_validate(values)
+        except Exception as exc:  # pydantic.ValidationError, with field names
+            raise ConfigError(f"invalid agentwatch settings: {exc}") from None
