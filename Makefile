@@ -29,8 +29,8 @@ test: $(STAMP) lint typecheck
 check: test
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check schemas detectors monitor tests bench
-	$(VENV)/bin/ruff format --check schemas detectors monitor tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
