@@ -1,0 +1,97 @@
+"""A crash loses nothing: SIGKILL the worker mid-combination, restart it, and the combination
+is detected once (one alert, one kill signal), however the crash fell against checkpoints."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.broker import EmbeddedBroker
+from tests.monitor.harness import Collector, Worker, produce, topic_env, trifecta
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def _alert_uids(records: list[Any]) -> set[str]:
+    return {json.loads(r.value)["finding_info"]["uid"] for r in records}
+
+
+@pytest.mark.parametrize("when", ["before_checkpoint", "after_checkpoint"])
+def test_sigkill_between_second_and_third_step(
+    broker: EmbeddedBroker, tmp_path: Path, when: str
+) -> None:
+    prefix = f"crash-{when}-{uuid.uuid4().hex[:6]}"
+    env = {
+        **topic_env(prefix),
+        "AGENTWATCH_TOPIC_PARTITIONS": "2",
+        # a long interval makes "before the checkpoint" deterministic
+        "AGENTWATCH_CHECKPOINT_INTERVAL_S": "60" if when == "before_checkpoint" else "0.2",
+    }
+    sid = f"{prefix}-s"
+    events = trifecta(sid)
+    w1 = Worker(broker.bootstrap, tmp_path / "w1", env).start()
+    try:
+        produce(broker.bootstrap, w1.settings.topic_actions, events[:3])
+        assert w1.wait_metric("agentwatch_events_consumed_total", 3) == 3
+        if when == "after_checkpoint":  # a checkpoint covers the three events
+            assert w1.wait_metric("agentwatch_checkpoint_resume_offset", 3) == 3
+    finally:
+        w1.kill()
+    w2 = Worker(
+        broker.bootstrap, tmp_path / "w2", {**env, "AGENTWATCH_CHECKPOINT_INTERVAL_S": "0.2"}
+    ).start()
+    s = w2.settings
+    out = Collector(broker.bootstrap, [s.topic_alerts, s.topic_revocations], 2)
+    try:
+        produce(broker.bootstrap, s.topic_actions, events[3:])
+        got = out.poll(lambda r: len(r[s.topic_revocations]) >= 1, timeout=30, settle=2.0)
+        if when == "after_checkpoint":
+            assert w2.metric("agentwatch_restored_sessions_total") >= 1
+        else:  # nothing was checkpointed: the events were read again from the source
+            assert w2.metric("agentwatch_events_consumed_total") == 5
+    finally:
+        out.close()
+        assert w2.stop() == 0
+    assert len(got[s.topic_revocations]) == 1, w2.tail()
+    assert len(_alert_uids(got[s.topic_alerts])) == 1
+    alert = json.loads(got[s.topic_alerts][-1].value)
+    assert [e["uid"] for e in alert["finding_info"]["related_events"]] == [
+        f"{sid}-e1",
+        f"{sid}-e2",
+        f"{sid}-e3",
+    ]
+
+
+def test_sigkill_after_the_kill_signal_does_not_publish_it_twice(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    prefix = f"crash-kill-{uuid.uuid4().hex[:6]}"
+    env = {
+        **topic_env(prefix),
+        "AGENTWATCH_TOPIC_PARTITIONS": "2",
+        "AGENTWATCH_CHECKPOINT_INTERVAL_S": "60",
+    }
+    sid = f"{prefix}-s"
+    w1 = Worker(broker.bootstrap, tmp_path / "w1", env).start()
+    s = w1.settings
+    out = Collector(broker.bootstrap, [s.topic_alerts, s.topic_revocations], 2)
+    try:
+        produce(broker.bootstrap, s.topic_actions, trifecta(sid)[:4])
+        out.poll(lambda r: len(r[s.topic_revocations]) >= 1, timeout=30)
+    finally:
+        w1.kill()  # the kill signal is out, no checkpoint covers its decision
+    w2 = Worker(broker.bootstrap, tmp_path / "w2", env).start()
+    try:
+        # the replay re-takes the decision, finds its jti on the topic and does not resend it
+        assert w2.wait_metric("agentwatch_kill_signals_suppressed_total", 1) == 1
+        produce(broker.bootstrap, s.topic_actions, trifecta(sid)[4:])
+        got = out.poll(lambda r: False, timeout=2)
+    finally:
+        out.close()
+        assert w2.stop() == 0
+    assert len(got[s.topic_revocations]) == 1
+    assert len(_alert_uids(got[s.topic_alerts])) == 1
