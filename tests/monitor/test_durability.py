@@ -95,3 +95,45 @@ def test_sigkill_after_the_kill_signal_does_not_publish_it_twice(
         assert w2.stop() == 0
     assert len(got[s.topic_revocations]) == 1
     assert len(_alert_uids(got[s.topic_alerts])) == 1
+
+
+def test_sigkill_while_an_event_is_held_back_loses_nothing(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """A held-back event (waiting for its predecessor) is not in the checkpointed state, so
+    the checkpoint must not let a restart skip it."""
+    prefix = f"crash-held-{uuid.uuid4().hex[:6]}"
+    env = {
+        **topic_env(prefix),
+        "AGENTWATCH_TOPIC_PARTITIONS": "1",
+        "AGENTWATCH_CHECKPOINT_INTERVAL_S": "0.2",
+    }
+    sid = f"{prefix}-s"
+    e0, e1, e2, e3, e4 = trifecta(sid)
+    w1 = Worker(broker.bootstrap, tmp_path / "w1", {**env, "AGENTWATCH_REORDER_WAIT_S": "60"})
+    w1.start()
+    try:
+        produce(broker.bootstrap, w1.settings.topic_actions, [e0, e1, e3])  # e3 waits for e2
+        assert w1.wait_metric("agentwatch_events_consumed_total", 3) == 3
+        checkpoints = w1.metric("agentwatch_checkpoints_total")
+        w1.wait_metric("agentwatch_checkpoints_total", checkpoints + 1)
+        # processed up to offset 3, but the checkpoint may only resume at e3's offset (2)
+        assert w1.metric("agentwatch_checkpoint_resume_offset") == 2
+    finally:
+        w1.kill()
+    w2 = Worker(broker.bootstrap, tmp_path / "w2", env).start()
+    s = w2.settings
+    out = Collector(broker.bootstrap, [s.topic_alerts, s.topic_revocations], 1)
+    try:
+        produce(broker.bootstrap, s.topic_actions, [e2, e4])
+        got = out.poll(lambda r: len(r[s.topic_revocations]) >= 1, timeout=30, settle=1.0)
+    finally:
+        out.close()
+        assert w2.stop() == 0
+    assert len(got[s.topic_revocations]) == 1, w2.tail()
+    (alert,) = [json.loads(r.value) for r in got[s.topic_alerts]]
+    assert [e["uid"] for e in alert["finding_info"]["related_events"]] == [
+        f"{sid}-e1",
+        f"{sid}-e2",
+        f"{sid}-e3",
+    ]
