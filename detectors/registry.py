@@ -7,11 +7,13 @@ from detectors.catalog import ToolCatalog
 from detectors.combination import ToxicCombination
 from detectors.engine import Engine
 from detectors.fusion import FusionPolicy
+from detectors.injection import InjectedInstruction
+from detectors.provenance import Provenance
 
 
 def default_detectors() -> list[Detector]:
     """Every detector that runs by default, in evaluation order."""
-    return [ToxicCombination()]
+    return [ToxicCombination(), InjectedInstruction(), Provenance()]
 
 
 def build_engine(

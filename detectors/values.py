@@ -1,0 +1,200 @@
+"""Values that can steer an action: addresses, account numbers, URLs, hosts, phones, paths.
+
+Data-flow detectors need to know where the values in a tool call's arguments came from. This
+module pulls such values out of free text (task text, tool output) and out of argument objects,
+in one normalised form so that ``Mark.Black@Example.com`` in an e-mail body and
+``mark.black@example.com`` in a ``send_email`` call are the same value. Only values that
+identify a *destination or object of an action* are extracted: numbers, dates and prose are not.
+
+Scanning is bounded (``max_chars``) because tool outputs can be large and this runs on the hot
+path.
+
+>>> sorted(extract("Send it to Mark.Black@Example.com or https://evil.example.net/x?a=1 now"))
+['evil.example.net', 'evil.example.net/x', 'mark.black@example.com']
+>>> sorted(extract("IBAN: DE89 3704 0044 0532 0130 00, call +1 (555) 010-9999"))
+['+15550109999', 'de89370400440532013000']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+#: Value kinds, for explanations.
+EMAIL = "email"
+URL = "url"
+HOST = "host"
+IBAN = "iban"
+PHONE = "phone"
+ACCOUNT = "account"
+PATH = "path"
+IDENT = "ident"
+
+_TLDS = (
+    "com|org|net|io|ai|co|info|biz|dev|app|xyz|me|us|uk|de|fr|es|it|nl|ch|at|be|ru|cn|jp|kr|in|"
+    "br|pt|pl|se|no|dk|fi|eu|gov|edu|mil|int|online|site|top|live|shop|cloud|tech|page|link|ly|to|tk"
+)
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
+_URL_RE = re.compile(
+    r"(?:(?:https?|ftp)://|www\.)[^\s'\"<>()\[\]{}|\\^`]+"
+    r"|\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63})*\.(?:"
+    + _TLDS
+    + r")\b(?:/[^\s'\"<>()\[\]{}]*)?",
+    re.IGNORECASE,
+)
+_IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30}\b")
+_PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d ().-]{6,18}\d\b")
+_ACCOUNT_RE = re.compile(r"(?<![\w.-])\d{9,19}(?![\w.-])")
+_PATH_RE = re.compile(
+    r"(?:~|\.{1,2})?/(?:[\w.-]+/)+[\w.-]+|[A-Za-z]:\\(?:[\w .-]+\\)*[\w .-]+"
+    r"|\b[\w-]{2,}\.(?:txt|pdf|docx?|xlsx?|csv|json|ya?ml|md|py|sh|ps1|exe|zip|tar|gz|key|pem|"
+    r"env|log|pptx?|html?|js|sql|db|cfg|conf|ini)\b",
+    re.IGNORECASE,
+)
+_TRAILING = ".,;:!?'\")]}>"
+
+
+def _url_forms(raw: str) -> Iterator[str]:
+    """``https://www.A.com/x/`` -> ``a.com/x`` and ``a.com``: the host alone is a value too."""
+    u = raw.rstrip(_TRAILING)
+    low = u.lower()
+    for prefix in ("https://", "http://", "ftp://"):
+        if low.startswith(prefix):
+            u = u[len(prefix) :]
+            low = low[len(prefix) :]
+            break
+    if low.startswith("www."):
+        u = u[4:]
+    host, _, path = u.partition("/")
+    host = host.split("@")[-1].split(":")[0].lower().rstrip(".")
+    if "." not in host or len(host) < 4:
+        return
+    yield host
+    path = path.split("#")[0].split("?")[0].rstrip("/")
+    if path:
+        yield f"{host}/{path}"
+
+
+def extract(text: str, max_chars: int = 20_000) -> set[str]:
+    """The steering values in ``text`` (normalised), scanning at most ``max_chars``."""
+    return set(extract_kinds(text, max_chars))
+
+
+def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
+    """Like :func:`extract`, with each value's kind."""
+    if not text:
+        return {}
+    if len(text) > max_chars:
+        text = text[:max_chars]
+    out: dict[str, str] = {}
+    emails = _EMAIL_RE.findall(text)
+    for e in emails:
+        out[e.lower().rstrip(".")] = EMAIL
+    spans: list[tuple[int, int]] = []
+    if "." in text:
+        for m in _URL_RE.finditer(text):
+            raw = m.group(0)
+            spans.append(m.span())
+            if "@" in raw or (m.start() > 0 and text[m.start() - 1] == "@"):
+                continue
+            for form in _url_forms(raw):
+                out.setdefault(form, URL if "/" in form else HOST)
+    for m in _IBAN_RE.finditer(text):
+        v = m.group(0).replace(" ", "")
+        if any(c.isdigit() for c in v[4:]) and len(v) >= 14:
+            out[v.lower()] = IBAN
+    if "+" in text:
+        for m in _PHONE_RE.finditer(text):
+            out["+" + re.sub(r"\D", "", m.group(0))] = PHONE
+    for m in _ACCOUNT_RE.finditer(text):
+        out.setdefault(m.group(0), ACCOUNT)
+    for m in _PATH_RE.finditer(text):
+        if any(a <= m.start() < b for a, b in spans):
+            continue
+        v = m.group(0).lower()
+        if v not in out and not any(v in k for k in emails):
+            out.setdefault(v, PATH)
+    return out
+
+
+#: Argument names whose short string values are destinations or objects even when they are not
+#: address-shaped (a user name, a channel, a file id).
+DESTINATION_KEYS = frozenset(
+    {
+        "to",
+        "cc",
+        "bcc",
+        "recipient",
+        "recipients",
+        "user",
+        "username",
+        "user_name",
+        "user_email",
+        "email",
+        "channel",
+        "url",
+        "link",
+        "host",
+        "destination",
+        "dest",
+        "target",
+        "account",
+        "iban",
+        "address",
+        "phone",
+        "number",
+        "path",
+        "file",
+        "file_path",
+        "filename",
+        "file_id",
+        "participants",
+        "attendees",
+        "payee",
+        "beneficiary",
+        "webhook",
+        "endpoint",
+        "server",
+        "repo",
+        "repository",
+        "bucket",
+    }
+)
+
+
+def _walk(obj: Any, key: str, depth: int, out: list[tuple[str, str]]) -> None:
+    if depth > 4 or len(out) > 256:
+        return
+    if isinstance(obj, str):
+        out.append((key, obj))
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _walk(v, str(k).lower(), depth + 1, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj[:64]:
+            _walk(v, key, depth + 1, out)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and key in DESTINATION_KEYS:
+        out.append((key, str(obj)))
+
+
+def argument_values(arguments: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]:
+    """Steering values in a tool call's arguments: value -> (argument name, kind).
+
+    Address-shaped values anywhere in the arguments, plus the whole (short) string of a
+    destination-like argument (``recipient``, ``channel``, ``user``...) as an ``ident``.
+    """
+    if not arguments:
+        return {}
+    strings: list[tuple[str, str]] = []
+    _walk(arguments, "", 0, strings)
+    out: dict[str, tuple[str, str]] = {}
+    for key, s in strings:
+        found = extract_kinds(s, 4_000)
+        for v, kind in found.items():
+            out.setdefault(v, (key, kind))
+        if key in DESTINATION_KEYS and not found:
+            v = s.strip().lower()
+            if 2 <= len(v) <= 80 and v not in out:
+                out[v] = (key, IDENT)
+    return out
