@@ -7,6 +7,12 @@ own words), or the output of a tool call (data someone else wrote). When a sensi
 execution) carries in its arguments a value that came from tool output and not from the task,
 the agent is acting on a destination it read rather than one it was given (OWASP ASI01/ASI02).
 
+Outputs are not parsed on the hot path: each output's lower-cased text is kept in a bounded
+in-memory cache (never in the checkpointed session state, so the content of tool output is not
+written to storage), and only when a sensitive call comes are its argument values looked up in
+the session's earlier outputs. After a worker restart, the values of in-flight sessions'
+earlier outputs are unknown (their injection targets, kept in the session, are not).
+
 How bad that is depends on the source. An output that also carried instructions addressed to
 the agent (``detectors.injection``), with this very value inside the instruction passage, is
 near-certain evidence of a hijacked agent; an ordinary e-mail is weaker; an output of a call
@@ -26,6 +32,7 @@ the task itself pointed at ("pay the bill in bill.txt") is weaker still.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from detectors import capabilities as C
@@ -64,7 +71,9 @@ class Provenance:
         unknown_origin_score: float = 0.1,
         alert_at: float = 0.6,
         kill_at: float = 0.9,
-        max_values: int = 4096,
+        max_outputs: int = 64,
+        max_output_chars: int = 8_000,
+        max_cached_outputs: int = 20_000,
         mode: str = "enforce",
         tags: tuple[str, ...] = ("ASI01", "ASI02"),
         attacks: tuple[str, ...] = ("AML.T0051.001", "AML.T0086"),
@@ -77,16 +86,25 @@ class Provenance:
         self.unknown_origin_score = unknown_origin_score
         self.alert_at = alert_at
         self.kill_at = kill_at
-        self.max_values = max_values
+        self.max_outputs = max_outputs
+        self.max_output_chars = max_output_chars
+        self.max_cached_outputs = max_cached_outputs
         self.mode = mode
         self.tags = tags
         self.attacks = attacks
+        #: (root session, event id) -> lower-cased output text; memory only (see module doc)
+        self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_texts"] = OrderedDict()
+        return state
 
     def _state(self, session: SessionState) -> dict[str, Any]:
         st: dict[str, Any] | None = session.det.get(self.name)
         if st is None:
             task = session.scope_of(session.root_id).task or ""
-            st = {"task": task.lower(), "task_values": values.extract(task), "origins": {}}
+            st = {"task": task.lower(), "task_values": values.extract(task), "outputs": []}
             session.det[self.name] = st
         return st
 
@@ -104,10 +122,14 @@ class Provenance:
         if tool is None:
             return []
         st = self._state(session)
-        args = values.argument_values(tool.arguments)
-        found = self._judge(ctx, session, st, args) if args else []
+        base = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in ctx.caps), default=0.0)
+        found: list[Finding] = []
+        if base > 0.0 and tool.arguments:
+            args = values.argument_values(tool.arguments)
+            if args:
+                found = self._judge(ctx, session, st, args, base)
         if tool.output:
-            self._record(ctx, session, st, args)
+            self._record(ctx, session, st)
         return found
 
     # -- recording where values came from -------------------------------------------------
@@ -116,7 +138,6 @@ class Provenance:
         ctx: EventContext,
         session: SessionState,
         st: dict[str, Any],
-        args: dict[str, tuple[str, str]],
     ) -> None:
         ev = ctx.event
         assert ev.tool is not None and ev.tool.output is not None
@@ -126,24 +147,42 @@ class Provenance:
             rec = inj.get("outputs", {}).get(ev.session.seq)
             if rec is not None and rec[1] == ev.event_id:
                 inj_score, inj_targets = rec[0], rec[3]
-        endorsed = any(self._from_task(st, v) for v in args)
+        endorsed = any(
+            isinstance(a, str) and self._from_task(st, a.strip().lower())
+            for a in (ev.tool.arguments or {}).values()
+        )
         if endorsed:
             weight = self.endorsed_weight
         elif C.UNTRUSTED_INPUT in ctx.caps:
             weight = self.untrusted_weight
         else:
             weight = self.other_output_weight
-        origins: dict[str, tuple[Any, ...]] = st["origins"]
-        for v in values.extract(ev.tool.output):
-            if self._from_task(st, v):
-                continue
-            prev = origins.get(v)
-            hit = (ev.session.seq, ev.event_id, ev.tool.name, weight, inj_score, v in inj_targets)
-            if prev is None or (hit[5], hit[4], hit[3]) > (prev[5], prev[4], prev[3]):
-                origins[v] = hit
-        if len(origins) > self.max_values:
-            for k in list(origins)[: len(origins) - self.max_values]:
-                del origins[k]
+        outputs: list[tuple[Any, ...]] = st["outputs"]
+        outputs.append((ev.session.seq, ev.event_id, ev.tool.name, weight, inj_score, inj_targets))
+        if len(outputs) > self.max_outputs:
+            # Forget the least telling output: the lowest injection score, then the oldest.
+            drop = min(range(len(outputs)), key=lambda i: (outputs[i][4], i))
+            del outputs[drop]
+        self._texts[(session.root_id, ev.event_id)] = ev.tool.output[
+            : self.max_output_chars
+        ].lower()
+        if len(self._texts) > self.max_cached_outputs:
+            self._texts.popitem(last=False)
+
+    def _origin(self, session: SessionState, st: dict[str, Any], v: str) -> tuple[Any, ...] | None:
+        """The most telling earlier output that contained ``v``: (seq, event id, tool, weight,
+        injection score, whether ``v`` was inside the injected passage)."""
+        best: tuple[Any, ...] | None = None
+        for seq, event_id, tool, weight, inj_score, inj_targets in st["outputs"]:
+            in_passage = v in inj_targets
+            if not in_passage:
+                text = self._texts.get((session.root_id, event_id))
+                if text is None or v not in text:
+                    continue
+            cand = (seq, event_id, tool, weight, inj_score, in_passage)
+            if best is None or (cand[5], cand[4], cand[3]) > (best[5], best[4], best[3]):
+                best = cand
+        return best
 
     # -- judging a call --------------------------------------------------------------------
     def _judge(
@@ -152,18 +191,15 @@ class Provenance:
         session: SessionState,
         st: dict[str, Any],
         args: dict[str, tuple[str, str]],
+        base: float,
     ) -> list[Finding]:
-        base = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in ctx.caps), default=0.0)
-        if base <= 0.0:
-            return []
         ev = ctx.event
         assert ev.tool is not None
-        origins: dict[str, tuple[Any, ...]] = st["origins"]
         scored: list[tuple[float, str, str, str, tuple[Any, ...] | None]] = []
         for v, (arg, kind) in args.items():
             if self._from_task(st, v) or len(v) < 3:
                 continue
-            o = origins.get(v)
+            o = self._origin(session, st, v) if kind != values.IDENT else None
             if o is None:
                 if kind in _ADDRESS_KINDS:
                     scored.append((self.unknown_origin_score * base * 2, v, arg, kind, None))

@@ -35,23 +35,21 @@ _TLDS = (
     "com|org|net|io|ai|co|info|biz|dev|app|xyz|me|us|uk|de|fr|es|it|nl|ch|at|be|ru|cn|jp|kr|in|"
     "br|pt|pl|se|no|dk|fi|eu|gov|edu|mil|int|online|site|top|live|shop|cloud|tech|page|link|ly|to|tk"
 )
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
-_URL_RE = re.compile(
-    r"(?:(?:https?|ftp)://|www\.)[^\s'\"<>()\[\]{}|\\^`]+"
-    r"|\b[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63})*\.(?:"
-    + _TLDS
-    + r")\b(?:/[^\s'\"<>()\[\]{}]*)?",
-    re.IGNORECASE,
+_EXTS = (
+    "txt|pdf|docx?|xlsx?|csv|json|ya?ml|md|py|sh|ps1|exe|zip|tar|gz|key|pem|env|log|pptx?|"
+    "html?|js|sql|db|cfg|conf|ini"
 )
-_IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30}\b")
-_PHONE_RE = re.compile(r"(?<![\w+])\+\d[\d ().-]{6,18}\d\b")
-_ACCOUNT_RE = re.compile(r"(?<![\w.-])\d{9,19}(?![\w.-])")
-_PATH_RE = re.compile(
-    r"(?:~|\.{1,2})?/(?:[\w.-]+/)+[\w.-]+|[A-Za-z]:\\(?:[\w .-]+\\)*[\w .-]+"
-    r"|\b[\w-]{2,}\.(?:txt|pdf|docx?|xlsx?|csv|json|ya?ml|md|py|sh|ps1|exe|zip|tar|gz|key|pem|"
-    r"env|log|pptx?|html?|js|sql|db|cfg|conf|ini)\b",
-    re.IGNORECASE,
+# Hosts, URLs and file names are found from their last dot (a literal prefix the regex engine
+# scans for quickly), then expanded to the left and right by hand.
+_DOT_RE = re.compile(r"\.(?:(" + _TLDS + r")|(" + _EXTS + r"))(?![A-Za-z0-9_-])", re.IGNORECASE)
+_NUMERIC_RE = re.compile(
+    r"(?<![\w+])(?:([A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30})|(\+\d[\d ().-]{6,18}\d)|(\d{9,19}))(?![\w.-])"
 )
+_UNIX_PATH_RE = re.compile(r"(?:~|\.{1,2})?/(?:[\w.-]+/)+[\w.-]+")
+_WIN_PATH_RE = re.compile(r"[A-Za-z]:\\(?:[\w .-]+\\)*[\w.-]+")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_LOCAL_CHARS = _HOST_CHARS | frozenset("%+")
+_URL_STOP = frozenset(" \t\r\n'\"<>()[]{}|\\^`,;")
 _TRAILING = ".,;:!?'\")]}>"
 
 
@@ -81,40 +79,73 @@ def extract(text: str, max_chars: int = 20_000) -> set[str]:
     return set(extract_kinds(text, max_chars))
 
 
+def _emails(text: str, out: dict[str, str]) -> list[tuple[int, int]]:
+    spans = []
+    i = text.find("@")
+    while i > 0:
+        a = i
+        while a > 0 and text[a - 1] in _LOCAL_CHARS:
+            a -= 1
+        b = i + 1
+        while b < len(text) and text[b] in _HOST_CHARS:
+            b += 1
+        local, domain = text[a:i], text[i + 1 : b].rstrip(".-")
+        tld = domain.rsplit(".", 1)[-1]
+        if local and "." in domain and tld.isalpha() and 2 <= len(tld) <= 24:
+            out[f"{local}@{domain}".lower()] = EMAIL
+            spans.append((a, i + 1 + len(domain)))
+        i = text.find("@", b)
+    return spans
+
+
 def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
     """Like :func:`extract`, with each value's kind."""
-    if not text:
+    if not text or len(text) < 4:
         return {}
     if len(text) > max_chars:
         text = text[:max_chars]
     out: dict[str, str] = {}
-    emails = _EMAIL_RE.findall(text)
-    for e in emails:
-        out[e.lower().rstrip(".")] = EMAIL
-    spans: list[tuple[int, int]] = []
-    if "." in text:
-        for m in _URL_RE.finditer(text):
-            raw = m.group(0)
-            spans.append(m.span())
-            if "@" in raw or (m.start() > 0 and text[m.start() - 1] == "@"):
-                continue
-            for form in _url_forms(raw):
-                out.setdefault(form, URL if "/" in form else HOST)
-    for m in _IBAN_RE.finditer(text):
-        v = m.group(0).replace(" ", "")
-        if any(c.isdigit() for c in v[4:]) and len(v) >= 14:
-            out[v.lower()] = IBAN
-    if "+" in text:
-        for m in _PHONE_RE.finditer(text):
-            out["+" + re.sub(r"\D", "", m.group(0))] = PHONE
-    for m in _ACCOUNT_RE.finditer(text):
-        out.setdefault(m.group(0), ACCOUNT)
-    for m in _PATH_RE.finditer(text):
-        if any(a <= m.start() < b for a, b in spans):
+    emails = _emails(text, out) if "@" in text else []
+    taken: list[tuple[int, int]] = list(emails)
+    n = len(text)
+    for m in _DOT_RE.finditer(text):
+        a = m.start()
+        while a > 0 and text[a - 1] in _HOST_CHARS:
+            a -= 1
+        if a == m.start() or any(x <= a < y for x, y in taken):
             continue
-        v = m.group(0).lower()
-        if v not in out and not any(v in k for k in emails):
-            out.setdefault(v, PATH)
+        b = m.end()
+        if m.group(1) is not None:  # a host, maybe with a scheme before and a path after
+            while a >= 3 and text[a - 3 : a] == "://":
+                a -= 3
+                while a > 0 and text[a - 1].isalpha():
+                    a -= 1
+            if b < n and text[b] in "/:":
+                while b < n and text[b] not in _URL_STOP:
+                    b += 1
+            for form in _url_forms(text[a:b]):
+                out.setdefault(form, URL if "/" in form else HOST)
+        else:  # a file name
+            if a > 0 and text[a - 1] in "/\\~":
+                continue  # part of a path, found below
+            out.setdefault(text[a:b].lower(), PATH)
+        taken.append((a, b))
+    if "/" in text:
+        for m in _UNIX_PATH_RE.finditer(text):
+            if not any(x <= m.start() < y for x, y in taken) and "//" not in m.group(0):
+                out.setdefault(m.group(0).lower(), PATH)
+    if ":\\" in text:
+        for m in _WIN_PATH_RE.finditer(text):
+            out.setdefault(m.group(0).lower(), PATH)
+    for m in _NUMERIC_RE.finditer(text):
+        if m.group(1):
+            v = m.group(1).replace(" ", "")
+            if len(v) >= 14 and any(c.isdigit() for c in v[4:]):
+                out[v.lower()] = IBAN
+        elif m.group(2):
+            out["+" + "".join(c for c in m.group(2) if c.isdigit())] = PHONE
+        else:
+            out.setdefault(m.group(3), ACCOUNT)
     return out
 
 
