@@ -43,7 +43,8 @@ _EXTS = (
 # scans for quickly), then expanded to the left and right by hand.
 _DOT_RE = re.compile(r"\.(?:(" + _TLDS + r")|(" + _EXTS + r"))(?![A-Za-z0-9_-])", re.IGNORECASE)
 _NUMERIC_RE = re.compile(
-    r"(?<![\w+])(?:([A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30})|(\+\d[\d ().-]{6,18}\d)|(\d{9,19}))(?![\w.-])"
+    r"(?<![\w+])(?:([A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30})|(\+\d[\d ().-]{6,18}\d)|(\d{9,19}))"
+    r"(?![\w.-])"
 )
 _UNIX_PATH_RE = re.compile(r"(?:~|\.{1,2})?/(?:[\w.-]+/)+[\w.-]+")
 _WIN_PATH_RE = re.compile(r"[A-Za-z]:\\(?:[\w .-]+\\)*[\w.-]+")
