@@ -310,7 +310,7 @@ CUES: tuple[_Cue, ...] = (
     _cue(
         "role",
         subs=("##",),
-        pattern=r"#{2,}\s*(?:system|instruction|new instruction|admin|"
+        pattern=r"#{2,}\s*\(?(?:system|instruction|new instruction|admin|"
         r"important)",
         before=0,
         after=30,
@@ -567,7 +567,7 @@ _LEADS = frozenset(
     "please kindly then also first now and todo immediately must should will to finally next "
     "bitte favor favore veuillez plait plaît".split()
 )
-_BOUNDARY = set(".!?:;•*>\n-\"'([")
+_BOUNDARY = set(".!?:;•*>\n-\"'([)]")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "\u2019\u201c\u201d\u00ab\u00bb"})
 _ANCHORS: dict[str, list[_Cue]] = {}
 for _c in CUES:

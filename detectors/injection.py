@@ -62,6 +62,7 @@ PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
         ("secrecy directive", 0.8),
         ("toolref directive", 0.85),
         ("toolref taskref", 0.85),
+        ("toolref ai", 0.85),
         ("ai directive target", 0.85),
         ("ai directive", 0.75),
         ("ai secrecy", 0.85),
@@ -168,7 +169,9 @@ class InjectedInstruction:
         if len(text) > self.max_chars:
             half = self.max_chars // 2
             text = text[:half] + "\n" + text[-half:]
-        ps = [p for p in passages(text.lower(), hits, self.cluster) if p.score > 0]
+        # Values are read from the original text (IBANs are upper-case); positions are those of
+        # the lower-cased text, equal but for rare characters whose case changes their length.
+        ps = [p for p in passages(text, hits, self.cluster) if p.score > 0]
         for p in ps:
             if delegated and not (p.families & STRONG):
                 p.score *= self.delegated_discount
