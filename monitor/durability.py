@@ -23,16 +23,15 @@ The mechanism (the record format and the restore algorithm are in ``monitor.chec
   handed to the sink again instead (ClickHouse dedups).
 * **Revocation and shutdown** write a final checkpoint for the partitions being given up.
 
-Learned detector state is checkpointed with the sessions when the engine offers
-``learned_state() -> object`` and ``load_learned_state(object)`` (pickled; at most every
-``LEARNED_EVERY_S`` and with every full snapshot).
+Learned detector state (``Engine.learned_state() -> bytes``, restored with
+``Engine.load_learned_state``) is checkpointed with the sessions: at most every
+``LEARNED_EVERY_S`` while sessions change, and with every full snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,7 +139,7 @@ class Durability:
             if restored.learned is not None:
                 load = getattr(pipeline.engine, "load_learned_state", None)
                 if callable(load):
-                    load(pickle.loads(restored.learned))
+                    load(restored.learned)
             ps.base = marker.base
             ps.since_base = max(0, restored.end - marker.base)
             revocations = marker.revocations
@@ -225,7 +224,7 @@ class Durability:
             records += [(session_key(r), pipeline.snapshot(r)) for r in roots]
             learned = getattr(pipeline.engine, "learned_state", None)
             if callable(learned) and (full or (dirty and now - ps.learned_at >= LEARNED_EVERY_S)):
-                records.append((LEARNED_KEY, pickle.dumps(learned(), pickle.HIGHEST_PROTOCOL)))
+                records.append((LEARNED_KEY, learned()))
                 ps.learned_at = now
             if records or resume != ps.resume:
                 plans.append(_Plan(ps, resume, records, full))
