@@ -84,9 +84,15 @@ class Engine:
         self.detectors = list(detectors)
         self.catalog = catalog or ToolCatalog()
         self.policy = policy or FusionPolicy()
+        #: the last context built: the worker asks for an event's context again (to store its
+        #: capabilities) right after processing it, and it costs ~10 µs to rebuild
+        self._last_ctx: EventContext | None = None
 
     # -- per event ------------------------------------------------------------------------
     def context(self, event: ActionEvent, *, late: bool = False) -> EventContext:
+        last = self._last_ctx
+        if last is not None and last.event is event and last.late is late:
+            return last
         tool = event.tool
         cls = self.catalog.classify_parts(
             tool.name if tool is not None else None,
@@ -94,7 +100,8 @@ class Engine:
             event.transfer,
             event.category or (tool.category if tool is not None else None),
         )
-        return EventContext(event=event, cls=cls, ts=event.ts, late=late)
+        ctx = self._last_ctx = EventContext(event=event, cls=cls, ts=event.ts, late=late)
+        return ctx
 
     def new_session(self, event: ActionEvent) -> SessionState:
         return SessionState(event.root_session_id, event.tenant, event.actor.agent_id)

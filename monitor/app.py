@@ -49,6 +49,7 @@ class AgentwatchApp(faust.App):
 
 def create_app(settings: Settings) -> AgentwatchApp:
     """The faust app for ``settings`` (not started)."""
+    settings.datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = AgentwatchApp(
         settings.app_id,
         broker=settings.broker,

@@ -194,13 +194,6 @@ class Monitor:
             self.metrics.events_by_kind[event.kind].inc()
             pipeline = ps.pipeline
             try:
-                self.sink.add_event(
-                    decoded.body,
-                    event,
-                    partition=partition,
-                    offset=offset,
-                    caps=pipeline.engine.context(event).caps,
-                )
                 outputs = pipeline.process(
                     event, now=time.monotonic(), partition=partition, offset=offset
                 )
@@ -212,9 +205,18 @@ class Monitor:
                     offset,
                 )
                 self.dead_letter(partition, offset, key, value, headers, exc)
-            else:
-                if outputs:
-                    self.handle(outputs)
+                outputs = []
+            if outputs:
+                self.handle(outputs)
+            # Stored after its decisions: once the sink says this offset is durable, the
+            # alerts and signals it led to are stored too (the sink writes in order).
+            self.sink.add_event(
+                decoded.body,
+                event,
+                partition=partition,
+                offset=offset,
+                caps=pipeline.engine.context(event).caps,
+            )
         if offset >= ps.position:
             ps.position = offset + 1
         self.metrics.processing.observe(time.perf_counter() - t0)
