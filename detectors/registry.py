@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from detectors.base import Detector
 from detectors.catalog import ToolCatalog
-from detectors.combination import ToxicCombination
 from detectors.engine import Engine
 from detectors.fusion import FusionPolicy
+from detectors.rules.detector import RuleDetector
 
 
-def default_detectors() -> list[Detector]:
-    """Every detector that runs by default, in evaluation order."""
-    return [ToxicCombination()]
+def default_detectors(rules_paths: Sequence[Path] = ()) -> list[Detector]:
+    """Every detector that runs by default, in evaluation order.
+
+    The rule engine runs the built-in pack (``detectors/rules/builtin``) and then the
+    deployment's rule files (``rules_paths``), which may override or extend it.
+    """
+    return [RuleDetector.from_paths(rules_paths)]
 
 
 def build_engine(
     catalog: ToolCatalog | None = None,
     policy: FusionPolicy | None = None,
     detectors: list[Detector] | None = None,
+    rules_paths: Sequence[Path] = (),
 ) -> Engine:
-    return Engine(detectors if detectors is not None else default_detectors(), catalog, policy)
+    chosen = detectors if detectors is not None else default_detectors(rules_paths)
+    return Engine(chosen, catalog, policy)
+
+
+def rule_detector(engine: Engine) -> RuleDetector | None:
+    """The engine's rule detector (for hot reload and rule metrics), if it has one."""
+    return next((d for d in engine.detectors if isinstance(d, RuleDetector)), None)

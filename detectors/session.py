@@ -78,6 +78,22 @@ class Scope:
             max_duration_s=min(dur) if dur else None,
         )
 
+    def allows_tool(self, name: str) -> bool:
+        """The tool is allowed (always, when no tools were declared)."""
+        return self.allowed_tools is None or glob_match(name, self.allowed_tools)
+
+    def allows_destination(self, destination: str, host: str | None = None) -> bool:
+        """The destination (or its host) is allowed (always, when none were declared)."""
+        allowed = self.allowed_destinations
+        if allowed is None:
+            return True
+        return glob_match(destination, allowed) or (host is not None and glob_match(host, allowed))
+
+    def allows_environment(self, environment: str | None) -> bool:
+        """The environment is allowed (always, when none were declared or it is unknown)."""
+        allowed = self.allowed_environments
+        return allowed is None or environment is None or glob_match(environment, allowed)
+
     @property
     def declared(self) -> bool:
         return any(
