@@ -397,7 +397,7 @@ def load_catalog(path: Path, internal_domains: Sequence[str] = ()) -> ToolCatalo
     domains = list(internal_domains) + _strings(doc, "internal_domains", errors)
     prod = _strings(doc, "prod_environments", errors) or ["prod", "production", "prd"]
     tools: dict[str, list[str]] = {}
-    raw_tools = doc.get("tools") or {}
+    raw_tools = doc.get("tools") or Node(name, doc.line)
     if not isinstance(raw_tools, Node):
         errors.append(f"'tools' must map tool names to capabilities in {doc.where('tools')}")
         raw_tools = {}
@@ -415,7 +415,7 @@ def load_catalog(path: Path, internal_domains: Sequence[str] = ()) -> ToolCatalo
             else:
                 norm.append(cap)
         tools[tool] = norm
-    words = doc.get("words") or {}
+    words = doc.get("words") or Node(name, doc.line)
     more: dict[str, list[str]] = {}
     if not isinstance(words, Node):
         errors.append(f"'words' must map word classes to lists in {doc.where('words')}")

@@ -54,6 +54,12 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# A bare "=" is YAML 1.1's "value" tag; in rule files it is the comparison (Falco writes
+# ``comps: [=, contains]``), so read it as the string it looks like.
+_Loader.add_constructor(
+    "tag:yaml.org,2002:value",
+    lambda loader, node: loader.construct_scalar(node),  # type: ignore[no-untyped-call]
+)
 
 
 def load_text(text: str, filename: str) -> Any:

@@ -240,10 +240,10 @@ def check(
     return problems
 
 
-def build_events(case: Node, base: Path) -> list[ActionEvent]:
+def build_events(case: Node, base: Path | None = None) -> list[ActionEvent]:
     """The case's events, with defaults filled in (see the module docstring)."""
     if "events_file" in case:
-        text = (base / str(case["events_file"])).read_text(encoding="utf-8")
+        text = ((base or Path(".")) / str(case["events_file"])).read_text(encoding="utf-8")
         return [parse_event(line) for line in text.splitlines() if line.strip()]
     raw = case.get("events")
     if not isinstance(raw, list) or not raw:

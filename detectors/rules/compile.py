@@ -244,8 +244,8 @@ class _RuleBuilder:
             self.err("Missing 'priority'", "rule")
         elif severity is None:
             self.rc.errors.append(
-                f"Unknown priority '{priority}' in {d.where('priority')}"
-                f" (one of {', '.join(PRIORITIES)})"
+                f"Unknown priority '{priority}' (one of {', '.join(PRIORITIES)}) "
+                f"in {d.where('priority')}"
             )
         action = v.get("action", "alert")
         if action not in ACTIONS:
@@ -277,11 +277,10 @@ class _RuleBuilder:
                 "rule",
             )
             return None
-        parts = self.body(types[0])
-        if parts is None:
-            return None
+        body = self.body(types[0])
+        parts = body if body is not None else {"type": "event"}
         exception = self.exceptions()
-        step_names = frozenset(s.name for s in parts.get("steps", ()))
+        step_names = frozenset(s.name for s in parts.get("steps", ())) or self.raw_step_names()
         output = v.get("output")
         if not isinstance(output, str) or not output.strip():
             self.err("Missing 'output' (one sentence with %field values)", "rule")
@@ -324,6 +323,8 @@ class _RuleBuilder:
                 for n in sorted(self.refs)
             },
         )
+        if body is None:
+            return None
         act: Action = action if action in ACTIONS else "alert"
         md: Mode = mode if mode in MODES else "enforce"
         return Rule(
@@ -362,6 +363,19 @@ class _RuleBuilder:
             captures=tuple(captures),
             source=dict(v),
         )
+
+    def raw_step_names(self) -> frozenset[str]:
+        """Step names as written (to check outputs even when a step failed to compile)."""
+        names: set[str] = set()
+        for key, list_key in (("sequence", "steps"), ("combination", "of")):
+            body = self.v.get(key)
+            if isinstance(body, dict) and isinstance(body.get(list_key), list):
+                names.update(
+                    str(s["name"]) for s in body[list_key] if isinstance(s, dict) and "name" in s
+                )
+        if isinstance(self.v.get("absence"), dict):
+            names.update(("after", "expect"))
+        return frozenset(names)
 
     # -- metadata -----------------------------------------------------------------------
     def strings(self, key: str) -> tuple[str, ...]:

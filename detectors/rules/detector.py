@@ -123,7 +123,8 @@ class RuleDetector:
             for rid in list(live):
                 seq = rs.rules.get(rid)
                 if seq is None or not seq.enabled or seq.type != "sequence":
-                    live.pop(rid, None)
+                    live.pop(rid, None)  # the rule went away in a reload: so does its state
+                    st["r"].pop(rid, None)  # type: ignore[index]
                     continue
                 self._eval(seq, x, out)
         self._remember(ctx, session)
@@ -169,9 +170,10 @@ class RuleDetector:
         st = st if st is not None else self._state(session)
         rs = st["r"].get(rule.id)
         if rs is None or rs["v"] != rule.shape:
+            if rs is not None:  # the rule changed shape in a reload: its state means nothing
+                del st["r"][rule.id]
+                st["live"].pop(rule.id, None)
             if not create:
-                if rs is not None:
-                    del st["r"][rule.id]
                 return None
             rs = st["r"][rule.id] = {"v": rule.shape, "k": {}}
         keys: dict[str, Any] = rs["k"]

@@ -232,6 +232,8 @@ class Parser:
         nxt = self._peek()
         if nxt.kind == "op" or (nxt.kind == "word" and nxt.text in WORD_OPS):
             return self._comparison(tok)
+        if nxt.kind in ("word", "str") and nxt.text not in ("and", "or"):
+            raise ExprError(f"Unknown operator '{nxt.text}' after '{tok.text}'", nxt.pos, nxt.text)
         return Ref(tok.text, tok.pos)
 
     def _comparison(self, field_tok: Tok) -> Node:

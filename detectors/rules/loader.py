@@ -108,7 +108,8 @@ def load_sources(sources: Sequence[Source], errors: list[str] | None = None) -> 
     compiler = RuleCompiler(merger.lists, merger.macros, merger.sources, errors)
     rules = compiler.compile_all(merger.rules)
     if errors:
-        raise RuleError(errors)
+        order = {s.name: i for i, s in enumerate(sources)}
+        raise RuleError(sorted(errors, key=lambda e: _position(e, order)))
     digest = hashlib.sha256()
     for src in sources:
         digest.update(src.name.encode() + b"\0" + src.text.encode() + b"\0")
@@ -288,6 +289,17 @@ def _renode(values: dict[str, Any], like: Any) -> Any:
         out.update(values)
         return out
     return values
+
+
+_WHERE_RE = re.compile(r"^(.+):(\d+)$")
+
+
+def _position(error: str, order: dict[str, int]) -> tuple[int, int]:
+    """Sort key of an error: its file's load order, then its line."""
+    m = _WHERE_RE.match(error.rsplit(" in ", 1)[-1])
+    if m is None:
+        return (-1, 0)
+    return (order.get(m.group(1), len(order)), int(m.group(2)))
 
 
 def fingerprint(*parts: Any) -> str:
