@@ -58,7 +58,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 # ``comps: [=, contains]``), so read it as the string it looks like.
 _Loader.add_constructor(
     "tag:yaml.org,2002:value",
-    lambda loader, node: loader.construct_scalar(node),  # type: ignore[no-untyped-call]
+    lambda loader, node: loader.construct_scalar(node),  # type: ignore[no-untyped-call,arg-type]
 )
 
 

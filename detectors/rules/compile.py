@@ -278,7 +278,7 @@ class _RuleBuilder:
             )
             return None
         body = self.body(types[0])
-        parts = body if body is not None else {"type": "event"}
+        parts: dict[str, Any] = body if body is not None else {"type": "event"}
         exception = self.exceptions()
         step_names = frozenset(s.name for s in parts.get("steps", ())) or self.raw_step_names()
         output = v.get("output")
