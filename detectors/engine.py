@@ -83,6 +83,8 @@ class Engine:
         self.detectors = list(detectors)
         self.catalog = catalog or ToolCatalog()
         self.policy = policy or FusionPolicy()
+        # isinstance() on a runtime-checkable Protocol is slow: decide once, not per event
+        self._timed = [d for d in self.detectors if isinstance(d, Timed)]
 
     # -- per event ------------------------------------------------------------------------
     def context(self, event: ActionEvent, *, late: bool = False) -> EventContext:
@@ -105,20 +107,19 @@ class Engine:
     def tick(self, session: SessionState, now: float) -> list[Decision]:
         """Event time reached ``now`` for this session: fire the timers that are due."""
         out: list[Decision] = []
-        for det in self.detectors:
-            if isinstance(det, Timed):
-                for trigger, finding in det.on_tick(session, now):
-                    out.extend(self._decide(trigger, session, [finding]))
+        for det in self._timed:
+            for trigger, finding in det.on_tick(session, now):  # type: ignore[attr-defined]
+                out.extend(self._decide(trigger, session, [finding]))
         return out
 
     def next_deadline(self, session: SessionState) -> float | None:
         """The earliest event time at which a timer of this session is due (None: no timer)."""
-        due = [
-            d
-            for det in self.detectors
-            if isinstance(det, Timed) and (d := det.next_deadline(session)) is not None
-        ]
-        return min(due) if due else None
+        due = None
+        for det in self._timed:
+            d = det.next_deadline(session)  # type: ignore[attr-defined]
+            if d is not None and (due is None or d < due):
+                due = d
+        return due
 
     def close(self, session: SessionState) -> None:
         """The root session ended or was evicted: let learners learn from it."""

@@ -55,13 +55,27 @@ def _should_report(n: int) -> bool:
 
 
 class RuleStats:
-    """Counters the worker exports (Prometheus): per rule, per mode."""
+    """Counters the worker exports (Prometheus): per rule, per mode.
+
+    Evaluations are counted per candidate set (one increment per event, not per rule) and
+    summed per rule when read, to keep counting off the per-rule path.
+    """
 
     def __init__(self) -> None:
-        self.evaluated: Counter[str] = Counter()
+        self.batches: Counter[tuple[Rule, ...]] = Counter()
+        self.live: Counter[str] = Counter()
         self.matched: Counter[tuple[str, str]] = Counter()
         self.excepted: Counter[str] = Counter()
         self.reloads = 0
+
+    @property
+    def evaluated(self) -> Counter[str]:
+        """rule id -> events it was evaluated on."""
+        out: Counter[str] = Counter(self.live)
+        for rules, n in self.batches.items():
+            for r in rules:
+                out[r.id] += n
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -107,26 +121,31 @@ class RuleDetector:
     # -- per event ------------------------------------------------------------------------
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         rs = self.ruleset
-        candidates = rs.for_kind(ctx.event.kind)
+        candidates = rs.candidates(ctx.event.kind, ctx.caps)
         st = session.det.get(NAME)
         live: dict[str, None] = st["live"] if st is not None else {}
         out: list[Finding] = []
         if candidates or live:
             x = Subject(ctx, session, st["facts"] if st is not None else {})
-            caps = ctx.caps
+            self.stats.batches[candidates] += 1
             for rule in candidates:
                 if rule.id in live:
                     continue
-                if rule.caps is not None and rule.caps.isdisjoint(caps):
-                    continue
-                self._eval(rule, x, out)
+                if rule.type == "event":  # the common case, inline
+                    if rule.cond.fn(x) and not (  # type: ignore[union-attr]
+                        rule.exception is not None and self._excepted(rule, x)
+                    ):
+                        self._report(rule, x, out, (x.ev.event_id,), {}, None)
+                else:
+                    self._eval(rule, x, out)
             for rid in list(live):
                 seq = rs.rules.get(rid)
                 if seq is None or not seq.enabled or seq.type != "sequence":
                     live.pop(rid, None)  # the rule went away in a reload: so does its state
                     st["r"].pop(rid, None)  # type: ignore[index]
                     continue
-                self._eval(seq, x, out)
+                self.stats.live[rid] += 1
+                self._sequence(seq, x, out)
         self._remember(ctx, session)
         return out
 
@@ -190,12 +209,7 @@ class RuleDetector:
         return False
 
     def _eval(self, rule: Rule, x: Subject, out: list[Finding]) -> None:
-        self.stats.evaluated[rule.id] += 1
-        if rule.type == "event":
-            assert rule.cond is not None
-            if rule.cond.fn(x) and not self._excepted(rule, x):
-                self._report(rule, x, out, (x.ev.event_id,), {}, None)
-        elif rule.type == "count":
+        if rule.type == "count":
             self._count(rule, x, out)
         elif rule.type == "combination":
             self._combination(rule, x, out)

@@ -453,10 +453,7 @@ def _combine(op: str, parts: list[Compiled]) -> Compiled:
         kinds = frozenset.intersection(*kind_sets) if kind_sets else None
         cap_sets = [p.caps for p in parts if p.caps is not None]
         caps = min(cap_sets, key=len) if cap_sets else None
-        if len(fns) == 2:
-            a, b = fns
-            return Compiled(lambda x: a(x) and b(x), kinds, caps, refs, used)
-        return Compiled(lambda x: all(f(x) for f in fns), kinds, caps, refs, used)
+        return Compiled(_fold(fns, both=True), kinds, caps, refs, used)
     kinds = (
         frozenset().union(*(p.kinds for p in parts if p.kinds is not None))
         if all(p.kinds is not None for p in parts)
@@ -467,10 +464,18 @@ def _combine(op: str, parts: list[Compiled]) -> Compiled:
         if all(p.caps is not None for p in parts)
         else None
     )
-    if len(fns) == 2:
-        a, b = fns
-        return Compiled(lambda x: a(x) or b(x), kinds, caps, refs, used)
-    return Compiled(lambda x: any(f(x) for f in fns), kinds, caps, refs, used)
+    return Compiled(_fold(fns, both=False), kinds, caps, refs, used)
+
+
+def _fold(fns: tuple[Pred, ...], *, both: bool) -> Pred:
+    """``f1 and (f2 and (...))`` as nested two-way closures: no generator per evaluation."""
+    head, rest = fns[0], fns[1:]
+    if not rest:
+        return head
+    tail = _fold(rest, both=both)
+    if both:
+        return lambda x: head(x) and tail(x)
+    return lambda x: head(x) or tail(x)
 
 
 # -- predicates -----------------------------------------------------------------------------

@@ -192,9 +192,9 @@ def _unsafe(name: str) -> bool:
     return name.startswith("tool.args.") and bool(SECRET_ARG_RE.search(name[10:]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rule:
-    """One compiled rule."""
+    """One compiled rule (compared and hashed by identity: the matcher keys on it)."""
 
     id: str
     title: str
@@ -282,6 +282,9 @@ class RuleSet:
     by_kind: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     any_kind: tuple[Rule, ...] = ()
     timed: tuple[Rule, ...] = ()
+    _candidates: dict[tuple[str, frozenset[str]], tuple[Rule, ...]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         enabled = [r for r in self.rules.values() if r.enabled]
@@ -294,6 +297,22 @@ class RuleSet:
 
     def for_kind(self, kind: str) -> tuple[Rule, ...]:
         return self.by_kind.get(kind, self.any_kind)
+
+    def candidates(self, kind: str, caps: frozenset[str]) -> tuple[Rule, ...]:
+        """The rules an event of this kind and these capabilities can start or complete.
+
+        Capability sets come from the catalog and are few, so the answer is cached: a
+        typical event costs one dict lookup here, however many rules are loaded.
+        """
+        key = (kind, caps)
+        hit = self._candidates.get(key)
+        if hit is None:
+            hit = tuple(
+                r for r in self.for_kind(kind) if r.caps is None or not r.caps.isdisjoint(caps)
+            )
+            if len(self._candidates) < 65536:
+                self._candidates[key] = hit
+        return hit
 
     @property
     def enabled(self) -> list[Rule]:
