@@ -41,7 +41,10 @@ def _intersect(
         return child
     if child is None:
         return parent
-    kept = [c for c in child if glob_match(c.replace("*", "x"), parent) or c in parent]
+    # keep what both allow: a child pattern inside a parent one, or a parent pattern inside a
+    # child one (child "*" under parent "read_*" leaves "read_*")
+    kept = [c for c in child if glob_match(c, parent)]
+    kept += [p for p in parent if glob_match(p, child)]
     return tuple(sorted(set(kept)))
 
 

@@ -88,3 +88,10 @@ def test_rules_lint_and_list_on_the_builtin_pack() -> None:
     assert listing.exit_code == 0 and "AW-COMBO-001" in listing.output
     fields = runner.invoke(app, ["rules", "fields"], env={"COLUMNS": "200"})
     assert fields.exit_code == 0 and "dest.unknown" in fields.output
+
+
+def test_the_example_user_pack_passes() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "rules"
+    result = runner.invoke(app, ["rules", "test", str(examples)])
+    assert result.exit_code == 0, result.output
+    assert "4/4 cases passed for 1 rules" in result.output

@@ -165,3 +165,13 @@ def test_early_stages_break_suppression_and_escalate() -> None:
     # one alert, updated: each new stage escalates at least one level, completion is critical
     assert stages == [("1/3 a", "low", 1), ("2/3 b", "medium", 2), ("complete", "critical", 3)]
     assert len({a.alert.uid for a in r.alerts("CHAIN")}) == 1
+
+
+def test_child_scope_is_the_intersection_with_its_parent() -> None:
+    from detectors.session import Scope
+
+    parent = Scope(allowed_tools=("read_*", "send_email"), max_duration_s=600)
+    child = parent.narrowed_by(Scope(allowed_tools=("*",), max_duration_s=3600))
+    assert child.allowed_tools == ("read_*", "send_email") and child.max_duration_s == 600
+    narrower = parent.narrowed_by(Scope(allowed_tools=("read_file", "delete_file")))
+    assert narrower.allowed_tools == ("read_file",)
