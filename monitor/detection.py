@@ -7,7 +7,8 @@ hot-reload watcher for that engine (the worker polls it every ``rules_reload_int
 
 from __future__ import annotations
 
-from detectors.catalog import ToolCatalog, load_catalog
+from detectors.catalog import ToolCatalog
+from detectors.catalog_file import load_catalog
 from detectors.engine import Engine
 from detectors.fusion import FusionPolicy
 from detectors.registry import build_engine, rule_detector

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from detectors.catalog import ToolCatalog, load_catalog
+from detectors.catalog import ToolCatalog
+from detectors.catalog_file import load_catalog
 from detectors.rules.fields import describe
 from detectors.rules.loader import BUILTIN_DIR, load_rules
 from detectors.rules.model import RuleSet

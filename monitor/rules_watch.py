@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detectors.catalog import load_catalog
+from detectors.catalog_file import load_catalog
 from detectors.engine import Engine
 from detectors.rules.detector import RuleDetector
 from detectors.rules.loader import builtin_files, load_rules, rule_files

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from detectors import capabilities as C
-from detectors.catalog import ToolCatalog, load_catalog, tokens
+from detectors.catalog import ToolCatalog, tokens
+from detectors.catalog_file import load_catalog
 from detectors.vocabulary import Vocabulary
 from schemas.errors import ConfigError
 from schemas.events import Resource, Transfer, parse_event

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from detectors.catalog import load_catalog
+from detectors.catalog_file import load_catalog
 from detectors.engine import AlertDecision, Engine
 from detectors.rules.detector import RuleDetector
 from detectors.rules.loader import load_rules
