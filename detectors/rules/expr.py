@@ -91,6 +91,8 @@ class Compiled:
     caps: frozenset[str] | None = None
     refs: frozenset[str] = field(default_factory=frozenset)
     fields: frozenset[str] = field(default_factory=frozenset)
+    #: True / False when the condition is a constant (after folding), else None
+    const: bool | None = None
 
     def could_match(self, kind: str, caps: frozenset[str]) -> bool:
         if self.kinds is not None and kind not in self.kinds:
@@ -148,17 +150,26 @@ class Compiler:
         finally:
             self._stack.pop()
         compiled = Compiled(
-            compiled.fn, compiled.kinds, compiled.caps, compiled.refs | {name}, compiled.fields
+            compiled.fn,
+            compiled.kinds,
+            compiled.caps,
+            compiled.refs | {name},
+            compiled.fields,
+            compiled.const,
         )
         self._macro_cache[name] = compiled
         return compiled
 
     def _node(self, node: Node) -> Compiled:
         if isinstance(node, Const):
-            value = node.value
-            return Compiled(lambda x: value, None if value else frozenset(), None)
+            return _constant(node.value)
         if isinstance(node, Not):
             inner = self._node(node.item)
+            if inner.const is not None:
+                folded = _constant(not inner.const)
+                return Compiled(
+                    folded.fn, folded.kinds, None, inner.refs, inner.fields, folded.const
+                )
             fn = inner.fn
             return Compiled(lambda x: not fn(x), None, None, inner.refs, inner.fields)
         if isinstance(node, BoolOp):
@@ -180,8 +191,8 @@ class Compiler:
                 node.pos,
                 node.name,
             )
-        get = spec.get
-        return Compiled(lambda x: bool(get(x)), None, None, fields=frozenset({spec.name}))
+        # a boolean field's getter is the predicate itself (truthy/falsy; None is false)
+        return Compiled(spec.get, None, None, fields=frozenset({spec.name}))
 
     def _cmp(self, node: Cmp) -> Compiled:
         spec = self.resolve(node.field)
@@ -223,10 +234,25 @@ class Compiler:
         return Compiled(fn, kinds, caps, frozenset(refs), frozenset(used))
 
 
+def _constant(value: bool) -> Compiled:
+    """``true`` / ``false``; a condition that is always false can match no event kind."""
+    return Compiled(lambda x: value, None if value else frozenset(), None, const=value)
+
+
 def _combine(op: str, parts: list[Compiled]) -> Compiled:
-    fns = tuple(p.fn for p in parts)
+    """``and`` / ``or`` of parts, with constants folded away (``and not user_known_x`` where
+    the macro is ``never_true`` costs nothing per event)."""
     refs = frozenset().union(*(p.refs for p in parts))
     used = frozenset().union(*(p.fields for p in parts))
+    absorbing = op != "and"  # false absorbs an "and", true absorbs an "or"
+    if any(p.const is absorbing for p in parts):
+        c = _constant(absorbing)
+        return Compiled(c.fn, c.kinds, None, refs, used, c.const)
+    parts = [p for p in parts if p.const is None]
+    if not parts:
+        c = _constant(not absorbing)
+        return Compiled(c.fn, c.kinds, None, refs, used, c.const)
+    fns = tuple(p.fn for p in parts)
     if op == "and":
         kind_sets = [p.kinds for p in parts if p.kinds is not None]
         kinds = frozenset.intersection(*kind_sets) if kind_sets else None
