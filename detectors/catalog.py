@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,6 +111,9 @@ class ToolCatalog:
         self.prod_environments = frozenset(e.lower() for e in prod_environments)
         self.words = vocabulary or Vocabulary()
         self._cache: dict[tuple[str, str | None], frozenset[str]] = {}
+        #: (tool, server) -> the production word in its name (``deploy_to_production``)
+        self._name_env: dict[tuple[str, str | None], str | None] = {}
+        self._prod_cache: dict[str, bool] = {}
 
     @classmethod
     def from_file(cls, path: Path, internal_domains: Sequence[str] = ()) -> ToolCatalog:
@@ -126,10 +129,16 @@ class ToolCatalog:
         return any(host == d or host.endswith("." + d) for d in self.internal_domains)
 
     def is_prod(self, environment: str | None) -> bool:
+        """``prod``, ``production``, ``prod-eu``, ``eks-production-1``... (cached)."""
         if not environment:
             return False
-        env = environment.lower()
-        return env in self.prod_environments or bool(set(tokens(env)) & self.prod_environments)
+        hit = self._prod_cache.get(environment)
+        if hit is None:
+            env = environment.lower()
+            hit = env in self.prod_environments or bool(set(tokens(env)) & self.prod_environments)
+            if len(self._prod_cache) < 65536:
+                self._prod_cache[environment] = hit
+        return hit
 
     # -- names ----------------------------------------------------------------------------
     def name_capabilities(self, name: str, server: str | None = None) -> frozenset[str]:
@@ -141,10 +150,13 @@ class ToolCatalog:
         out = self._explicit(name)
         if out is None and server:
             out = self._explicit(f"{server}.{name}")
+        env = None
         if out is None:
             words = _words(name) | (_words(server) if server else frozenset())
             out = self._from_words(words)
+            env = next((w for w in tokens(name) if w in self.prod_environments), None)
         self._cache[key] = out
+        self._name_env[key] = env
         return out
 
     def _explicit(self, name: str) -> frozenset[str] | None:
@@ -220,14 +232,7 @@ class ToolCatalog:
             tool.server if tool is not None else None,
         )
         if event.kind == "delegation" and C.DELEGATION not in caps.capabilities:
-            return Classification(
-                caps.capabilities | {C.DELEGATION},
-                caps.destination,
-                caps.external,
-                caps.environment,
-                caps.destinations,
-                caps.outside,
-            )
+            return replace(caps, capabilities=caps.capabilities | {C.DELEGATION})
         return caps
 
     def classify_parts(
@@ -242,9 +247,10 @@ class ToolCatalog:
         caps: set[str] = set()
         if category:
             caps.update(c for c in map(C.normalize, category.split(",")) if c)
+        environment = None
         if tool_name and not caps:
             caps.update(self.name_capabilities(tool_name, server))
-        environment = None
+            environment = self._name_env.get((tool_name, server))
         for r in resources:
             if r.environment:
                 environment = r.environment.lower()

@@ -31,19 +31,8 @@ _FILE_KEYS = {"internal_domains", "prod_environments", "tools", "words"}
 
 
 def load_catalog(path: Path, internal_domains: Sequence[str] = ()) -> ToolCatalog:
-    """Load a deployment's catalog file; every error is reported at once with file:line.
-
-    ::
-
-        internal_domains: [acme.com, acme.internal]
-        prod_environments: [prod, production, live]
-        tools:
-          "vault.*": [secret_retrieval]
-          deploy_service: [production_write, write]
-        words:
-          secret: [sops]
-          destination_args: [target]
-    """
+    """Load a deployment's catalog file (format above); ``internal_domains`` are added to the
+    file's. Raises ConfigError listing every problem with its file:line."""
     name = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -34,7 +34,7 @@ from typing import Any
 
 from detectors.base import EventContext, Finding
 from detectors.rules.compile import Source
-from detectors.rules.fields import Subject
+from detectors.rules.fields import Subject, issued_expiry
 from detectors.rules.loader import load_rules, load_sources
 from detectors.rules.matching import MAX_CREDS, MAX_DESTS, NAME, REPORT_FIRST, RuleStats
 from detectors.rules.model import Rule, RuleSet
@@ -102,7 +102,8 @@ class RuleDetector(SequenceMatcher):
                     live.pop(rid, None)  # the rule went away in a reload: so does its state
                     st["r"].pop(rid, None)  # type: ignore[index]
                     continue
-                self.stats.live[rid] += 1
+                if seq not in candidates:  # counted with its batch otherwise
+                    self.stats.live[rid] += 1
                 self._sequence(seq, x, out)
         self._remember(ctx, session)
         return out
@@ -123,11 +124,7 @@ class RuleDetector(SequenceMatcher):
                 del seen[next(iter(seen))]
         if issued is not None and issued.jti:
             creds = facts.setdefault("issued", {})
-            exp = (
-                issued.exp
-                if issued.exp is not None
-                else (ctx.ts + issued.ttl_s if issued.ttl_s is not None else None)
-            )
+            exp = issued_expiry(issued, ctx.ts)
             creds[issued.jti] = (issued.bound_session_id or ev.session.id, exp)
             while len(creds) > MAX_CREDS:
                 del creds[next(iter(creds))]

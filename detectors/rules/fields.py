@@ -18,6 +18,7 @@ from detectors.base import EventContext
 from detectors.catalog import host_of
 from detectors.rules.expr import ANY, BOOL, NUM, SET, STR, FieldSpec
 from detectors.session import Member, Scope, SessionState, glob_match
+from schemas.events import CredentialIssued
 
 
 class Subject:
@@ -339,13 +340,16 @@ def _intent_excess(x: Subject) -> frozenset[str] | None:
     return frozenset(out)
 
 
+def issued_expiry(issued: CredentialIssued, ts: float) -> float | None:
+    """When a credential issued at ``ts`` expires: its ``exp``, or ``ts + ttl_s``."""
+    if issued.exp is not None:
+        return float(issued.exp)
+    return ts + issued.ttl_s if issued.ttl_s is not None else None
+
+
 def _issued_exp(x: Subject) -> float | None:
     c = x.ev.credential_issued
-    if c is None:
-        return None
-    if c.exp is not None:
-        return float(c.exp)
-    return x.ctx.ts + c.ttl_s if c.ttl_s is not None else None
+    return issued_expiry(c, x.ctx.ts) if c is not None else None
 
 
 _f("issued.jti", STR, "id of the credential issued")(
