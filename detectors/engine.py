@@ -102,7 +102,13 @@ class Engine:
             if out:
                 findings.extend(out)
         self._after(ctx, session)
-        return self._decide(Trigger.of(ctx), session, findings)
+        decisions = self._decide(Trigger.of(ctx), session, findings)
+        if self._timed:
+            due = self.next_deadline(session)
+            if due is not None and due < ctx.ts:
+                # this event's time passed a timer of another session of the tree: fire it
+                decisions.extend(self.tick(session, ctx.ts))
+        return decisions
 
     def tick(self, session: SessionState, now: float) -> list[Decision]:
         """Event time reached ``now`` for this session: fire the timers that are due."""

@@ -20,8 +20,10 @@ the argument names are. ``uid`` is deterministic, so a replayed event gives the 
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -102,3 +104,16 @@ class PrivilegedAction(_Rec):
     #: the root session's fused risk after this action, and whether it had been killed
     risk: float = 0.0
     killed: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for a table: nested objects (credential, scope, delegation) as JSON text.
+
+        Suggested ClickHouse table (``ORDER BY (tenant, root_session_id, time, uid)``,
+        ``ReplacingMergeTree`` so a replayed record collapses on ``uid``): the scalar fields
+        as columns, lists as ``Array(String)``, ``time`` as ``DateTime64(3, 'UTC')``.
+        """
+        out = self.model_dump(mode="json")
+        for key in ("credential", "scope", "delegation"):
+            value = out[key]
+            out[key] = json.dumps(value, sort_keys=True) if value is not None else None
+        return out

@@ -75,3 +75,13 @@ def test_records_are_stable_json_and_can_be_switched_off() -> None:
     assert PrivilegedAction.model_validate_json(rec.model_dump_json()) == rec
     assert records(evs, privileged_log=False) == []
     assert records(events(call("read_file"), call("get_webpage"))) == []
+
+
+def test_rows_are_flat_for_a_table() -> None:
+    [rec] = records(
+        events(call("vault.read_secret", actor={"agent_id": "a", "credential": {"jti": "t"}}))
+    )
+    row = rec.row()
+    assert row["credential"] == '{"exp": null, "iss": null, "jti": "t", "scope": null}'
+    assert row["scope"] is None and row["capabilities"] == ["secret_retrieval"]
+    assert all(not isinstance(v, dict) for v in row.values())

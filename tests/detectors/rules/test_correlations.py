@@ -177,3 +177,13 @@ def test_combination_min_needs_only_some_members() -> None:
     rules = COMBO.replace("    within: 5m", "    within: 5m\n    min: 2")
     [alert] = run(rules, events(call("a"), call("c"))).alerts("TRIO")
     assert alert.alert.evidence == ["t-0", "t-1"]
+
+
+def test_an_event_of_another_session_in_the_tree_fires_a_due_timer() -> None:
+    evs = events(
+        call("apply_change", session="a"),
+        call("read_file", session={"id": "b", "root_id": "a"}, after="11m"),
+    )
+    [alert] = run(ABSENCE, evs).alerts("NOACK")
+    assert alert.alert.key == "NOACK:a" and alert.alert.session_id == "a"
+    assert alert.alert.trigger_event_id == "t-0"  # the timer's own event, as on a tick
