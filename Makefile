@@ -35,6 +35,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+## Detection quality on the labelled dev set (../shared/data/agentdojo-dev; DATA=... to change).
+bench-detection: $(STAMP)
+	$(PY) -m bench.detection $(if $(DATA),--data $(DATA),)
+
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not kafka and not clickhouse" $(PYTEST_ARGS)
 

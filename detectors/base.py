@@ -162,3 +162,14 @@ class SessionAware(Protocol):
     """Optional: a detector that wants to hear when a root session closes (ended or evicted)."""
 
     def on_session_close(self, session: SessionState, *, flagged: bool) -> None: ...
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """Optional: a detector with learned state the worker checkpoints (``Engine.learned_state``)."""
+
+    name: str
+
+    def learned_state(self) -> Any: ...
+
+    def load_learned_state(self, state: Any) -> None: ...

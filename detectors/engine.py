@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detectors.alerting import AlertState, apply_finding
-from detectors.base import Detector, EventContext, Finding, SessionAware, Timed, Trigger
+from detectors.base import (
+    Detector,
+    EventContext,
+    Finding,
+    Learner,
+    SessionAware,
+    Timed,
+    Trigger,
+)
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.session import Scope, SessionState, Step
@@ -133,6 +142,19 @@ class Engine:
         for det in self.detectors:
             if isinstance(det, SessionAware):
                 det.on_session_close(session, flagged=flagged)
+
+    # -- learned state (checkpointed by the worker) ---------------------------------------
+    def learned_state(self) -> bytes:
+        """Every learning detector's learned state, pickled (detector name -> state)."""
+        states = {d.name: d.learned_state() for d in self.detectors if isinstance(d, Learner)}
+        return pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def load_learned_state(self, blob: bytes) -> None:
+        """Restore what :meth:`learned_state` saved (detectors it does not name keep theirs)."""
+        states = pickle.loads(blob)
+        for d in self.detectors:
+            if isinstance(d, Learner) and d.name in states:
+                d.load_learned_state(states[d.name])
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _before(self, ctx: EventContext, session: SessionState) -> None:

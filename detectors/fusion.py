@@ -9,6 +9,8 @@ so an operator can see what they would have done. Thresholds are per agent.
 >>> p = FusionPolicy(alert_threshold=0.5, kill_threshold=0.9)
 >>> round(p.combine({"a": (0.6, "enforce", "x"), "b": (0.7, "enforce", "y")}), 2)
 0.88
+>>> round(p.combine({k: (0.3, "enforce", k) for k in "abcd"}), 2)  # weak signals only
+0.55
 >>> p.thresholds("any-agent")
 (0.5, 0.9)
 """
@@ -35,6 +37,10 @@ class FusionPolicy:
     detector_modes: dict[str, Mode] = field(default_factory=dict)
     #: the fusion's own mode: in shadow, risk-based kills are reported, not enforced
     mode: Mode = "enforce"
+    #: weak signals alone never alert: unless one contribution reaches ``min_peak``, the
+    #: session risk is capped at ``weak_cap`` (below the default alert threshold)
+    min_peak: float = 0.45
+    weak_cap: float = 0.55
 
     def thresholds(self, agent_id: str) -> tuple[float, float]:
         t = self.per_agent.get(agent_id)
@@ -53,10 +59,12 @@ class FusionPolicy:
     def combine(
         self, contributions: Mapping[str, tuple[float, str, str]], *, mode: str = "enforce"
     ) -> float:
-        keep = 1.0
+        keep, peak = 1.0, 0.0
         for score, m, detector in contributions.values():
             if m != mode:
                 continue
-            w = self.weights.get(detector, 1.0)
-            keep *= 1.0 - max(0.0, min(1.0, w * score))
-        return 1.0 - keep
+            s = max(0.0, min(1.0, self.weights.get(detector, 1.0) * score))
+            peak = max(peak, s)
+            keep *= 1.0 - s
+        risk = 1.0 - keep
+        return risk if peak >= self.min_peak else min(risk, self.weak_cap)

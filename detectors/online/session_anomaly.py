@@ -1,0 +1,175 @@
+"""Session anomaly: HalfSpaceTrees over a session's behaviour features, per identity.
+
+Features (counts squashed to 0..1 with ``x / (x + k)``): tool calls, distinct tools, sensitive
+actions and their share, untrusted reads, distinct destinations, tools the identity has never
+used. They are scored at *milestones* (the 3rd, 6th, 12th, 24th... tool call and the session's
+end), not on every event: a HalfSpaceTrees score costs ~15-20 µs. A warm identity model (one
+that learned from ``min_sessions`` unflagged sessions) reporting a high anomaly score yields an
+observation; alone it never alerts.
+
+>>> from detectors.testing import ctx_for, new_session
+>>> det = SessionAnomaly(min_sessions=2, seed=7)
+>>> for n in range(3):
+...     s = new_session(f"s{n}")
+...     for i in range(1, 4):
+...         _ = det.process(ctx_for("get_balance", session=f"s{n}", seq=i), s)
+...     det.on_session_close(s, flagged=False)
+>>> det.learned["agent-a"]
+3
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from river import anomaly
+
+from detectors import capabilities as C
+from detectors.base import EventContext, Finding
+from detectors.online.identity import identity_keys
+from detectors.scoring import mode_of
+from detectors.session import SessionState
+
+MILESTONES = frozenset({3, 6, 12, 24, 48, 96, 192})
+
+
+class SessionAnomaly:
+    """Scores a session's feature vector against the identity's HalfSpaceTrees."""
+
+    def __init__(
+        self,
+        name: str = "AW-ANOM-001",
+        min_sessions: int = 20,
+        threshold: float = 0.8,
+        weight: float = 0.25,
+        n_trees: int = 10,
+        height: int = 6,
+        window_size: int = 64,
+        seed: int = 42,
+        mode: str = "enforce",
+    ) -> None:
+        self.name = name
+        self.min_sessions = min_sessions
+        self.threshold = threshold
+        self.weight = weight
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.seed = seed
+        self.mode = mode
+        self.models: dict[str, anomaly.HalfSpaceTrees] = {}
+        self.learned: dict[str, int] = {}
+        #: identity -> tools seen in its unflagged sessions
+        self.known_tools: dict[str, set[str]] = {}
+
+    def learned_state(self) -> dict[str, Any]:
+        return {"models": self.models, "learned": self.learned, "tools": self.known_tools}
+
+    def load_learned_state(self, state: dict[str, Any]) -> None:
+        self.models, self.learned, self.known_tools = (
+            state["models"],
+            state["learned"],
+            state["tools"],
+        )
+
+    def _model(self, key: str) -> anomaly.HalfSpaceTrees:
+        m = self.models.get(key)
+        if m is None:
+            m = anomaly.HalfSpaceTrees(
+                n_trees=self.n_trees,
+                height=self.height,
+                window_size=self.window_size,
+                seed=self.seed,
+            )
+            self.models[key] = m
+        return m
+
+    def _warm(self, agent_id: str) -> str | None:
+        for key in identity_keys(agent_id):
+            if self.learned.get(key, 0) >= self.min_sessions:
+                return key
+        return None
+
+    def _counts(self, session: SessionState) -> dict[str, Any]:
+        st: dict[str, Any] | None = session.det.get(self.name)
+        if st is None:
+            st = {"calls": 0, "tools": set(), "sensitive": 0, "untrusted": 0, "dest": set()}
+            session.det[self.name] = st
+        return st
+
+    def features(self, session: SessionState) -> dict[str, float]:
+        st = self._counts(session)
+        known = self.known_tools.get(self._warm(session.agent_id) or "", set())
+        calls = st["calls"]
+        new_tools = len(st["tools"] - known) if known else 0
+        return {
+            "calls": calls / (calls + 8.0),
+            "tools": len(st["tools"]) / (len(st["tools"]) + 4.0),
+            "sensitive": st["sensitive"] / (st["sensitive"] + 2.0),
+            "sensitive_share": st["sensitive"] / calls if calls else 0.0,
+            "untrusted": st["untrusted"] / (st["untrusted"] + 4.0),
+            "destinations": len(st["dest"]) / (len(st["dest"]) + 2.0),
+            "new_tools": new_tools / (new_tools + 1.0),
+        }
+
+    def score_one(self, ctx: EventContext, session: SessionState) -> float:
+        key = self._warm(session.agent_id)
+        if key is None:
+            return 0.0
+        return float(self.models[key].score_one(self.features(session)))
+
+    def learn_one(self, ctx: EventContext, session: SessionState) -> None:
+        """Count this step (the model learns at the session's close, if unflagged)."""
+        tool = ctx.event.tool
+        if tool is None:
+            return
+        st = self._counts(session)
+        st["calls"] += 1
+        if len(st["tools"]) < 256:
+            st["tools"].add(tool.name)
+        st["sensitive"] += bool(ctx.caps & C.SENSITIVE_ACTIONS)
+        st["untrusted"] += C.UNTRUSTED_INPUT in ctx.caps
+        if ctx.cls.destination and len(st["dest"]) < 256:
+            st["dest"].add(ctx.cls.destination)
+
+    def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
+        self.learn_one(ctx, session)
+        st = self._counts(session)
+        at_milestone = ctx.event.kind == "session_end" or (
+            ctx.event.tool is not None and st["calls"] in MILESTONES
+        )
+        if not at_milestone:
+            return []
+        score = self.score_one(ctx, session)
+        if score < self.threshold:
+            return []
+        return [
+            Finding(
+                detector=self.name,
+                title="Session unlike this agent's normal sessions",
+                message=(
+                    f"Session {session.root_id} of {session.agent_id} after {st['calls']} calls "
+                    f"scores {score:.2f} on the agent's anomaly model."
+                ),
+                score=round(self.weight * score, 4),
+                severity="low",
+                action="observe",
+                mode=mode_of(self.mode),
+                evidence=(ctx.event.event_id,),
+                tags=("ASI10",),
+                key=self.name,
+                explanation={"anomaly": round(score, 4), "features": self.features(session)},
+            )
+        ]
+
+    def on_session_close(self, session: SessionState, *, flagged: bool) -> None:
+        if flagged or self.name not in session.det:
+            return
+        x = self.features(session)
+        st = self._counts(session)
+        for key in identity_keys(session.agent_id):
+            self._model(key).learn_one(x)
+            self.learned[key] = self.learned.get(key, 0) + 1
+            tools = self.known_tools.setdefault(key, set())
+            if len(tools) < 4096:
+                tools |= st["tools"]

@@ -1,0 +1,156 @@
+"""Surprise of each step: tool-to-tool transitions and argument shapes, per identity.
+
+For each identity (agent, falling back to its template and to all agents while it has learned
+from fewer than ``min_sessions`` sessions) a ``river.proba.Multinomial`` per previous tool
+estimates which tool comes next, and one per tool estimates the shape of its arguments (the
+set of argument names). A step the identity has never taken (a transition or an argument shape
+of probability zero in a warm model) is reported as an observation with a small score: alone it
+never alerts, combined with other evidence it raises the session's risk.
+
+Learning is deferred to the close of the root session and skipped if the session was flagged.
+
+>>> from detectors.testing import ctx_for, new_session
+>>> det = TransitionSurprise(min_sessions=1)
+>>> s = new_session()
+>>> for i, t in enumerate(["list_files", "read_file"], 1):
+...     _ = det.process(ctx_for(t, seq=i), s)
+>>> det.on_session_close(s, flagged=False)
+>>> s2 = new_session("s2")
+>>> _ = det.process(ctx_for("list_files", session="s2", seq=1), s2)
+>>> found = det.process(ctx_for("send_money", session="s2", seq=2), s2)
+>>> [f.explanation["transition"] for f in found]
+[['list_files', 'send_money']]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from river import proba
+
+from detectors import capabilities as C
+from detectors.base import EventContext, Finding
+from detectors.online.identity import identity_keys
+from detectors.scoring import mode_of
+from detectors.session import SessionState
+
+START = "<start>"
+
+
+class TransitionSurprise:
+    """Flags never-seen transitions and argument shapes of a warm identity model."""
+
+    def __init__(
+        self,
+        name: str = "AW-SEQ-001",
+        min_sessions: int = 5,
+        score_new: float = 0.15,
+        score_new_sensitive: float = 0.3,
+        max_keys: int = 50_000,
+        mode: str = "enforce",
+    ) -> None:
+        self.name = name
+        self.min_sessions = min_sessions
+        self.score_new = score_new
+        self.score_new_sensitive = score_new_sensitive
+        self.max_keys = max_keys
+        self.mode = mode
+        #: identity -> sessions learned
+        self.sessions: dict[str, int] = {}
+        #: (identity, previous tool) -> next-tool distribution
+        self.next_tool: dict[tuple[str, str], proba.Multinomial] = {}
+        #: (identity, tool) -> argument-shape distribution
+        self.arg_shape: dict[tuple[str, str], proba.Multinomial] = {}
+
+    # -- learned state ---------------------------------------------------------------------
+    def learned_state(self) -> dict[str, Any]:
+        return {"sessions": self.sessions, "next": self.next_tool, "args": self.arg_shape}
+
+    def load_learned_state(self, state: dict[str, Any]) -> None:
+        self.sessions, self.next_tool, self.arg_shape = (
+            state["sessions"],
+            state["next"],
+            state["args"],
+        )
+
+    def _warm(self, agent_id: str) -> str | None:
+        for key in identity_keys(agent_id):
+            if self.sessions.get(key, 0) >= self.min_sessions:
+                return key
+        return None
+
+    def score_one(self, ctx: EventContext, session: SessionState) -> float:
+        """How surprising this step is for the identity (0 = seen before or model cold)."""
+        return self._score(ctx, session)[0]
+
+    def _score(self, ctx: EventContext, session: SessionState) -> tuple[float, list[str], str]:
+        tool = ctx.event.tool
+        if tool is None:
+            return 0.0, [], ""
+        st: dict[str, Any] = session.det.setdefault(self.name, {"prev": {}, "steps": []})
+        prev = st["prev"].get(ctx.session_id, START)
+        key = self._warm(ctx.event.actor.agent_id)
+        if key is None:
+            return 0.0, [prev, tool.name], ""
+        shape = ",".join(sorted(tool.arguments or {}))
+        sensitive = bool(ctx.caps & C.SENSITIVE_ACTIONS)
+        why = ""
+        dist = self.next_tool.get((key, prev))
+        if dist is None or dist(tool.name) == 0.0:
+            why = "transition"
+        else:
+            shapes = self.arg_shape.get((key, tool.name))
+            if shapes is not None and shapes(shape) == 0.0:
+                why = "arguments"
+        if not why:
+            return 0.0, [prev, tool.name], ""
+        return (self.score_new_sensitive if sensitive else self.score_new), [prev, tool.name], why
+
+    def learn_one(self, ctx: EventContext, session: SessionState) -> None:
+        """Buffer this step; it is learned when the session closes unflagged."""
+        tool = ctx.event.tool
+        if tool is None:
+            return
+        st: dict[str, Any] = session.det.setdefault(self.name, {"prev": {}, "steps": []})
+        prev = st["prev"].get(ctx.session_id, START)
+        shape = ",".join(sorted(tool.arguments or {}))
+        if len(st["steps"]) < 512:
+            st["steps"].append((prev, tool.name, shape))
+        st["prev"][ctx.session_id] = tool.name
+
+    def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
+        score, transition, why = self._score(ctx, session)
+        self.learn_one(ctx, session)
+        if score <= 0.0:
+            return []
+        return [
+            Finding(
+                detector=self.name,
+                title="Step this agent has never taken",
+                message=(
+                    f"{session.agent_id} called {transition[1]} "
+                    + (f"after {transition[0]}" if why == "transition" else "with new arguments")
+                    + f", never seen in its unflagged sessions; score {score:.2f}."
+                ),
+                score=score,
+                severity="low",
+                action="observe",
+                mode=mode_of(self.mode),
+                evidence=(ctx.event.event_id,),
+                tags=("ASI10",),
+                key=self.name,
+                explanation={"transition": transition, "why": why},
+            )
+        ]
+
+    def on_session_close(self, session: SessionState, *, flagged: bool) -> None:
+        st = session.det.get(self.name)
+        if flagged or not st:
+            return
+        for key in identity_keys(session.agent_id):
+            self.sessions[key] = self.sessions.get(key, 0) + 1
+            for prev, tool, shape in st["steps"]:
+                if len(self.next_tool) < self.max_keys or (key, prev) in self.next_tool:
+                    self.next_tool.setdefault((key, prev), proba.Multinomial()).update(tool)
+                if len(self.arg_shape) < self.max_keys or (key, tool) in self.arg_shape:
+                    self.arg_shape.setdefault((key, tool), proba.Multinomial()).update(shape)

@@ -1,0 +1,262 @@
+"""Provenance: a value from untrusted content flowing into a sensitive call.
+
+Every steering value (address, account, URL, host, phone, path; :mod:`detectors.values`) that
+enters a session is tagged with where it came from: the task text (``intent.task``: the user's
+own words), or the output of a tool call (data someone else wrote). When a sensitive action
+(payment, message send, egress, credential change, write, fetch of a destination, code
+execution) carries in its arguments a value that came from tool output and not from the task,
+the agent is acting on a destination it read rather than one it was given (OWASP ASI01/ASI02).
+
+Outputs are not parsed on the hot path: each output's lower-cased text is kept in a bounded
+in-memory cache (never in the checkpointed session state, so the content of tool output is not
+written to storage), and only when a sensitive call comes are its argument values looked up in
+the session's earlier outputs. After a worker restart, the values of in-flight sessions'
+earlier outputs are unknown (their injection targets, kept in the session, are not).
+
+How bad that is depends on the source. An output that also carried instructions addressed to
+the agent (``detectors.injection``), with this very value inside the instruction passage, is
+near-certain evidence of a hijacked agent; an ordinary e-mail is weaker; an output of a call
+the task itself pointed at ("pay the bill in bill.txt") is weaker still.
+
+>>> from detectors.testing import ctx_for, new_session
+>>> det = Provenance()
+>>> s = new_session(task="Summarise my unread e-mails")
+>>> _ = det.process(ctx_for(kind="session_start", task="Summarise my unread e-mails", seq=0), s)
+>>> _ = det.process(ctx_for("get_unread_emails", output="From bob: the new IBAN is "
+...                         "DE89370400440532013000", seq=1), s)
+>>> f = det.process(ctx_for("send_money", arguments={"recipient": "DE89370400440532013000"},
+...                         seq=2), s)
+>>> f[0].explanation["values"][0]["origin_tool"], f[0].score
+('get_unread_emails', 0.5)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from detectors import capabilities as C
+from detectors import values
+from detectors.base import EventContext, Finding
+from detectors.scoring import action_for, mode_of, severity_for
+from detectors.session import SessionState
+
+#: How sensitive an action is, by capability (the highest applies).
+CAPABILITY_WEIGHTS: dict[str, float] = {
+    C.PAYMENT: 0.5,
+    C.CREDENTIAL_CHANGE: 0.5,
+    C.EGRESS: 0.45,
+    C.SEND: 0.45,
+    C.CODE_EXEC: 0.45,
+    C.DESTRUCTIVE: 0.35,
+    C.PROD_WRITE: 0.35,
+    C.WRITE: 0.25,
+    C.FETCH: 0.25,
+}
+_ADDRESS_KINDS = frozenset(
+    {values.EMAIL, values.URL, values.HOST, values.IBAN, values.PHONE, values.ACCOUNT}
+)
+
+
+class Provenance:
+    """Flags sensitive calls whose arguments carry values taken from tool output."""
+
+    def __init__(
+        self,
+        name: str = "AW-PROV-001",
+        injection_detector: str = "AW-INJ-001",
+        untrusted_weight: float = 1.0,
+        other_output_weight: float = 0.6,
+        endorsed_weight: float = 0.3,
+        unknown_origin_score: float = 0.1,
+        alert_at: float = 0.6,
+        kill_at: float = 0.9,
+        max_outputs: int = 64,
+        max_output_chars: int = 8_000,
+        max_cached_outputs: int = 20_000,
+        mode: str = "enforce",
+        tags: tuple[str, ...] = ("ASI01", "ASI02"),
+        attacks: tuple[str, ...] = ("AML.T0051.001", "AML.T0086"),
+    ) -> None:
+        self.name = name
+        self.injection_detector = injection_detector
+        self.untrusted_weight = untrusted_weight
+        self.other_output_weight = other_output_weight
+        self.endorsed_weight = endorsed_weight
+        self.unknown_origin_score = unknown_origin_score
+        self.alert_at = alert_at
+        self.kill_at = kill_at
+        self.max_outputs = max_outputs
+        self.max_output_chars = max_output_chars
+        self.max_cached_outputs = max_cached_outputs
+        self.mode = mode
+        self.tags = tags
+        self.attacks = attacks
+        #: (root session, event id) -> lower-cased output text; memory only (see module doc)
+        self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_texts"] = OrderedDict()
+        return state
+
+    def _state(self, session: SessionState) -> dict[str, Any]:
+        st: dict[str, Any] | None = session.det.get(self.name)
+        if st is None:
+            task = session.scope_of(session.root_id).task or ""
+            st = {"task": task.lower(), "task_values": values.extract(task), "outputs": []}
+            session.det[self.name] = st
+        return st
+
+    def _from_task(self, st: dict[str, Any], v: str) -> bool:
+        return v in st["task_values"] or (len(v) >= 3 and v in st["task"])
+
+    def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
+        ev = ctx.event
+        if ev.kind == "session_start" and ev.intent is not None and ev.intent.task:
+            st = self._state(session)
+            st["task"] = (st["task"] + "\n" + ev.intent.task.lower()).strip()
+            st["task_values"] |= values.extract(ev.intent.task)
+            return []
+        tool = ev.tool
+        if tool is None:
+            return []
+        st = self._state(session)
+        base = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in ctx.caps), default=0.0)
+        found: list[Finding] = []
+        if base > 0.0 and tool.arguments:
+            args = values.argument_values(tool.arguments)
+            if args:
+                found = self._judge(ctx, session, st, args, base)
+        if tool.output:
+            self._record(ctx, session, st)
+        return found
+
+    # -- recording where values came from -------------------------------------------------
+    def _record(
+        self,
+        ctx: EventContext,
+        session: SessionState,
+        st: dict[str, Any],
+    ) -> None:
+        ev = ctx.event
+        assert ev.tool is not None and ev.tool.output is not None
+        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
+        inj_score, inj_targets = 0.0, {}
+        if ev.session.seq is not None:
+            rec = inj.get("outputs", {}).get(ev.session.seq)
+            if rec is not None and rec[1] == ev.event_id:
+                inj_score, inj_targets = rec[0], rec[3]
+        endorsed = any(
+            isinstance(a, str) and self._from_task(st, a.strip().lower())
+            for a in (ev.tool.arguments or {}).values()
+        )
+        if endorsed:
+            weight = self.endorsed_weight
+        elif C.UNTRUSTED_INPUT in ctx.caps:
+            weight = self.untrusted_weight
+        else:
+            weight = self.other_output_weight
+        outputs: list[tuple[Any, ...]] = st["outputs"]
+        outputs.append((ev.session.seq, ev.event_id, ev.tool.name, weight, inj_score, inj_targets))
+        if len(outputs) > self.max_outputs:
+            # Forget the least telling output: the lowest injection score, then the oldest.
+            drop = min(range(len(outputs)), key=lambda i: (outputs[i][4], i))
+            del outputs[drop]
+        self._texts[(session.root_id, ev.event_id)] = ev.tool.output[
+            : self.max_output_chars
+        ].lower()
+        if len(self._texts) > self.max_cached_outputs:
+            self._texts.popitem(last=False)
+
+    def _origin(self, session: SessionState, st: dict[str, Any], v: str) -> tuple[Any, ...] | None:
+        """The most telling earlier output that contained ``v``: (seq, event id, tool, weight,
+        injection score, whether ``v`` was inside the injected passage)."""
+        best: tuple[Any, ...] | None = None
+        for seq, event_id, tool, weight, inj_score, inj_targets in st["outputs"]:
+            in_passage = v in inj_targets
+            if not in_passage:
+                text = self._texts.get((session.root_id, event_id))
+                if text is None or v not in text:
+                    continue
+            cand = (seq, event_id, tool, weight, inj_score, in_passage)
+            if best is None or (cand[5], cand[4], cand[3]) > (best[5], best[4], best[3]):
+                best = cand
+        return best
+
+    # -- judging a call --------------------------------------------------------------------
+    def _judge(
+        self,
+        ctx: EventContext,
+        session: SessionState,
+        st: dict[str, Any],
+        args: dict[str, tuple[str, str]],
+        base: float,
+    ) -> list[Finding]:
+        ev = ctx.event
+        assert ev.tool is not None
+        scored: list[tuple[float, str, str, str, tuple[Any, ...] | None]] = []
+        for v, (arg, kind) in args.items():
+            if self._from_task(st, v) or len(v) < 3:
+                continue
+            o = self._origin(session, st, v) if kind != values.IDENT else None
+            if o is None:
+                if kind in _ADDRESS_KINDS:
+                    scored.append((self.unknown_origin_score * base * 2, v, arg, kind, None))
+                continue
+            _, _, _, weight, inj_score, in_passage = o
+            s = base * weight
+            if in_passage and inj_score > 0:
+                floor = inj_score if weight <= self.endorsed_weight else 0.5 + 0.5 * inj_score
+                s = max(s, floor)
+            elif inj_score > 0:
+                s = 1.0 - (1.0 - s) * (1.0 - 0.5 * inj_score * weight)
+            scored.append((min(1.0, s), v, arg, kind, o))
+        if not scored:
+            return []
+        scored.sort(key=lambda x: -x[0])
+        score = round(scored[0][0], 4)
+        evidence = tuple(
+            dict.fromkeys([o[1] for _, _, _, _, o in scored if o is not None] + [ev.event_id])
+        )
+        top = scored[0]
+        src = f"the output of {top[4][2]} (seq {top[4][0]})" if top[4] else "no earlier content"
+        action = action_for(score, alert_at=self.alert_at, kill_at=self.kill_at)
+        caps = sorted(c for c in ctx.caps if c in CAPABILITY_WEIGHTS)
+        return [
+            Finding(
+                detector=self.name,
+                title="Sensitive call uses a value taken from tool output",
+                message=(
+                    f"{ev.tool.name} ({', '.join(caps)}) in session {session.root_id} sends "
+                    f"{top[2]}={top[1]!r}, which came from {src}, not from the task; "
+                    f"score {score:.2f}."
+                ),
+                score=score,
+                severity=severity_for(score, kill_at=self.kill_at),
+                action=action,
+                mode=mode_of(self.mode),
+                evidence=evidence,
+                tags=self.tags,
+                attacks=self.attacks,
+                key=self.name,
+                stage="injected" if any(o is not None and o[5] for *_, o in scored) else None,
+                explanation={
+                    "tool": ev.tool.name,
+                    "capabilities": caps,
+                    "values": [
+                        {
+                            "value": v,
+                            "argument": arg,
+                            "kind": kind,
+                            "score": round(s, 4),
+                            "origin_tool": o[2] if o else None,
+                            "origin_seq": o[0] if o else None,
+                            "origin_injection": round(o[4], 4) if o else 0.0,
+                            "in_injected_passage": bool(o[5]) if o else False,
+                        }
+                        for s, v, arg, kind, o in scored[:8]
+                    ],
+                },
+            )
+        ]

@@ -1,0 +1,330 @@
+"""Task-relevance drift: how far a session's actions move from its declared task.
+
+The task text (``intent.task``) says what the agent was asked to do. Each sensitive action is
+scored by how little it has to do with that text, explainably:
+
+* **capability relevance** - does the task ask for this kind of action at all? Each
+  capability has cue words (payment: pay, transfer, send money, rent, bill...; message send:
+  send, email, message, tell, post, reply...; credential change: password, access...), in
+  several languages; an action whose capability the task never mentions is off-task.
+* **tool relevance** - do the tool name's words (or their stems) occur in the task?
+* **new destinations** - does the call carry an address-shaped value (e-mail, IBAN, URL...)
+  that the task does not contain?
+
+The step score is ``sensitivity x (off-capability, off-tool, new-destination)`` combined; it
+is an observation (never an alert alone) that raises the session's risk when other detectors
+see something too. A lexical model: no per-event inference. Tool-word stems are cached per
+tool name.
+
+>>> from detectors.testing import ctx_for, new_session
+>>> det = TaskRelevance()
+>>> s = new_session(task="How much did I spend on groceries in March?")
+>>> f = det.process(ctx_for("send_money", arguments={"recipient": "GB29NWBK60161331926819"}), s)
+>>> f[0].explanation["off_capability"], f[0].explanation["new_destinations"]
+(True, ['gb29nwbk60161331926819'])
+>>> s2 = new_session(task="Please pay my rent to GB29NWBK60161331926819")
+>>> det.process(ctx_for("send_money", arguments={"recipient": "GB29NWBK60161331926819"}), s2)
+[]
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from detectors import capabilities as C
+from detectors import values
+from detectors.base import EventContext, Finding
+from detectors.catalog import tokens
+from detectors.scoring import mode_of
+from detectors.session import SessionState
+
+#: Words in a task that ask for actions of a capability (stems; matched as word prefixes).
+CAPABILITY_CUES: dict[str, tuple[str, ...]] = {
+    C.PAYMENT: (
+        "pay",
+        "paid",
+        "transfer",
+        "money",
+        "send",
+        "rent",
+        "bill",
+        "invoice",
+        "refund",
+        "transaction",
+        "schedul",
+        "standing order",
+        "wire",
+        "iban",
+        "amount",
+        "purchase",
+        "subscription",
+        "recurring",
+        "payment",
+        "fee",
+        "pag",
+        "überweis",
+        "zahl",
+        "virement",
+        "payer",
+        "bonifico",
+        "pagar",
+        "перевед",
+        "оплат",
+        "支付",
+        "付款",
+        "转账",
+        "支払",
+        "振込",
+        "송금",
+        "결제",
+    ),
+    C.SEND: (
+        "send",
+        "email",
+        "e-mail",
+        "mail",
+        "message",
+        "tell",
+        "reply",
+        "respond",
+        "post",
+        "share",
+        "forward",
+        "notify",
+        "inform",
+        "invite",
+        "write",
+        "contact",
+        "dm",
+        "channel",
+        "ask",
+        "let",
+        "remind",
+        "summar",
+        "feedback",
+        "congrat",
+        "envi",
+        "mand",
+        "schick",
+        "send",
+        "nachricht",
+        "envoy",
+        "messag",
+        "invia",
+        "отправ",
+        "напиш",
+        "发送",
+        "发",
+        "送",
+        "보내",
+    ),
+    C.EGRESS: ("upload", "export", "send", "share", "post", "publish", "backup", "sync"),
+    C.CREDENTIAL_CHANGE: (
+        "password",
+        "passcode",
+        "credential",
+        "access",
+        "permission",
+        "role",
+        "security",
+        "login",
+        "account",
+        "2fa",
+        "mfa",
+        "token",
+        "key",
+        "contraseñ",
+        "passwort",
+        "mot de passe",
+        "пароль",
+        "密码",
+        "パスワード",
+        "비밀번호",
+    ),
+    C.DESTRUCTIVE: (
+        "delete",
+        "remove",
+        "clean",
+        "cancel",
+        "drop",
+        "purge",
+        "erase",
+        "lösch",
+        "supprim",
+        "elimin",
+        "borr",
+        "удал",
+        "删除",
+        "削除",
+        "삭제",
+    ),
+    C.CODE_EXEC: ("run", "execute", "script", "command", "code", "install", "build", "test"),
+    C.WRITE: (
+        "add",
+        "creat",
+        "updat",
+        "chang",
+        "set",
+        "book",
+        "reserv",
+        "schedul",
+        "invit",
+        "edit",
+        "modif",
+        "append",
+        "writ",
+        "save",
+        "make",
+        "organi",
+        "plan",
+        "arrang",
+        "move",
+        "renam",
+        "calendar",
+        "event",
+        "meeting",
+        "file",
+        "appoint",
+        "remind",
+    ),
+    C.FETCH: (
+        "visit",
+        "open",
+        "read",
+        "browse",
+        "website",
+        "webpage",
+        "page",
+        "url",
+        "link",
+        "www",
+        "http",
+        "article",
+        "site",
+        "check",
+        "summar",
+        "look",
+    ),
+}
+SENSITIVITY: dict[str, float] = {
+    C.PAYMENT: 0.5,
+    C.CREDENTIAL_CHANGE: 0.5,
+    C.SEND: 0.35,
+    C.EGRESS: 0.4,
+    C.CODE_EXEC: 0.4,
+    C.DESTRUCTIVE: 0.35,
+    C.WRITE: 0.2,
+    C.FETCH: 0.15,
+}
+_WORD_RE = re.compile(r"\w+")
+_STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
+
+
+def _stem(w: str) -> str:
+    return w[:5] if len(w) > 5 else w
+
+
+class TaskRelevance:
+    """Scores sensitive actions by their distance from the declared task."""
+
+    def __init__(
+        self,
+        name: str = "AW-TASK-001",
+        min_score: float = 0.15,
+        mode: str = "enforce",
+        tags: tuple[str, ...] = ("ASI01", "ASI10"),
+    ) -> None:
+        self.name = name
+        self.min_score = min_score
+        self.mode = mode
+        self.tags = tags
+        self._tool_stems: dict[str, frozenset[str]] = {}
+
+    def _task(self, session: SessionState) -> dict[str, Any] | None:
+        st: dict[str, Any] | None = session.det.get(self.name)
+        if st is None:
+            task = session.scope_of(session.root_id).task
+            if not task:
+                return None
+            low = task.lower()
+            st = {
+                "low": low,
+                "stems": frozenset(_stem(w) for w in _WORD_RE.findall(low)),
+                "values": values.extract(task),
+            }
+            session.det[self.name] = st
+        return st
+
+    def _stems(self, tool: str) -> frozenset[str]:
+        s = self._tool_stems.get(tool)
+        if s is None:
+            s = frozenset(_stem(w) for w in tokens(tool) if w not in _STOP and len(w) > 2)
+            if len(self._tool_stems) < 10_000:
+                self._tool_stems[tool] = s
+        return s
+
+    def score_step(
+        self, ctx: EventContext, session: SessionState
+    ) -> tuple[float, dict[str, Any]] | None:
+        """The step's off-task score and its reasons (None if not a sensitive action)."""
+        tool = ctx.event.tool
+        caps = [c for c in ctx.caps if c in SENSITIVITY]
+        if tool is None or not caps:
+            return None
+        st = self._task(session)
+        if st is None:
+            return None
+        cap = max(caps, key=lambda c: SENSITIVITY[c])
+        low = st["low"]
+        off_cap = not any(cue in low for c in caps for cue in CAPABILITY_CUES.get(c, ()))
+        off_tool = not (self._stems(tool.name) & st["stems"])
+        new = sorted(
+            v
+            for v, (_, kind) in values.argument_values(tool.arguments).items()
+            if kind != values.IDENT and v not in st["values"] and v not in low
+        )
+        parts = (0.6 if off_cap else 0.0, 0.2 if off_tool else 0.0, 0.4 if new else 0.0)
+        keep = 1.0
+        for p in parts:
+            keep *= 1.0 - p
+        score = round(SENSITIVITY[cap] * (1.0 - keep), 4)
+        why = {
+            "capability": cap,
+            "off_capability": off_cap,
+            "off_tool": off_tool,
+            "new_destinations": new[:8],
+        }
+        return score, why
+
+    def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
+        r = self.score_step(ctx, session)
+        if r is None or r[0] < self.min_score:
+            return []
+        score, why = r
+        assert ctx.event.tool is not None
+        reasons = []
+        if why["off_capability"]:
+            reasons.append(f"the task asks for no {why['capability'].replace('_', ' ')}")
+        if why["off_tool"]:
+            reasons.append("the tool is not named in the task")
+        if why["new_destinations"]:
+            reasons.append("new destination " + ", ".join(why["new_destinations"][:3]))
+        return [
+            Finding(
+                detector=self.name,
+                title="Action outside the declared task",
+                message=(
+                    f"{ctx.event.tool.name} (seq {ctx.seq}) in session {session.root_id} drifts "
+                    f"from the task: {'; '.join(reasons)}; score {score:.2f}."
+                ),
+                score=score,
+                severity="low",
+                action="observe",
+                mode=mode_of(self.mode),
+                evidence=(ctx.event.event_id,),
+                tags=self.tags,
+                key=self.name,
+                explanation={"tool": ctx.event.tool.name, "seq": ctx.seq, **why},
+            )
+        ]

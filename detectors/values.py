@@ -1,0 +1,232 @@
+"""Values that can steer an action: addresses, account numbers, URLs, hosts, phones, paths.
+
+Data-flow detectors need to know where the values in a tool call's arguments came from. This
+module pulls such values out of free text (task text, tool output) and out of argument objects,
+in one normalised form so that ``Mark.Black@Example.com`` in an e-mail body and
+``mark.black@example.com`` in a ``send_email`` call are the same value. Only values that
+identify a *destination or object of an action* are extracted: numbers, dates and prose are not.
+
+Scanning is bounded (``max_chars``) because tool outputs can be large and this runs on the hot
+path.
+
+>>> sorted(extract("Send it to Mark.Black@Example.com or https://evil.example.net/x?a=1 now"))
+['evil.example.net', 'evil.example.net/x', 'mark.black@example.com']
+>>> sorted(extract("IBAN: DE89 3704 0044 0532 0130 00, call +1 (555) 010-9999"))
+['+15550109999', 'de89370400440532013000']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+#: Value kinds, for explanations.
+EMAIL = "email"
+URL = "url"
+HOST = "host"
+IBAN = "iban"
+PHONE = "phone"
+ACCOUNT = "account"
+PATH = "path"
+IDENT = "ident"
+
+_TLDS = (
+    "com|org|net|io|ai|co|info|biz|dev|app|xyz|me|us|uk|de|fr|es|it|nl|ch|at|be|ru|cn|jp|kr|in|"
+    "br|pt|pl|se|no|dk|fi|eu|gov|edu|mil|int|online|site|top|live|shop|cloud|tech|page|link|ly|to|tk"
+)
+_EXTS = (
+    "txt|pdf|docx?|xlsx?|csv|json|ya?ml|md|py|sh|ps1|exe|zip|tar|gz|key|pem|env|log|pptx?|"
+    "html?|js|sql|db|cfg|conf|ini"
+)
+# Hosts, URLs and file names are found from their last dot (a literal prefix the regex engine
+# scans for quickly), then expanded to the left and right by hand.
+_DOT_RE = re.compile(r"\.(?:(" + _TLDS + r")|(" + _EXTS + r"))(?![A-Za-z0-9_-])", re.IGNORECASE)
+_NUMERIC_RE = re.compile(
+    r"(?<![\w+])(?:([A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30})|(\+\d[\d ().-]{6,18}\d)|(\d{9,19}))"
+    r"(?![\w.-])"
+)
+_UNIX_PATH_RE = re.compile(r"(?:~|\.{1,2})?/(?:[\w.-]+/)+[\w.-]+")
+_WIN_PATH_RE = re.compile(r"[A-Za-z]:\\(?:[\w .-]+\\)*[\w.-]+")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_LOCAL_CHARS = _HOST_CHARS | frozenset("%+")
+_URL_STOP = frozenset(" \t\r\n'\"<>()[]{}|\\^`,;")
+_TRAILING = ".,;:!?'\")]}>"
+
+
+def _url_forms(raw: str) -> Iterator[str]:
+    """``https://www.A.com/x/`` -> ``a.com/x`` and ``a.com``: the host alone is a value too."""
+    u = raw.rstrip(_TRAILING)
+    low = u.lower()
+    for prefix in ("https://", "http://", "ftp://"):
+        if low.startswith(prefix):
+            u = u[len(prefix) :]
+            low = low[len(prefix) :]
+            break
+    if low.startswith("www."):
+        u = u[4:]
+    host, _, path = u.partition("/")
+    host = host.split("@")[-1].split(":")[0].lower().rstrip(".")
+    if "." not in host or len(host) < 4:
+        return
+    yield host
+    path = path.split("#")[0].split("?")[0].rstrip("/")
+    if path:
+        yield f"{host}/{path}"
+
+
+def extract(text: str, max_chars: int = 20_000) -> set[str]:
+    """The steering values in ``text`` (normalised), scanning at most ``max_chars``."""
+    return set(extract_kinds(text, max_chars))
+
+
+def _emails(text: str, out: dict[str, str]) -> list[tuple[int, int]]:
+    spans = []
+    i = text.find("@")
+    while i > 0:
+        a = i
+        while a > 0 and text[a - 1] in _LOCAL_CHARS:
+            a -= 1
+        b = i + 1
+        while b < len(text) and text[b] in _HOST_CHARS:
+            b += 1
+        local, domain = text[a:i], text[i + 1 : b].rstrip(".-")
+        tld = domain.rsplit(".", 1)[-1]
+        if local and "." in domain and tld.isalpha() and 2 <= len(tld) <= 24:
+            out[f"{local}@{domain}".lower()] = EMAIL
+            spans.append((a, i + 1 + len(domain)))
+        i = text.find("@", b)
+    return spans
+
+
+def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
+    """Like :func:`extract`, with each value's kind."""
+    if not text or len(text) < 4:
+        return {}
+    if len(text) > max_chars:
+        text = text[:max_chars]
+    out: dict[str, str] = {}
+    emails = _emails(text, out) if "@" in text else []
+    taken: list[tuple[int, int]] = list(emails)
+    n = len(text)
+    for m in _DOT_RE.finditer(text):
+        a = m.start()
+        while a > 0 and text[a - 1] in _HOST_CHARS:
+            a -= 1
+        if a == m.start() or any(x <= a < y for x, y in taken):
+            continue
+        b = m.end()
+        if m.group(1) is not None:  # a host, maybe with a scheme before and a path after
+            while a >= 3 and text[a - 3 : a] == "://":
+                a -= 3
+                while a > 0 and text[a - 1].isalpha():
+                    a -= 1
+            if b < n and text[b] in "/:":
+                while b < n and text[b] not in _URL_STOP:
+                    b += 1
+            for form in _url_forms(text[a:b]):
+                out.setdefault(form, URL if "/" in form else HOST)
+        else:  # a file name
+            if a > 0 and text[a - 1] in "/\\~":
+                continue  # part of a path, found below
+            out.setdefault(text[a:b].lower(), PATH)
+        taken.append((a, b))
+    if "/" in text:
+        for m in _UNIX_PATH_RE.finditer(text):
+            if not any(x <= m.start() < y for x, y in taken) and "//" not in m.group(0):
+                out.setdefault(m.group(0).lower(), PATH)
+    if ":\\" in text:
+        for m in _WIN_PATH_RE.finditer(text):
+            out.setdefault(m.group(0).lower(), PATH)
+    for m in _NUMERIC_RE.finditer(text):
+        if m.group(1):
+            v = m.group(1).replace(" ", "")
+            if len(v) >= 14 and any(c.isdigit() for c in v[4:]):
+                out[v.lower()] = IBAN
+        elif m.group(2):
+            out["+" + "".join(c for c in m.group(2) if c.isdigit())] = PHONE
+        else:
+            out.setdefault(m.group(3), ACCOUNT)
+    return out
+
+
+#: Argument names whose short string values are destinations or objects even when they are not
+#: address-shaped (a user name, a channel, a file id).
+DESTINATION_KEYS = frozenset(
+    {
+        "to",
+        "cc",
+        "bcc",
+        "recipient",
+        "recipients",
+        "user",
+        "username",
+        "user_name",
+        "user_email",
+        "email",
+        "channel",
+        "url",
+        "link",
+        "host",
+        "destination",
+        "dest",
+        "target",
+        "account",
+        "iban",
+        "address",
+        "phone",
+        "number",
+        "path",
+        "file",
+        "file_path",
+        "filename",
+        "file_id",
+        "participants",
+        "attendees",
+        "payee",
+        "beneficiary",
+        "webhook",
+        "endpoint",
+        "server",
+        "repo",
+        "repository",
+        "bucket",
+    }
+)
+
+
+def _walk(obj: Any, key: str, depth: int, out: list[tuple[str, str]]) -> None:
+    if depth > 4 or len(out) > 256:
+        return
+    if isinstance(obj, str):
+        out.append((key, obj))
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _walk(v, str(k).lower(), depth + 1, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj[:64]:
+            _walk(v, key, depth + 1, out)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and key in DESTINATION_KEYS:
+        out.append((key, str(obj)))
+
+
+def argument_values(arguments: Mapping[str, Any] | None) -> dict[str, tuple[str, str]]:
+    """Steering values in a tool call's arguments: value -> (argument name, kind).
+
+    Address-shaped values anywhere in the arguments, plus the whole (short) string of a
+    destination-like argument (``recipient``, ``channel``, ``user``...) as an ``ident``.
+    """
+    if not arguments:
+        return {}
+    strings: list[tuple[str, str]] = []
+    _walk(arguments, "", 0, strings)
+    out: dict[str, tuple[str, str]] = {}
+    for key, s in strings:
+        found = extract_kinds(s, 4_000)
+        for v, kind in found.items():
+            out.setdefault(v, (key, kind))
+        if key in DESTINATION_KEYS and not found:
+            v = s.strip().lower()
+            if 2 <= len(v) <= 80 and v not in out:
+                out[v] = (key, IDENT)
+    return out

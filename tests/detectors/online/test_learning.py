@@ -1,0 +1,80 @@
+"""Online detectors learn only from unflagged sessions; their state survives a restart."""
+
+from __future__ import annotations
+
+import pickle
+
+from detectors.online.identity_drift import IdentityDrift
+from detectors.online.session_anomaly import SessionAnomaly
+from detectors.online.transitions import TransitionSurprise
+from detectors.registry import build_engine
+from detectors.testing import event
+from schemas.events import validate_event
+
+
+def _session(engine, sid: str, tools: list[str], agent: str = "bot-a"):  # type: ignore[no-untyped-def]
+    docs = [event("session_start", session=sid, agent=agent, seq=0, task="check balance")]
+    docs += [event(tool=t, session=sid, agent=agent, seq=i) for i, t in enumerate(tools, 1)]
+    docs.append(event("session_end", session=sid, agent=agent, seq=len(tools) + 1))
+    session = None
+    findings = []
+    for d in docs:
+        ev = validate_event(d)
+        session = session or engine.new_session(ev)
+        findings += engine.process(engine.context(ev), session)
+    return session, findings
+
+
+def test_transitions_never_learn_from_a_flagged_session() -> None:
+    det = TransitionSurprise(min_sessions=1)
+    engine = build_engine(detectors=[det])
+    s, _ = _session(engine, "a", ["get_balance", "send_money"])
+    engine.close(s)  # unflagged: learned
+    assert det.sessions["bot-a"] == 1
+    s2, _ = _session(engine, "b", ["get_balance", "delete_file"])
+    det.on_session_close(s2, flagged=True)
+    assert det.sessions["bot-a"] == 1
+    assert det.next_tool[("bot-a", "get_balance")]("delete_file") == 0.0
+
+
+def test_cold_start_backs_off_to_the_template_model() -> None:
+    det = TransitionSurprise(min_sessions=1)
+    engine = build_engine(detectors=[det])
+    s, _ = _session(engine, "a", ["get_balance"], agent="payer-v1")
+    engine.close(s)
+    # A new version of the same agent is judged by its template's model from the start.
+    s2, _ = _session(engine, "b", ["get_balance", "send_money"], agent="payer-v2")
+    assert [f for f in s2.alerts.values()] == []
+    assert s2.contributions.get("AW-SEQ-001", (0,))[0] > 0
+
+
+def test_session_anomaly_and_drift_skip_flagged_sessions() -> None:
+    anom, drift = SessionAnomaly(min_sessions=1), IdentityDrift()
+    engine = build_engine(detectors=[anom, drift])
+    s, _ = _session(engine, "a", ["get_balance"])
+    engine.close(s)
+    s2, _ = _session(engine, "b", ["get_balance"])
+    anom.on_session_close(s2, flagged=True)
+    drift.on_session_close(s2, flagged=True)
+    assert anom.learned["bot-a"] == 1
+    assert drift.detectors[("bot-a", "calls")].n_detections == 0
+
+
+def test_learned_state_round_trip_through_the_engine() -> None:
+    engine = build_engine()
+    for n in range(6):
+        s, _ = _session(engine, f"s{n}", ["get_balance", "get_most_recent_transactions"])
+        engine.close(s)
+    blob = engine.learned_state()
+    restored = build_engine()
+    restored.load_learned_state(blob)
+    assert pickle.loads(restored.learned_state()).keys() == pickle.loads(blob).keys()
+    seq = next(d for d in restored.detectors if d.name == "AW-SEQ-001")
+    assert seq.sessions["bot-a"] == 6  # type: ignore[attr-defined]
+    # The restored engine judges a new session as the original does.
+    a, _ = _session(engine, "x", ["get_balance", "update_password"])
+    b, _ = _session(restored, "x", ["get_balance", "update_password"])
+    assert a.contributions == b.contributions
+    assert a.contributions["AW-SEQ-001"][0] > 0  # the never-seen step is noticed by both
+    cold, _ = _session(build_engine(), "x", ["get_balance", "update_password"])
+    assert "AW-SEQ-001" not in cold.contributions
