@@ -57,9 +57,11 @@ class RulesWatcher:
         internal_domains: Sequence[str] = (),
     ) -> None:
         self.detector = detector
+        #: every running detector and engine to update (a worker runs one per partition)
+        self.detectors: list[RuleDetector] = [detector]
+        self.engines: list[Engine] = [engine] if engine is not None else []
         self.paths = list(paths)
         self.builtin = builtin
-        self.engine = engine
         self.catalog_path = catalog_path
         self.internal_domains = list(internal_domains)
         self.reloads = 0
@@ -68,6 +70,16 @@ class RulesWatcher:
         self._rules_sig = self._signature(self.rule_files())
         self._rules_hash = self._hash(self.rule_files())
         self._catalog_sig = self._signature([catalog_path] if catalog_path else [])
+
+    def attach(self, detector: RuleDetector, engine: Engine | None = None) -> None:
+        """Also update this detector (and engine's catalog) on reloads, from the current rules."""
+        if detector.ruleset is not self.detector.ruleset:
+            detector.swap(self.detector.ruleset)
+        self.detectors.append(detector)
+        if engine is not None:
+            if self.engines:
+                engine.catalog = self.engines[0].catalog
+            self.engines.append(engine)
 
     def rule_files(self) -> list[Path]:
         files = builtin_files() if self.builtin else []
@@ -113,14 +125,15 @@ class RulesWatcher:
             ruleset = load_rules(self.paths, builtin=self.builtin)
         except RuleError as exc:
             return self._failed("rules", exc.errors)
-        self.detector.swap(ruleset)
+        for det in self.detectors:
+            det.swap(ruleset)
         self.reloads += 1
         self.last_errors = []
         log.info("rules reloaded: %d rules, pack %s", len(ruleset), ruleset.version)
         return ReloadResult(True, "rules", ruleset.version, len(ruleset))
 
     def _poll_catalog(self) -> ReloadResult | None:
-        if self.catalog_path is None or self.engine is None:
+        if self.catalog_path is None or not self.engines:
             return None
         sig = self._signature([self.catalog_path])
         if sig == self._catalog_sig:
@@ -130,7 +143,8 @@ class RulesWatcher:
             catalog = load_catalog(self.catalog_path, self.internal_domains)
         except ConfigError as exc:
             return self._failed("catalog", str(exc).splitlines())
-        self.engine.catalog = catalog
+        for engine in self.engines:
+            engine.catalog = catalog
         self.reloads += 1
         log.info("tool catalog reloaded from %s", self.catalog_path)
         return ReloadResult(True, "catalog")

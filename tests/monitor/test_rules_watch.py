@@ -121,3 +121,17 @@ def test_the_catalog_reloads_into_the_engine(tmp_path: Path) -> None:
         f"Unknown capability 'paymnt' for tool 'frobnicate' in {cat}:2"
     ]
     assert engine.catalog.name_capabilities("frobnicate") == {"payment"}
+
+
+def test_one_watcher_updates_every_partition_engine(tmp_path: Path) -> None:
+    f = tmp_path / "local.yaml"
+    f.write_text(RULE)
+    first, second = RuleDetector(load_rules([f])), RuleDetector(load_rules([f]))
+    watcher = RulesWatcher(first, [f])
+    watcher.attach(second)
+    assert second.ruleset is first.ruleset
+    f.write_text(RULE.replace("HIGH", "LOW"))
+    touch_later(f)
+    result = watcher.poll()
+    assert result is not None and result.ok
+    assert first.ruleset is second.ruleset and second.ruleset.rules["LOCAL-001"].severity == "low"
