@@ -1,9 +1,10 @@
 """How the rule pack behaves on labelled real sessions: alerts and kills per class and rule.
 
-    .venv/bin/python bench/rule_pack.py [EVENTS.jsonl] [LABELS.jsonl] [--rules PATH ...]
+    .venv/bin/python bench/rule_pack.py [EVENTS.jsonl] [LABELS.jsonl] [--rules PATH ...] [--all]
 
 Runs every event through the same offline :class:`monitor.pipeline.Pipeline` the worker
-uses (built-in pack plus optional rule files), then counts, per label class (benign, attack
+uses, with the rule engine alone (built-in pack plus optional rule files; ``--all``: the
+whole default detector suite), then counts, per label class (benign, attack
 that succeeded, attack that failed), the sessions with at least one alert and with a kill,
 overall and per rule (rules whose action is ``observe`` count their findings). Prints rich
 tables and writes ``bench/results/rule_pack.json``.
@@ -27,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detectors.base import Finding  # noqa: E402
-from detectors.engine import AlertDecision, KillDecision  # noqa: E402
+from detectors.engine import AlertDecision, Engine, KillDecision  # noqa: E402
 from detectors.registry import build_engine, rule_detector  # noqa: E402
+from detectors.rules.detector import RuleDetector  # noqa: E402
 from monitor.pipeline import Pipeline  # noqa: E402
 from schemas.events import parse_event  # noqa: E402
 
@@ -41,9 +43,11 @@ def label_class(row: dict[str, Any]) -> str:
     return "attack_succeeded" if row.get("attack_succeeded") else "attack_failed"
 
 
-def run(events: Path, labels: Path, rules: list[Path]) -> dict[str, Any]:
+def run(events: Path, labels: Path, rules: list[Path], everything: bool = False) -> dict[str, Any]:
     classes = {r["session_id"]: label_class(r) for r in map(json.loads, labels.open())}
-    engine = build_engine(rules_paths=rules)
+    engine = (
+        build_engine(rules_paths=rules) if everything else Engine([RuleDetector.from_paths(rules)])
+    )
     det = rule_detector(engine)
     findings: dict[str, set[str]] = defaultdict(set)
     if det is not None:
@@ -119,9 +123,10 @@ def main() -> None:
     ap.add_argument("events", nargs="?", type=Path, default=DATA / "events.jsonl")
     ap.add_argument("labels", nargs="?", type=Path, default=DATA / "labels.jsonl")
     ap.add_argument("--rules", type=Path, action="append", default=[])
+    ap.add_argument("--all", action="store_true", help="the whole default detector suite")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "rule_pack.json")
     args = ap.parse_args()
-    result = run(args.events, args.labels, args.rules)
+    result = run(args.events, args.labels, args.rules, args.all)
     show(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
