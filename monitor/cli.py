@@ -19,6 +19,10 @@ app = typer.Typer(
 schema_app = typer.Typer(help="Wire contracts as JSON Schema.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 
+from monitor.rules_cli import rules_app  # noqa: E402
+
+app.add_typer(rules_app, name="rules")
+
 
 @schema_app.command("event")
 def schema_event() -> None:

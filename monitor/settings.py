@@ -58,6 +58,8 @@ class Settings(BaseModel):
     internal_domains: list[str] = Field(default_factory=list)
     catalog_path: Path | None = None
     rules_paths: list[Path] = Field(default_factory=list)
+    #: how often the worker polls rule files and the catalog for changes (hot reload)
+    rules_reload_interval_s: float = 5.0
     alert_threshold: float = 0.6
     kill_threshold: float = 0.9
     #: "shadow" reports kill decisions without publishing kill signals
