@@ -91,6 +91,9 @@ class Settings(BaseModel):
         ]
     )
     max_stored_output_chars: int = 4_000
+    #: HMAC key file for redaction fingerprints, shared by every worker of a deployment
+    #: (default: ``datadir/redaction.key``, created on first use)
+    redaction_key_path: Path | None = None
 
     # -- web -----------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
