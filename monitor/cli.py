@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
@@ -25,6 +26,97 @@ def schema_event() -> None:
 
     json.dump(event_json_schema(), sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
+
+
+@app.command()
+def simulate(
+    rate: float = typer.Option(200.0, help="Events per second to produce."),
+    bootstrap: str = typer.Option(
+        None, help="Kafka bootstrap HOST:PORT (default: from AGENTWATCH_BROKER)."
+    ),
+    sessions: int = typer.Option(None, help="Root sessions to simulate (default: endless)."),
+    attack_ratio: float = typer.Option(0.1, help="Share of sessions that are attacks."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same traffic)."),
+    duration: float = typer.Option(None, help="Stop after this many seconds."),
+    topic: str = typer.Option(None, help="Topic (default: the actions topic of the settings)."),
+    out: Path = typer.Option(None, help="Write events as JSON lines here instead of Kafka."),
+    labels: Path = typer.Option(None, help="With --out: write per-session labels here."),
+) -> None:
+    """Produce realistic agent traffic (six agent types, a share of attacks)."""
+    from datetime import UTC, datetime
+
+    from monitor.settings import Settings
+    from monitor.simulator import EVENTS_PER_SESSION, Simulator, produce, write_files
+
+    if out is not None:
+        sim = Simulator(seed=seed, sessions=sessions or 1000, attack_ratio=attack_ratio)
+        n = write_files(sim, out, labels)
+        attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
+        typer.echo(f"wrote {n} events of {len(sim.labels)} sessions ({attacks} attacks) to {out}")
+        return
+    settings = Settings.from_env()
+    if bootstrap is None:
+        bootstrap = settings.broker.split("://", 1)[-1]
+    sim = Simulator(
+        seed=seed,
+        sessions=sessions,
+        attack_ratio=attack_ratio,
+        start=datetime.now(UTC),
+        session_rate=max(rate / EVENTS_PER_SESSION, 0.01),
+    )
+    sent = produce(
+        sim,
+        bootstrap=bootstrap,
+        topic=topic or settings.topic_actions,
+        rate=rate,
+        duration_s=duration,
+    )
+    typer.echo(f"sent {sent} events to {topic or settings.topic_actions} on {bootstrap}")
+
+
+@app.command()
+def replay(
+    session_id: str = typer.Argument(..., help="Root session id."),
+    store: str = typer.Option(
+        None, help="ClickHouse URL (http://host:8123) or a stopped worker's chdb:///path."
+    ),
+    worker: str = typer.Option(None, help="A running worker's web URL (reads its API)."),
+    tenant: str = typer.Option(None, help="Tenant (default: any)."),
+    fmt: str = typer.Option("table", "--format", help="table | jsonl"),
+    png: Path = typer.Option(None, help="Also draw the timeline to this PNG file."),
+) -> None:
+    """Replay one root session: its steps, alerts and kill signals, in order."""
+    from monitor import replay as rp
+    from monitor.settings import Settings
+    from schemas.errors import SinkError
+
+    settings = Settings.from_env()
+    try:
+        if worker:
+            rec = rp.fetch_from_worker(worker, session_id, tenant)
+        else:
+            reader = rp.StoreReader(store or settings.store_url, settings.store_database)
+            try:
+                rec = rp.load(reader, session_id, tenant)
+            finally:
+                reader.close()
+    except SinkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not rec.events and not rec.alerts:
+        typer.echo(f"error: no session {session_id!r} in the store", err=True)
+        raise typer.Exit(1)
+    rows = rp.timeline(rec)
+    if fmt == "jsonl":
+        rp.write_jsonl(rows, sys.stdout)
+    elif fmt == "table":
+        rp.render_table(rec, rows)
+    else:
+        typer.echo(f"error: --format must be table or jsonl, not {fmt!r}", err=True)
+        raise typer.Exit(2)
+    if png is not None:
+        rp.write_png(rec, rows, png)
+        typer.echo(f"timeline drawn to {png}", err=True)
 
 
 def main() -> None:
