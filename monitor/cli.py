@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -30,17 +31,25 @@ def schema_event() -> None:
 
 @app.command()
 def simulate(
-    rate: float = typer.Option(200.0, help="Events per second to produce."),
-    bootstrap: str = typer.Option(
-        None, help="Kafka bootstrap HOST:PORT (default: from AGENTWATCH_BROKER)."
-    ),
-    sessions: int = typer.Option(None, help="Root sessions to simulate (default: endless)."),
-    attack_ratio: float = typer.Option(0.1, help="Share of sessions that are attacks."),
-    seed: int = typer.Option(0, help="Random seed (same seed, same traffic)."),
-    duration: float = typer.Option(None, help="Stop after this many seconds."),
-    topic: str = typer.Option(None, help="Topic (default: the actions topic of the settings)."),
-    out: Path = typer.Option(None, help="Write events as JSON lines here instead of Kafka."),
-    labels: Path = typer.Option(None, help="With --out: write per-session labels here."),
+    rate: Annotated[float, typer.Option(help="Events per second to produce.")] = 200.0,
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka HOST:PORT (default: from AGENTWATCH_BROKER).")
+    ] = None,
+    sessions: Annotated[
+        int | None, typer.Option(help="Root sessions to simulate (default: endless).")
+    ] = None,
+    attack_ratio: Annotated[float, typer.Option(help="Share of sessions that are attacks.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same traffic).")] = 0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Topic (default: the actions topic of the settings).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write events as JSON lines here instead of Kafka.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="With --out: write per-session labels here.")
+    ] = None,
 ) -> None:
     """Produce realistic agent traffic (six agent types, a share of attacks)."""
     from datetime import UTC, datetime
@@ -76,14 +85,17 @@ def simulate(
 
 @app.command()
 def replay(
-    session_id: str = typer.Argument(..., help="Root session id."),
-    store: str = typer.Option(
-        None, help="ClickHouse URL (http://host:8123) or a stopped worker's chdb:///path."
-    ),
-    worker: str = typer.Option(None, help="A running worker's web URL (reads its API)."),
-    tenant: str = typer.Option(None, help="Tenant (default: any)."),
-    fmt: str = typer.Option("table", "--format", help="table | jsonl"),
-    png: Path = typer.Option(None, help="Also draw the timeline to this PNG file."),
+    session_id: Annotated[str, typer.Argument(help="Root session id.")],
+    store: Annotated[
+        str | None,
+        typer.Option(help="ClickHouse URL (http://host:8123) or a stopped worker's chdb:///path."),
+    ] = None,
+    worker: Annotated[
+        str | None, typer.Option(help="A running worker's web URL (reads its API).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: any).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | jsonl")] = "table",
+    png: Annotated[Path | None, typer.Option(help="Also draw the timeline to this PNG.")] = None,
 ) -> None:
     """Replay one root session: its steps, alerts and kill signals, in order."""
     from monitor import replay as rp

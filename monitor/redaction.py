@@ -13,13 +13,13 @@ connection string in a config dump); the monitor sees them in ``tool.arguments``
   case-insensitively as words of the key: ``db_password``, ``X-Api-Key``, ``accessToken``);
 * keeps a **fingerprint** of each masked value (HMAC-SHA256 with a per-deployment key,
   12 hex digits), so an investigator sees that two events carried the same secret without
-  seeing it: ``[REDACTED:jwt:7c1e0a9b44d2]``;
+  seeing it: ``[REDACTED:jwt#7c1e0a9b44d2]``;
 * **bounds sizes**: ``tool.output`` to ``max_output_chars``, every other string to
   ``max_string_chars`` (redacting before cutting, so no half-secret survives the cut).
 
 >>> r = Redactor(key=b"k" * 32)
->>> r.text("export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE now")  # doctest: +ELLIPSIS
-'export AWS_ACCESS_KEY_ID=[REDACTED:aws_access_key:...] now'
+>>> r.text("aws configure set key AKIAIOSFODNN7EXAMPLE now")  # doctest: +ELLIPSIS
+'aws configure set key [REDACTED:aws_access_key#...] now'
 >>> r.value({"user": "bob", "password": "hunter2"}) == {
 ...     "user": "bob", "password": r.mask("hunter2", "field")}
 True
@@ -72,13 +72,16 @@ _KEYWORD = (
     (
         "keyword",
         r"(?i:(?:" + _SECRET_WORDS + r")[A-Za-z0-9_-]{0,12}[\"']?\s{0,3}[:=]\s{0,3}[\"']?)"
-        r"(?P<v_keyword>(?!\[REDACTED|(?:[Bb]earer|[Bb]asic|[Tt]oken)\s)[^\s\"',;&}<>]{4,4096})",
+        r"(?P<v_keyword>(?!\[REDACTED|(?:[Bb]earer|[Bb]asic|[Tt]oken)\s)[^\s\"',;&}<>]{6,4096})",
     ),
 )
 #: inside a long run of token characters: secrets with a recognisable shape
 _PREFIXED = (
     ("jwt", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{0,1024}"),
-    ("aws_access_key", r"(?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Z0-9])"),
+    (
+        "aws_access_key",
+        r"(?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Z0-9])",
+    ),
     ("github_token", r"gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255}"),
     ("slack_token", r"xox[abposre]-[A-Za-z0-9-]{10,250}"),
     ("stripe_key", r"[rsp]k_(?:live|test)_[A-Za-z0-9]{16,250}"),
@@ -117,9 +120,7 @@ _URL_RE = _alternation(_URL)
 _KEYWORD_RE = _alternation(_KEYWORD)
 _PREFIXED_RE = _alternation(_PREFIXED)
 _VALUE_GROUP = {
-    kind: f"v_{kind}"
-    for kind, pat in _PEM + _URL + _KEYWORD + _PREFIXED
-    if f"?P<v_{kind}>" in pat
+    kind: f"v_{kind}" for kind, pat in _PEM + _URL + _KEYWORD + _PREFIXED if f"?P<v_{kind}>" in pat
 }
 #: the cheapest check first: strings shorter than this cannot hold a pattern above
 _MIN_SECRET_LEN = 8
@@ -192,9 +193,9 @@ class Redactor:
 
     def fingerprint(self, value: str) -> str:
         """12 hex digits of HMAC-SHA256(key, value): same secret, same fingerprint."""
-        return hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[
-            :12
-        ]
+        return hmac.new(
+            self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()[:12]
 
     def mask(self, value: Any, kind: str) -> str:
         """The marker that replaces ``value``."""
@@ -206,9 +207,7 @@ class Redactor:
         hit = self._field_cache.get(name)
         if hit is None:
             words = self._words(name)
-            hit = any(
-                words[i : i + len(f)] == f for f in self.fields for i in range(len(words))
-            )
+            hit = any(words[i : i + len(f)] == f for f in self.fields for i in range(len(words)))
             if len(self._field_cache) < 100_000:
                 self._field_cache[name] = hit
         return hit
@@ -288,7 +287,9 @@ class Redactor:
         if isinstance(v, str):
             return self.text(v, limit)
         if isinstance(v, dict):
-            return {k: self.value(x, k if isinstance(k, str) else None, limit) for k, x in v.items()}
+            return {
+                k: self.value(x, k if isinstance(k, str) else None, limit) for k, x in v.items()
+            }
         if isinstance(v, list):
             return [self.value(x, key, limit) for x in v]
         return v

@@ -41,7 +41,7 @@ class StoreReader:
             self.client = clickhouse_connect.get_client(dsn=url)
         except Exception as exc:
             msg = str(exc)
-            if "lock" in msg.lower():
+            if "lock" in msg.lower() or _locked_by_other_process(url):
                 raise SinkError(
                     f"the embedded store {url} is open in a running worker (one process per "
                     "path): stop the worker, or ask its read API (agentwatch replay --worker URL)"
@@ -63,6 +63,25 @@ class StoreReader:
 
     def sessions(self, **kw: Any) -> list[dict[str, Any]]:
         return queries.sessions(self.client, self.database, **kw)
+
+
+def _locked_by_other_process(url: str) -> bool:
+    """Whether another process holds the chdb path (ClickHouse flocks ``<path>/status``)."""
+    if not url.startswith("chdb:///"):
+        return False
+    import fcntl
+
+    status = Path(url[len("chdb://") :]) / "status"
+    try:
+        with open(status, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return False
 
 
 @dataclass
@@ -125,7 +144,9 @@ def fetch_from_worker(base_url: str, root: str, tenant: str | None = None) -> Se
         with urllib.request.urlopen(url, timeout=30) as resp:
             return from_document(orjson.loads(resp.read()))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise SinkError(f"cannot read session {root} from the worker at {base_url}: {exc}") from None
+        raise SinkError(
+            f"cannot read session {root} from the worker at {base_url}: {exc}"
+        ) from None
 
 
 def _depths(events: list[dict[str, Any]], root: str) -> dict[str, int]:
@@ -183,7 +204,7 @@ def timeline(rec: SessionRecord) -> list[dict[str, Any]]:
         }
         sig = kills.pop(a["alert_uid"], None)
         if sig is not None:
-            yield _kill_row(sig, t0, depth)
+            yield _kill_row(sig, t0, depth, not_before=a["modified_time"])
 
     for e in rec.events:
         ev = e.get("event") or {}
@@ -226,11 +247,15 @@ def timeline(rec: SessionRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def _kill_row(sig: dict[str, Any], t0: datetime | None, depth: int) -> dict[str, Any]:
+def _kill_row(
+    sig: dict[str, Any], t0: datetime | None, depth: int, not_before: datetime | None = None
+) -> dict[str, Any]:
+    # ``iat`` has whole seconds: a kill decided on an alert is shown no earlier than the alert
+    at = max(sig["iat"], not_before) if not_before is not None else sig["iat"]
     return {
         "type": "kill",
-        "time": sig["iat"],
-        "offset_s": (sig["iat"] - t0).total_seconds() if t0 else 0.0,
+        "time": at,
+        "offset_s": (at - t0).total_seconds() if t0 else 0.0,
         "depth": depth,
         "seq": None,
         "agent": sig.get("agent_uri", ""),
@@ -257,12 +282,12 @@ def render_table(rec: SessionRecord, rows: list[dict[str, Any]], console: Any = 
     )
     for col, kw in (
         ("time", {"no_wrap": True}),
-        ("seq", {"justify": "right"}),
-        ("agent", {}),
-        ("action", {}),
-        ("capabilities", {}),
-        ("destination", {"overflow": "fold"}),
-        ("arguments / detail", {"overflow": "fold", "ratio": 2}),
+        ("seq", {"justify": "right", "no_wrap": True}),
+        ("agent", {"no_wrap": True, "max_width": 28}),
+        ("action", {"ratio": 2, "overflow": "fold"}),
+        ("capabilities", {"ratio": 2}),
+        ("destination", {"ratio": 2, "overflow": "fold"}),
+        ("arguments / detail", {"ratio": 3, "overflow": "fold"}),
     ):
         table.add_column(col, **kw)
     for r in rows:
@@ -291,8 +316,16 @@ def render_table(rec: SessionRecord, rows: list[dict[str, Any]], console: Any = 
                 style=style,
             )
         else:
-            table.add_row(stamp, "", indent + "✖ KILL", r["what"], "", "", r["detail"],
-                          style="bold white on red")
+            table.add_row(
+                stamp,
+                "",
+                indent + "✖ KILL",
+                r["what"],
+                "",
+                "",
+                r["detail"],
+                style="bold white on red",
+            )
     console.print(table)
 
 
@@ -326,31 +359,61 @@ def write_png(rec: SessionRecord, rows: list[dict[str, Any]], path: Path) -> Pat
         if r["type"] == "event" and r["session_id"] not in lanes:
             lanes[r["session_id"]] = len(lanes)
             labels.append("  " * r["depth"] + f"{r['agent']} ({r['session_id'][:12]})")
-    height = 2.2 + 0.45 * max(1, len(lanes))
+    height = 3.2 + 0.5 * max(1, len(lanes))
     fig, ax = plt.subplots(figsize=(13, height))
+    markers = {"session_start": ">", "session_end": "s", "delegation": "D"}
     for r in rows:
         if r["type"] != "event":
             continue
         y = lanes[r["session_id"]]
         color = next((c for cap, c in _CAP_COLORS if cap in r["capabilities"]), "#7f7f7f")
-        ax.scatter(r["offset_s"], y, s=60, color=color, zorder=3, edgecolors="white")
+        marker = markers.get(r["what"].split(" ")[0], "o")
+        ax.scatter(r["offset_s"], y, s=60, color=color, zorder=3, edgecolors="white", marker=marker)
         if r["capabilities"] and color != "#7f7f7f":
-            ax.annotate(r["what"], (r["offset_s"], y), textcoords="offset points",
-                        xytext=(0, 7), fontsize=7, rotation=25)
+            ax.annotate(
+                r["what"],
+                (r["offset_s"], y),
+                textcoords="offset points",
+                xytext=(0, 7),
+                fontsize=7,
+                rotation=25,
+            )
+    band = ax.get_xaxis_transform()  # x in data, y in axes fractions: labels above the plot
     for r in rows:
         if r["type"] == "alert":
             ax.axvline(r["offset_s"], color="#ff9900", linestyle="--", linewidth=1.2, zorder=2)
-            ax.text(r["offset_s"], len(lanes) - 0.4, r["what"][:40], fontsize=7, rotation=90,
-                    va="top", ha="right", color="#b36b00")
+            ax.text(
+                r["offset_s"],
+                1.02,
+                "⚠ " + r["what"][:48],
+                transform=band,
+                fontsize=7,
+                rotation=20,
+                ha="left",
+                va="bottom",
+                color="#b36b00",
+            )
         elif r["type"] == "kill":
-            ax.axvline(r["offset_s"], color="#d62728", linewidth=2.5, zorder=2)
-            ax.text(r["offset_s"], -0.6, "KILL", color="#d62728", fontsize=9, weight="bold")
+            ax.axvline(r["offset_s"], color="#d62728", linewidth=2.5, zorder=2, alpha=0.8)
+            ax.text(
+                r["offset_s"],
+                -0.08,
+                "KILL",
+                transform=band,
+                color="#d62728",
+                fontsize=9,
+                weight="bold",
+                ha="center",
+                va="top",
+            )
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylim(-0.8, max(1, len(lanes)) - 0.2)
     ax.invert_yaxis()
-    ax.set_xlabel("seconds since the session started")
-    ax.set_title(f"agentwatch replay: {rec.root_session_id}", loc="left")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=cap) for cap, c in _CAP_COLORS]
+    ax.set_xlabel("seconds since the session started", labelpad=14)
+    ax.set_title(f"agentwatch replay: {rec.root_session_id}", loc="left", pad=30)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=cap) for cap, c in _CAP_COLORS]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

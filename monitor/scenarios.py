@@ -50,7 +50,8 @@ def _words(rng: random.Random, n: int) -> str:
 def secret_value(t: Trace) -> tuple[str, str]:
     """A realistic secret (kind, value) as a secret store returns it; recorded in ``t.planted``."""
     kind, value = _secret(t.rng)
-    t.planted.append(value)
+    # the part that must never be stored (for a connection string: its password)
+    t.planted.append(value.split(":", 2)[2].split("@", 1)[0] if kind == "db" else value)
     return kind, value
 
 
@@ -59,7 +60,9 @@ def _secret(rng: random.Random) -> tuple[str, str]:
     if kind == "stripe":
         return kind, "sk_live_" + _words(rng, 28)
     if kind == "aws":
-        return kind, "AKIA" + "".join(rng.choice(string.ascii_uppercase + "234567") for _ in range(16))
+        return kind, "AKIA" + "".join(
+            rng.choice(string.ascii_uppercase + "234567") for _ in range(16)
+        )
     if kind == "db":
         return kind, f"postgres://svc_app:{_words(rng, 18)}@db-primary.prod.acme.internal:5432/app"
     if kind == "github":
@@ -131,7 +134,7 @@ def billing(t: Trace) -> Label:
     amount = round(rng.uniform(40, 4000), 2)
     t.start(
         {
-            "task": f"Check invoice {inv} for {cust} and refund the duplicate charge if there is one.",
+            "task": f"Check invoice {inv} for {cust} and refund the duplicate charge if any.",
             "allowed_tools": ["stripe.*", "payments.*", "erp.*", "gmail.send_email"],
             "allowed_destinations": ["*.acme.com", cust],
             "max_duration_s": 900,
@@ -203,9 +206,7 @@ def devops(t: Trace) -> Label:
         f"deployment.apps/{svc} configured",
         resources=[{"type": "k8s_deployment", "uid": f"k8s://{env}/{svc}", "environment": env}],
     )
-    t.call(
-        "kubectl.rollout_status", {"deployment": svc, "context": env}, "successfully rolled out"
-    )
+    t.call("kubectl.rollout_status", {"deployment": svc, "context": env}, "successfully rolled out")
     t.call(
         "slack.post_message",
         {"channel": "#deploys", "text": f"{svc} {version} is live in {env}"},

@@ -211,8 +211,10 @@ def produce(
     columns = (
         TextColumn("[bold]simulate[/]"),
         BarColumn(),
-        TextColumn("{task.completed:,} events · {task.fields[rate]:,.0f}/s · "
-                   "{task.fields[sessions]:,} sessions · {task.fields[attacks]} attacks"),
+        TextColumn(
+            "{task.completed:,} events · {task.fields[rate]:,.0f}/s · "
+            "{task.fields[sessions]:,} sessions · {task.fields[attacks]} attacks"
+        ),
         TimeElapsedColumn(),
     )
     sent = 0
@@ -232,8 +234,13 @@ def produce(
             if sent % 200 == 0:
                 attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
                 elapsed = max(time.monotonic() - began, 1e-6)
-                bar.update(task, completed=sent, rate=sent / elapsed,
-                           sessions=len(sim.labels), attacks=attacks)
+                bar.update(
+                    task,
+                    completed=sent,
+                    rate=sent / elapsed,
+                    sessions=len(sim.labels),
+                    attacks=attacks,
+                )
         producer.flush()
         bar.update(task, completed=sent, total=sent)
     producer.close()

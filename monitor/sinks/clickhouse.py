@@ -175,7 +175,8 @@ class ClickHouseSink:
                 rows_inserted=dict(self._rows_inserted),
                 insert_errors=self._errors,
                 inserts=self._inserts,
-                buffered_rows=len(self._items) + sum(len(b.items or ()) + b.rows for b in self._mem),
+                buffered_rows=len(self._items)
+                + sum(len(b.items or ()) + b.rows for b in self._mem),
                 spooled_rows=sum(s.rows for s in self._spilled),
                 spooled_batches=len(self._spilled),
                 spilled_rows_total=self._spilled_total,
@@ -248,8 +249,14 @@ class ClickHouseSink:
                         return
                     wait = self.flush_interval_s - (time.time() - self._since) if self._items else 1
                     self._cond.wait(max(0.005, wait))
-                batch = _Batch(uuid.uuid4().hex, self._items, self._mins, self._since)
-                self._items, self._mins, self._force = [], {}, False
+                items, mins = self._items, self._mins
+                if len(items) > self.batch_rows:  # cut at batch_rows, keep the rest buffered
+                    items, rest = items[: self.batch_rows], items[self.batch_rows :]
+                    mins, self._mins = _lowest(items), _lowest(rest)
+                    self._items = rest
+                else:
+                    self._items, self._mins, self._force = [], {}, False
+                batch = _Batch(uuid.uuid4().hex, items, mins, self._since)
                 self._mem.append(batch)
             self._build(batch)
             self._bound_memory()
@@ -359,12 +366,12 @@ class ClickHouseSink:
                     job.busy = False
                     self._errors += 1
                     self._degraded = True
+                backoff = min(_MAX_BACKOFF_S, backoff * 2 if backoff else 0.2)
                 log.warning(
                     "ClickHouse insert failed (retry in %.1fs): %s",
-                    backoff or 0.2,
+                    backoff,
                     self.redactor.text(f"{type(exc).__name__}: {exc}", 300),
                 )
-                backoff = min(_MAX_BACKOFF_S, backoff * 2 if backoff else 0.2)
                 self._wake.wait(backoff)
                 if self._abort:
                     return
@@ -412,7 +419,9 @@ class ClickHouseSink:
             for stmt in ddl(self.database):
                 client.command(stmt)
         except Exception as exc:
-            raise SinkError(f"cannot open the ClickHouse store {_safe_url(self.url)}: {exc}") from exc
+            raise SinkError(
+                f"cannot open the ClickHouse store {_safe_url(self.url)}: {exc}"
+            ) from exc
         self._client = client
         return client
 
@@ -479,6 +488,18 @@ class ClickHouseSink:
             return queries.sessions(
                 c, self.database, tenant=tenant, limit=limit, only_alerted=only_alerted
             )
+
+
+def _lowest(items: list[tuple[Any, ...]]) -> dict[int, int]:
+    """The lowest offset per partition among the events in ``items``."""
+    mins: dict[int, int] = {}
+    for item in items:
+        if len(item) == 5:
+            p, off = item[2], item[3]
+            low = mins.get(p)
+            if low is None or off < low:
+                mins[p] = off
+    return mins
 
 
 def _safe_url(url: str) -> str:

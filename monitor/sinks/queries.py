@@ -101,10 +101,7 @@ def session_signals(
 ) -> list[dict[str, Any]]:
     """The kill signals published for a root session, one per ``jti``, oldest first."""
     where, params = _scoped(root_session_id, tenant)
-    sql = (
-        f"SELECT * FROM {db}.kill_signals FINAL WHERE {where} "
-        "ORDER BY iat, jti LIMIT 1 BY jti"
-    )
+    sql = f"SELECT * FROM {db}.kill_signals FINAL WHERE {where} ORDER BY iat, jti LIMIT 1 BY jti"
     rows = _rows(client, sql, params)
     for row in rows:
         row["claims"] = orjson.loads(row.pop("claims_json") or "{}")
@@ -114,7 +111,8 @@ def session_signals(
 def _alert_summary(
     client: Client, db: str, roots: list[str] | None, tenant: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    conds, params = [], {"limit": limit}
+    conds: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
     if roots is not None:
         conds.append("root_session_id IN {roots:Array(String)}")
         params["roots"] = roots
@@ -150,7 +148,8 @@ def sessions(
         roots = sorted({k[1] for k in summaries})
         if not roots:
             return []
-    conds, params = [], {"limit": limit}
+    conds: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
     if roots is not None:
         conds.append("root_session_id IN {roots:Array(String)}")
         params["roots"] = roots
