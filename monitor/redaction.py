@@ -17,7 +17,7 @@ connection string in a config dump); the monitor sees them in ``tool.arguments``
 * **bounds sizes**: ``tool.output`` to ``max_output_chars``, every other string to
   ``max_string_chars`` (redacting before cutting, so no half-secret survives the cut).
 
->>> r = Redactor(key=b"k" * 32)
+>>> r = Redactor(key=b"k" * 32, fields=["password"])
 >>> r.text("aws configure set key AKIAIOSFODNN7EXAMPLE now")  # doctest: +ELLIPSIS
 'aws configure set key [REDACTED:aws_access_key#...] now'
 >>> r.value({"user": "bob", "password": "hunter2"}) == {
