@@ -98,6 +98,8 @@ class Settings(BaseModel):
     # -- web -----------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: the worker's log level (faust/mode logging)
+    log_level: str = "warning"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -42,6 +42,16 @@ class SinkStats:
     #: True while inserts fail (cleared by the next success)
     degraded: bool = False
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """Mapping-style access (``stats().get("buffered_rows")``); ``errors`` is
+        ``insert_errors``."""
+        if name == "errors":
+            name = "insert_errors"
+        return getattr(self, name, default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
 
 class Sink(Protocol):
     """Event, alert and kill-signal storage, and the reads replay needs."""
