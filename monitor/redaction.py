@@ -125,7 +125,22 @@ _VALUE_GROUP = {
 #: the cheapest check first: strings shorter than this cannot hold a pattern above
 _MIN_SECRET_LEN = 8
 #: top-level members that are identifiers and times, stored as they are (typed columns too)
-_STRUCTURAL = frozenset({"schema_version", "event_id", "time", "kind", "tenant", "session", "otel"})
+#: (``actor`` and ``credential_issued`` carry claims, never the token itself: contracts.md)
+_STRUCTURAL = frozenset(
+    {
+        "schema_version",
+        "event_id",
+        "time",
+        "kind",
+        "tenant",
+        "category",
+        "session",
+        "otel",
+        "actor",
+        "delegation",
+        "credential_issued",
+    }
+)
 _WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -237,6 +252,8 @@ class Redactor:
         # Matching the keyword alternation at every position costs ~100 µs per event; trying
         # it only where a keyword starts costs a few µs.
         low = s.lower()
+        if not any(w in low for w in _KW_STARTS):
+            return s
         starts: list[int] = []
         for w in _KW_STARTS:
             i = low.find(w)
@@ -295,21 +312,38 @@ class Redactor:
         return v
 
     def event_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """A decoded action event, redacted for storage (``tool.output`` bounded separately)."""
+        """A decoded action event, redacted for storage.
+
+        Only members that carry free text are scanned (arguments, output, task, destination,
+        resource uids, and any member the contract does not know); identifiers, names, times
+        and claims are copied. ``tool.output`` is bounded by ``max_output_chars``."""
         out: dict[str, Any] = {}
         for k, v in doc.items():
             if k in _STRUCTURAL:
                 out[k] = v
             elif k == "tool" and isinstance(v, dict):
-                tool = {}
-                for tk, tv in v.items():
-                    if tk == "output" and isinstance(tv, str):
-                        tool[tk] = self.text(tv, self.max_output_chars)
-                    elif tk == "arguments":
-                        tool[tk] = self.value(tv)
-                    else:
-                        tool[tk] = self.value(tv, tk)
+                tool = dict(v)
+                output = tool.get("output")
+                if isinstance(output, str):
+                    tool["output"] = self.text(output, self.max_output_chars)
+                elif output is not None:
+                    tool["output"] = self.value(output)
+                if "arguments" in tool:
+                    tool["arguments"] = self.value(tool["arguments"])
                 out[k] = tool
+            elif k == "intent" and isinstance(v, dict):
+                task = v.get("task")
+                out[k] = {**v, "task": self.text(task)} if isinstance(task, str) else v
+            elif k == "transfer" and isinstance(v, dict):
+                dest = v.get("destination")
+                out[k] = {**v, "destination": self.text(dest)} if isinstance(dest, str) else v
+            elif k == "resources" and isinstance(v, list):
+                out[k] = [
+                    {**r, "uid": self.text(r["uid"])}
+                    if isinstance(r, dict) and isinstance(r.get("uid"), str)
+                    else r
+                    for r in v
+                ]
             else:
                 out[k] = self.value(v, k)
         return out

@@ -113,6 +113,13 @@ def session_replay(source: SessionSource, root: str, tenant: str | None = None) 
     return dict(orjson.loads(orjson.dumps(doc, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)))
 
 
+def sessions_document(source: Any, **kw: Any) -> list[dict[str, Any]]:
+    """The JSON list the worker's ``GET /api/sessions`` route returns: ``source.sessions(
+    tenant=..., limit=..., only_alerted=...)`` with times as RFC 3339 strings."""
+    rows = source.sessions(**kw)
+    return list(orjson.loads(orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)))
+
+
 def from_document(doc: dict[str, Any]) -> SessionRecord:
     """A :func:`session_replay` document (from the worker's API) back as a record."""
 

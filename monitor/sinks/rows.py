@@ -49,6 +49,13 @@ def event_row(
     cred = actor.credential
     destination = transfer.destination if transfer is not None and transfer.destination else ""
     task = event.intent.task if event.intent is not None and event.intent.task else ""
+    # the redacted forms, as event_doc made them (the raw record has the same members)
+    if destination:
+        safe_dest = (stored.get("transfer") or {}).get("destination")
+        destination = safe_dest if isinstance(safe_dest, str) else redactor.text(destination)
+    if task:
+        safe_task = (stored.get("intent") or {}).get("task")
+        task = safe_task if isinstance(safe_task, str) else redactor.text(task)
     return (
         event.tenant or "",
         event.root_session_id,
@@ -70,12 +77,12 @@ def event_row(
         (tool.outcome or "") if tool else "",
         sorted(caps) if caps else [],
         _environment(event),
-        redactor.text(destination) if destination else "",
-        (host_of(destination) or "") if destination else "",
+        destination,
+        (host_of(transfer.destination) or "") if transfer and transfer.destination else "",
         transfer.external if transfer is not None else None,
         (transfer.bytes or 0) if transfer is not None else 0,
         (transfer.records or 0) if transfer is not None else 0,
-        redactor.text(task) if task else "",
+        task,
         (event.otel.trace_id or "") if event.otel else "",
         partition,
         offset,

@@ -103,10 +103,14 @@ def test_worker_document_round_trip(stored: dict[str, Any]) -> None:
     try:
         doc = rp.session_replay(reader, stored["root"])
         direct = rp.timeline(rp.load(reader, stored["root"]))
+        listed = rp.sessions_document(reader, only_alerted=True)
     finally:
         reader.close()
     json.dumps(doc)  # JSON as it is
     assert rp.timeline(rp.from_document(doc)) == direct
+    assert [s["root_session_id"] for s in listed] == [stored["root"]]
+    assert listed[0]["kills"] == 1 and listed[0]["alerts"] == 1
+    assert listed[0]["last_time"].endswith("Z")
 
 
 def test_a_running_workers_path_gives_a_clear_error(stored: dict[str, Any]) -> None:
@@ -129,3 +133,43 @@ def test_a_running_workers_path_gives_a_clear_error(stored: dict[str, Any]) -> N
     finally:
         holder.kill()
         holder.wait(5)
+
+
+def test_cli_reads_a_running_workers_api(stored: dict[str, Any]) -> None:
+    """``--worker URL``: the timeline from the worker's read route, as the route would serve
+    :func:`session_replay` (a stand-in HTTP server over the same store)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    reader = rp.StoreReader(stored["url"], stored["db"])
+    doc = json.dumps(rp.session_replay(reader, stored["root"])).encode()
+    reader.close()
+    paths: list[str] = []
+
+    class Route(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            paths.append(self.path)
+            ok = self.path == f"/api/sessions/{stored['root']}/replay"
+            self.send_response(200 if ok else 404)
+            self.end_headers()
+            self.wfile.write(doc if ok else b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Route)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        res = CliRunner().invoke(
+            app, ["replay", stored["root"], "--worker", url, "--format", "jsonl"]
+        )
+        missing = CliRunner().invoke(app, ["replay", "nope", "--worker", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert sum(r["type"] == "event" for r in rows) == stored["n"]
+    assert missing.exit_code == 2 and "cannot read session nope" in missing.output
