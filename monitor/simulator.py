@@ -196,7 +196,9 @@ def produce(
     progress: bool = True,
     producer_config: dict[str, Any] | None = None,
 ) -> int:
-    """Send the simulator's events to ``topic`` at ``rate`` events/s; returns events sent."""
+    """Send the simulator's events to ``topic`` at ``rate`` events/s (key: the root session
+    id, so a delegation tree stays on one partition); returns the events sent. Ctrl-C stops
+    it after flushing what was sent."""
     from kafka import KafkaProducer
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -218,29 +220,32 @@ def produce(
         TimeElapsedColumn(),
     )
     sent = 0
-    began = time.monotonic()
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task("send", total=total, rate=0.0, sessions=0, attacks=0)
-        for ev in sim.events():
-            due = began + sent / rate
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            if duration_s is not None and now - began >= duration_s:
-                break
-            key = ev["session"].get("root_id") or ev["session"]["id"]
-            producer.send(topic, key=key.encode(), value=orjson.dumps(ev))
-            sent += 1
-            if sent % 200 == 0:
-                attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
-                elapsed = max(time.monotonic() - began, 1e-6)
-                bar.update(
-                    task,
-                    completed=sent,
-                    rate=sent / elapsed,
-                    sessions=len(sim.labels),
-                    attacks=attacks,
-                )
+        began = time.monotonic()
+        try:
+            for ev in sim.events():
+                due = began + sent / rate
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+                if duration_s is not None and now - began >= duration_s:
+                    break
+                key = ev["session"].get("root_id") or ev["session"]["id"]
+                producer.send(topic, key=key.encode(), value=orjson.dumps(ev))
+                sent += 1
+                if sent % 200 == 0:
+                    attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
+                    elapsed = max(time.monotonic() - began, 1e-6)
+                    bar.update(
+                        task,
+                        completed=sent,
+                        rate=sent / elapsed,
+                        sessions=len(sim.labels),
+                        attacks=attacks,
+                    )
+        except KeyboardInterrupt:
+            pass
         producer.flush()
         bar.update(task, completed=sent, total=sent)
     producer.close()

@@ -54,7 +54,13 @@ class SinkStats:
 
 
 class Sink(Protocol):
-    """Event, alert and kill-signal storage, and the reads replay needs."""
+    """Event, alert and kill-signal storage, and the reads replay needs.
+
+    ``add_*`` are called on the event loop: O(1), never blocking. ``durable_offset(p)``: every
+    event added for partition ``p`` with a lower offset is durable (in ClickHouse or in the
+    disk spool); ``None`` when nothing of ``p`` is waiting. ``close`` inserts what it can
+    within ``timeout`` and spills the rest to disk. ``flush`` waits until everything added so
+    far is in ClickHouse (tests, tools)."""
 
     def start(self) -> None: ...
 

@@ -227,6 +227,12 @@ class ClickHouseSink:
         self._wake.set()
         for t in self._threads[1:]:
             t.join(max(0.5, deadline - time.monotonic()))
+        if self._items:  # never started (or the builder died): build what is left here
+            with self._cond:
+                batch = _Batch(uuid.uuid4().hex, self._items, self._mins, self._since)
+                self._items, self._mins = [], {}
+                self._mem.append(batch)
+            self._build(batch)
         for b in list(self._mem):  # ClickHouse did not take them in time: keep them on disk
             if b.built and b.rows:
                 self._spill(b, force=True)
@@ -286,9 +292,12 @@ class ClickHouseSink:
                 else:
                     jti, jws, claims, root = item
                     tables["kill_signals"].append(signal_row(jti, jws, claims, root, now))
-            except Exception:  # a bug in row building must not stop storage of the rest
+            except Exception as exc:  # a bug in row building must not stop the rest
                 self._build_errors += 1
-                log.exception("could not build a storage row; it is skipped")
+                log.error(
+                    "could not build a storage row (%s); it is skipped",
+                    self.redactor.text(f"{type(exc).__name__}: {exc}", 300),
+                )
         with self._cond:
             batch.tables = {t: rows for t, rows in tables.items() if rows}
             batch.rows = sum(len(r) for r in batch.tables.values())
