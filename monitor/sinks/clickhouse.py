@@ -56,6 +56,7 @@ class _Batch:
     rows: int = 0
     built: bool = False
     busy: bool = False  # being inserted or spilled
+    spilling: bool = False  # one writer per batch, whoever spills it
 
 
 @dataclass(eq=False)
@@ -321,12 +322,16 @@ class ClickHouseSink:
                 return
 
     def _spill(self, batch: _Batch, force: bool = False) -> bool:
+        with self._cond:
+            if batch.spilling or batch not in self._mem:
+                return True  # another thread is writing it, or it is already stored
+            batch.spilling = True
         try:
             path = self.spool.write(batch.token, batch.tables)
         except OSError as exc:
             log.error("cannot spill %d rows to %s: %s", batch.rows, self.spool.directory, exc)
             with self._cond:
-                batch.busy = False
+                batch.busy = batch.spilling = False
             return False
         with self._cond:
             if batch in self._mem:

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from monitor.sinks.schema import EXACTLY_ONCE_READ
+
 Client = Any  # clickhouse_connect.driver.Client (chdb or HTTP)
 
 
@@ -56,12 +58,7 @@ def session_events(
     stored JSON."""
     out: list[dict[str, Any]] = []
     for ten, first, last in session_ranges(client, db, root_session_id, tenant):
-        sql = (
-            f"SELECT * EXCEPT (event_json), event_json FROM {db}.events FINAL "
-            "WHERE tenant = {tenant:String} AND root_session_id = {root:String} "
-            "AND time BETWEEN {first:DateTime64(3, 'UTC')} AND {last:DateTime64(3, 'UTC')} "
-            "ORDER BY time, seq, event_id LIMIT 1 BY event_id"
-        )
+        sql = EXACTLY_ONCE_READ.format(db=db)
         params = {"tenant": ten, "root": root_session_id, "first": first, "last": last}
         for row in _rows(client, sql, params):
             row["event"] = orjson.loads(row.pop("event_json") or "{}")

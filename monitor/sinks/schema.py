@@ -260,11 +260,12 @@ def ddl(database: str) -> list[str]:
     return [stmt.format(db=database).strip() for stmt in _DDL]
 
 
-#: The read that returns each event of a root session exactly once, in order.
+#: The read that returns each event of a root session exactly once, in order (replay uses it;
+#: ``first``/``last`` come from the ``sessions`` lookup table).
 EXACTLY_ONCE_READ: Final = """
 SELECT * FROM {db}.events FINAL
-WHERE root_session_id = {{root:String}} AND tenant = {{tenant:String}}
+WHERE tenant = {{tenant:String}} AND root_session_id = {{root:String}}
   AND time BETWEEN {{first:DateTime64(3, 'UTC')}} AND {{last:DateTime64(3, 'UTC')}}
-ORDER BY time, session_id, seq, event_id
+ORDER BY time, seq, event_id
 LIMIT 1 BY event_id
 """

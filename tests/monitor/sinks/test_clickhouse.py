@@ -163,7 +163,9 @@ def test_outage_loses_nothing_and_catches_up(make_sink: Any, client: Any) -> Non
     assert st.insert_errors > 0 and st.degraded
     assert st.spooled_rows > 0
     assert st.buffered_rows <= 120 + 40  # the memory bound, plus the batch being built
-    # honesty: every offset below durable_offset(p) is in a spool file
+    # honesty: every offset below durable_offset(p) is in a spool file (offsets first: files
+    # only grow while the table is away)
+    durable = {p: sink.durable_offset(p) for p in offsets}
     spool = Spool(sink.spool.directory)
     spilled: dict[int, set[int]] = defaultdict(set)
     for f in spool.files():
@@ -171,7 +173,7 @@ def test_outage_loses_nothing_and_catches_up(make_sink: Any, client: Any) -> Non
         for row in tables.get("events", []):
             spilled[row[27]].add(row[28])  # source_partition, source_offset
     for p, offs in offsets.items():
-        d = sink.durable_offset(p)
+        d = durable[p]
         below = [o for o in offs if d is None or o < d]
         assert set(below) <= spilled[p], f"partition {p}: durable_offset {d} is not honest"
     client.command(f"ATTACH TABLE {db}.events")
@@ -190,15 +192,16 @@ def _free_port() -> int:
 
 
 def test_unreachable_server_spills_and_a_later_store_replays(
-    make_sink: Any, client: Any, tmp_path: Path
+    make_sink: Any, client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A ClickHouse server URL that refuses connections: detection goes on, the rows go to
     the spool (counted durable), close() spills the rest; the spool is replayed when a store
     is reachable again, with the batch tokens, so replaying a file twice inserts nothing twice."""
     _, events = sim_events(sessions=20)
     datadir = tmp_path / "shared"
+    caplog.set_level(logging.INFO)
     down = make_sink(
-        url=f"http://127.0.0.1:{_free_port()}",
+        url=f"http://aw:Sup3rS3cretPw@127.0.0.1:{_free_port()}",
         datadir=datadir,
         batch_rows=30,
         max_buffer_rows=30,
@@ -207,10 +210,15 @@ def test_unreachable_server_spills_and_a_later_store_replays(
     down.start()
     offsets = add_all(down, events)
     deadline = time.monotonic() + 20
-    while down.stats().spooled_rows < len(events) - 60 and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        st = down.stats()
+        if st.insert_errors and st.spooled_rows >= len(events) - 60:
+            break
         time.sleep(0.05)
     assert down.stats().insert_errors > 0
     down.close(timeout=1)
+    assert "ClickHouse insert failed" in caplog.text
+    assert "Sup3rS3cretPw" not in caplog.text  # the store's password is not logged
     spool = Spool(datadir / "spool")
     files = spool.files()
     assert sum(len(spool.read(f)[1]["events"]) for f in files) == len(events)
