@@ -131,6 +131,63 @@ def replay(
         typer.echo(f"timeline drawn to {png}", err=True)
 
 
+@app.command()
+def sessions(
+    store: Annotated[
+        str | None,
+        typer.Option(help="ClickHouse URL (http://host:8123) or a stopped worker's chdb:///path."),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: any).")] = None,
+    alerted: Annotated[bool, typer.Option(help="Only sessions with alerts.")] = False,
+    limit: Annotated[int, typer.Option(help="How many (newest activity first).")] = 30,
+) -> None:
+    """List recent root sessions with their risk, alerts and kills (to pick one to replay)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from monitor import replay as rp
+    from monitor.settings import Settings
+    from schemas.errors import SinkError
+
+    settings = Settings.from_env()
+    try:
+        reader = rp.StoreReader(store or settings.store_url, settings.store_database)
+        try:
+            rows = reader.sessions(tenant=tenant, limit=limit, only_alerted=alerted)
+        finally:
+            reader.close()
+    except SinkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"{len(rows)} root sessions, newest first")
+    for col in (
+        "last activity",
+        "root session",
+        "tenant",
+        "agents",
+        "events",
+        "alerts",
+        "risk",
+        "kills",
+        "task",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["last_time"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["root_session_id"],
+            r["tenant"],
+            ", ".join(r["agents"]),
+            str(r["events"]),
+            str(r["alerts"]),
+            f"{r['risk']:.2f}" if r["alerts"] else "",
+            str(r["kills"]) if r["kills"] else "",
+            (r["task"] or "")[:80],
+            style="bold red" if r["kills"] else ("yellow" if r["alerts"] else None),
+        )
+    Console().print(table)
+
+
 def main() -> None:
     app()
 

@@ -173,3 +173,13 @@ def test_cli_reads_a_running_workers_api(stored: dict[str, Any]) -> None:
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert sum(r["type"] == "event" for r in rows) == stored["n"]
     assert missing.exit_code == 2 and "cannot read session nope" in missing.output
+
+
+def test_cli_lists_alerted_sessions(stored: dict[str, Any]) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["sessions", "--store", stored["url"], "--alerted"],
+        env={"AGENTWATCH_STORE_DATABASE": stored["db"], "COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
+    assert stored["root"] in res.output and "1 root sessions" in res.output
