@@ -355,7 +355,10 @@ _CAP_COLORS = (
 def write_png(rec: SessionRecord, rows: list[dict[str, Any]], path: Path) -> Path:
     """Draw the timeline: one lane per session of the tree, actions coloured by capability,
     alerts as dashed lines, kill signals as red lines."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SinkError("--png needs matplotlib: pip install matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
