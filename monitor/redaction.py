@@ -124,23 +124,29 @@ _VALUE_GROUP = {
 }
 #: the cheapest check first: strings shorter than this cannot hold a pattern above
 _MIN_SECRET_LEN = 8
-#: top-level members that are identifiers and times, stored as they are (typed columns too)
-#: (``actor`` and ``credential_issued`` carry claims, never the token itself: contracts.md)
-_STRUCTURAL = frozenset(
-    {
-        "schema_version",
-        "event_id",
-        "time",
-        "kind",
-        "tenant",
-        "category",
-        "session",
-        "otel",
-        "actor",
-        "delegation",
-        "credential_issued",
-    }
-)
+#: Members of the event contract (schemas/events.py) that hold identifiers, names, times,
+#: enums or claims (``actor.credential`` carries claims, never the token: contracts.md).
+#: They are stored as they are; every other member is scanned.
+_SAFE_TOP = frozenset({"schema_version", "event_id", "time", "kind", "tenant", "category"})
+_CREDENTIAL_CLAIMS = frozenset({"iss", "sub", "jti", "scope", "aud", "exp", "client_id"})
+_RESOURCE_SAFE = frozenset({"type", "name", "environment", "classification", "owner", "uid"})
+#: the free-text member of a section (scanned by ``event_doc`` itself)
+_FREE_TEXT = {"intent": "task", "transfer": "destination"}
+_SAFE_MEMBERS: dict[str, frozenset[str]] = {
+    "session": frozenset({"id", "root_id", "parent_id", "seq"}),
+    "actor": frozenset(
+        {"agent_id", "agent_version", "workload_id", "on_behalf_of", "act_chain", "credential"}
+    ),
+    "otel": frozenset({"trace_id", "span_id"}),
+    "delegation": frozenset({"child_session_id", "child_agent_id", "scopes_granted"}),
+    "credential_issued": _CREDENTIAL_CLAIMS
+    | frozenset({"ttl_s", "token_type", "bound_session_id"}),
+    "tool": frozenset({"name", "call_id", "server", "outcome", "category", "arguments", "output"}),
+    "intent": frozenset(
+        {"allowed_tools", "allowed_destinations", "allowed_environments", "max_duration_s", "task"}
+    ),
+    "transfer": frozenset({"external", "bytes", "records", "destination"}),
+}
 _WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
@@ -311,42 +317,57 @@ class Redactor:
             return [self.value(x, key, limit) for x in v]
         return v
 
+    def _members(self, d: dict[str, Any], safe: frozenset[str]) -> dict[str, Any]:
+        """Known identifier members as they are; anything else (a producer's extension)
+        redacted like free text."""
+        return {k: v if k in safe else self.value(v, k) for k, v in d.items()}
+
     def event_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
         """A decoded action event, redacted for storage.
 
-        Only members that carry free text are scanned (arguments, output, task, destination,
-        resource uids, and any member the contract does not know); identifiers, names, times
-        and claims are copied. ``tool.output`` is bounded by ``max_output_chars``."""
+        Members that carry free text are scanned (arguments, output, task, destination,
+        resource uids); identifiers, names, times and claims the contract defines are copied;
+        any member the contract does not define is scanned too (at any level).
+        ``tool.output`` is bounded by ``max_output_chars``."""
         out: dict[str, Any] = {}
         for k, v in doc.items():
-            if k in _STRUCTURAL:
-                out[k] = v
-            elif k == "tool" and isinstance(v, dict):
-                tool = dict(v)
-                output = tool.get("output")
+            safe = _SAFE_MEMBERS.get(k)
+            if not isinstance(v, dict) or safe is None:
+                if k in _SAFE_TOP:
+                    out[k] = v
+                elif k == "resources" and isinstance(v, list):
+                    out[k] = [self._resource(r) for r in v]
+                else:
+                    out[k] = self.value(v, k)
+                continue
+            d = self._members(v, safe)  # free-text members are left to the branches below
+            if k == "tool":
+                output = v.get("output")
                 if isinstance(output, str):
-                    tool["output"] = self.text(output, self.max_output_chars)
+                    d["output"] = self.text(output, self.max_output_chars)
                 elif output is not None:
-                    tool["output"] = self.value(output)
-                if "arguments" in tool:
-                    tool["arguments"] = self.value(tool["arguments"])
-                out[k] = tool
-            elif k == "intent" and isinstance(v, dict):
-                task = v.get("task")
-                out[k] = {**v, "task": self.text(task)} if isinstance(task, str) else v
-            elif k == "transfer" and isinstance(v, dict):
-                dest = v.get("destination")
-                out[k] = {**v, "destination": self.text(dest)} if isinstance(dest, str) else v
-            elif k == "resources" and isinstance(v, list):
-                out[k] = [
-                    {**r, "uid": self.text(r["uid"])}
-                    if isinstance(r, dict) and isinstance(r.get("uid"), str)
-                    else r
-                    for r in v
-                ]
-            else:
-                out[k] = self.value(v, k)
+                    d["output"] = self.value(output)
+                if "arguments" in v:
+                    d["arguments"] = self.value(v["arguments"])
+            elif k == "actor" and "credential" in v:
+                cred = v["credential"]
+                d["credential"] = (
+                    self._members(cred, _CREDENTIAL_CLAIMS)
+                    if isinstance(cred, dict)
+                    else self.value(cred, "credential")
+                )
+            elif k in _FREE_TEXT and _FREE_TEXT[k] in v:
+                d[_FREE_TEXT[k]] = self.value(v[_FREE_TEXT[k]])
+            out[k] = d
         return out
+
+    def _resource(self, r: Any) -> Any:
+        if not isinstance(r, dict):
+            return self.value(r)
+        d = self._members(r, _RESOURCE_SAFE)
+        if "uid" in r:
+            d["uid"] = self.value(r["uid"])
+        return d
 
     def redact_fn(self) -> Callable[[str], str]:
         """A one-argument text redactor (for log filters)."""

@@ -148,3 +148,27 @@ def test_key_file_is_created_private_and_reused(tmp_path) -> None:  # type: igno
     short.write_text("abc")
     with pytest.raises(ValueError, match="shorter than 16 bytes"):
         load_key(short, tmp_path)
+
+
+def test_members_outside_the_contract_are_scanned(r: Redactor) -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N"
+    doc = {
+        "event_id": "e1",
+        "actor": {"agent_id": "a", "credential": {"jti": "j1", "token": jwt}, "note": jwt},
+        "tool": {"name": "http.get", "headers": {"Authorization": "Bearer abcdefghijklmnopqr"}},
+        "session": {"id": "s1", "debug": "password=hunter2hunter2"},
+        "resources": [{"type": "db", "uid": "postgres://u:S3cr3tP4ss@db/x", "dsn_pw": "x"}],
+        "x_extension": {"aws": "AKIAIOSFODNN7EXAMPLE"},
+    }
+    out = r.event_doc(doc)
+    text = str(out)
+    for secret in (
+        jwt,
+        "abcdefghijklmnopqr",
+        "hunter2hunter2",
+        "S3cr3tP4ss",
+        "AKIAIOSFODNN7EXAMPLE",
+    ):
+        assert secret not in text
+    assert out["actor"]["credential"]["jti"] == "j1" and out["session"]["id"] == "s1"
+    assert out["resources"][0]["type"] == "db"
