@@ -105,9 +105,7 @@ def session_signals(
     return rows
 
 
-def _alert_summary(
-    client: Client, db: str, roots: list[str] | None, tenant: str | None, limit: int
-) -> list[dict[str, Any]]:
+def _filter(roots: list[str] | None, tenant: str | None, limit: int) -> tuple[str, dict[str, Any]]:
     conds: list[str] = []
     params: dict[str, Any] = {"limit": limit}
     if roots is not None:
@@ -116,7 +114,13 @@ def _alert_summary(
     if tenant is not None:
         conds.append("tenant = {tenant:String}")
         params["tenant"] = tenant
-    where = ("WHERE " + " AND ".join(conds)) if conds else ""
+    return ("WHERE " + " AND ".join(conds)) if conds else "", params
+
+
+def _alert_summary(
+    client: Client, db: str, roots: list[str] | None, tenant: str | None, limit: int
+) -> list[dict[str, Any]]:
+    where, params = _filter(roots, tenant, limit)
     sql = (
         "SELECT tenant, root_session_id, count() AS alerts, max(session_risk) AS risk, "
         "max(severity_id) AS max_severity_id, countIf(response = 'kill_session') AS kills, "
@@ -145,15 +149,7 @@ def sessions(
         roots = sorted({k[1] for k in summaries})
         if not roots:
             return []
-    conds: list[str] = []
-    params: dict[str, Any] = {"limit": limit}
-    if roots is not None:
-        conds.append("root_session_id IN {roots:Array(String)}")
-        params["roots"] = roots
-    if tenant is not None:
-        conds.append("tenant = {tenant:String}")
-        params["tenant"] = tenant
-    where = ("WHERE " + " AND ".join(conds)) if conds else ""
+    where, params = _filter(roots, tenant, limit)
     sql = (
         "SELECT tenant, root_session_id, min(first_time) AS first_time, "
         "max(last_time) AS last_time, uniqExactMerge(events) AS events, "
