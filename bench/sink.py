@@ -7,7 +7,10 @@ Stages, each on the same simulated traffic (``monitor.simulator``, attack ratio 
 * ``row build`` — the full ``events`` row: decode, redact, typed columns, JSON (µs/row);
 * ``insert`` — ``client.insert`` of pre-built rows, per batch size (rows/s, µs/row);
 * ``sink end-to-end`` — ``add_event`` of every event then ``flush()``: rows/s through the
-  flusher threads (build + redaction + insert), per batch size.
+  flusher threads (build + redaction + insert), per batch size;
+* ``loop`` — what the sink costs a worker: a loop that parses each record and hands it to the
+  sink, events/s without a sink, with the sink in threads of the same process (they share its
+  GIL, and chdb holds the GIL while it executes), and with the sink in a child process.
 
 Run: ``.venv/bin/python bench/sink.py [--events 50000] [--repeat 3]``; prints a table and
 writes ``bench/results/sink.json``. Medians of ``--repeat`` runs; the machine is shared, so
@@ -38,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.redaction import Redactor  # noqa: E402
 from monitor.settings import Settings  # noqa: E402
 from monitor.simulator import Simulator  # noqa: E402
+from monitor.sinks import open_sink  # noqa: E402
+from monitor.sinks.base import NullSink  # noqa: E402
 from monitor.sinks.clickhouse import ClickHouseSink  # noqa: E402
 from monitor.sinks.rows import event_row  # noqa: E402
 from monitor.sinks.schema import EVENT_COLUMNS, ddl  # noqa: E402
@@ -99,7 +104,7 @@ def main() -> None:
     stages = results["stages"]
     tmp = Path(tempfile.mkdtemp(prefix="aw-bench-sink-"))
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("benchmarking", total=4 + 2 * len(batches))
+        task = progress.add_task("benchmarking", total=5 + 2 * len(batches))
 
         docs = [orjson.loads(r) for r, _ in events]
         runs = []
@@ -175,6 +180,43 @@ def main() -> None:
             stages[f"sink_rows_per_s_batch_{size}"] = median_of(runs)
             stages[f"add_event_us_batch_{size}"] = median_of(add_us)
             progress.advance(task)
+
+        # What the sink costs a worker: a loop that parses each record (as the worker does)
+        # and hands it to the sink, with no sink vs the chdb sink (its threads share the GIL).
+        raws = [r for r, _ in events]
+        for label, kind in (
+            ("loop_no_sink_events_per_s", "none"),
+            ("loop_thread_sink_events_per_s", "thread"),
+            ("loop_process_sink_events_per_s", "process"),
+        ):
+            runs = []
+            for rep in range(args.repeat):
+                sink: Any = NullSink()
+                if kind == "thread":
+                    sink = ClickHouseSink(
+                        f"chdb://{tmp / 'loop'}",
+                        database=f"loop_{rep}",
+                        datadir=tmp / "data",
+                        redactor=redactor,
+                    )
+                elif kind == "process":
+                    sink = open_sink(
+                        Settings(
+                            store_url=f"chdb://{tmp / 'loop-child'}",
+                            store_database=f"loop_{rep}",
+                            datadir=tmp / "data",
+                        )
+                    )
+                sink.start()
+                t = time.perf_counter()
+                for i, raw in enumerate(raws):
+                    ev = parse_event(raw)
+                    sink.add_event(raw, ev, partition=i % 4, offset=i, caps=None)
+                runs.append(len(raws) / (time.perf_counter() - t))
+                assert sink.flush(timeout=600)
+                sink.close()
+            stages[label] = median_of(runs)
+        progress.advance(task)
 
     table = Table(
         title=f"sink benchmark: {len(events):,} simulated events, "

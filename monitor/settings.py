@@ -76,6 +76,10 @@ class Settings(BaseModel):
     sink_batch_rows: int = 10_000
     sink_flush_interval_s: float = 1.0
     sink_max_buffer_rows: int = 200_000
+    #: while ClickHouse refuses inserts, rows older than this go to the disk spool
+    sink_spill_after_s: float = 5.0
+    #: run the sink (row building, redaction, inserts) in its own process, off the worker's GIL
+    sink_process: bool = True
     #: redact these argument/output field names (case-insensitive), besides secret-shaped values
     redact_fields: list[str] = Field(
         default_factory=lambda: [

@@ -11,7 +11,8 @@ On the event loop, ``add_event`` / ``add_alert`` / ``add_signal`` only append to
   ``insert_deduplication_token`` derived from the batch (so a retry after a lost
   acknowledgement, or a spool replay of a batch that did get in, inserts nothing twice),
   retrying with exponential backoff (0.2 s doubling to 30 s) while ClickHouse is
-  unreachable. Detection never waits for it.
+  unreachable; while inserts fail, batches older than ``spill_after_s`` are spilled too, so
+  durable offsets keep moving during a long outage. Detection never waits for any of it.
 
 ``durable_offset(p)`` is the lowest Kafka offset of partition ``p`` whose event is neither
 inserted nor spilled (None when nothing of ``p`` is waiting): every event added for ``p`` with
@@ -82,6 +83,7 @@ class ClickHouseSink:
         max_buffer_rows: int = 200_000,
         connect_timeout_s: float = 3.0,
         send_receive_timeout_s: float = 30.0,
+        spill_after_s: float = 5.0,
     ) -> None:
         ddl(database)  # validates the name
         self.url = url
@@ -92,6 +94,7 @@ class ClickHouseSink:
         self.max_buffer_rows = max_buffer_rows
         self.connect_timeout_s = connect_timeout_s
         self.send_receive_timeout_s = send_receive_timeout_s
+        self.spill_after_s = spill_after_s
         self.embedded = url.startswith("chdb:")
         self.spool = Spool(Path(datadir) / "spool")
         self._cond = threading.Condition(threading.Lock())
@@ -164,6 +167,16 @@ class ClickHouseSink:
                 m = b.mins.get(partition)
                 if m is not None and (low is None or m < low):
                     low = m
+            return low
+
+    def durable_offsets(self) -> dict[int, int]:
+        """``durable_offset`` of every partition that has events waiting (one lock)."""
+        with self._cond:
+            low = dict(self._mins)
+            for b in self._mem:
+                for p, m in b.mins.items():
+                    if p not in low or m < low[p]:
+                        low[p] = m
             return low
 
     def stats(self) -> SinkStats:
@@ -344,6 +357,22 @@ class ClickHouseSink:
             log.warning("ClickHouse is behind: spilled %d rows to %s", batch.rows, path.name)
         return True
 
+    def _spill_stale(self) -> None:
+        """While inserts fail, batches older than ``spill_after_s`` go to disk, so durable
+        offsets (and the worker's commits) keep moving during a long outage."""
+        cutoff = time.time() - self.spill_after_s
+        while True:
+            with self._cond:
+                victim = next(
+                    (b for b in self._mem if b.built and not b.busy and b.created < cutoff),
+                    None,
+                )
+                if victim is None:
+                    return
+                victim.busy = True
+            if not self._spill(victim):
+                return
+
     # -- inserter thread -----------------------------------------------------------------------
 
     def _next_job(self) -> _Batch | _Spilled | None:
@@ -381,6 +410,7 @@ class ClickHouseSink:
                     self._errors += 1
                     self._degraded = True
                 backoff = min(_MAX_BACKOFF_S, backoff * 2 if backoff else 0.2)
+                self._spill_stale()
                 log.warning(
                     "ClickHouse insert failed (retry in %.1fs): %s",
                     backoff,

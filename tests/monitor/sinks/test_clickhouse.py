@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from monitor.settings import Settings
-from monitor.sinks import ClickHouseSink, NullSink, open_sink
+from monitor.sinks import ClickHouseSink, NullSink, ProcessSink, open_sink
 from monitor.sinks.spool import Spool
 from schemas.errors import ConfigError
 from schemas.events import ActionEvent, validate_event
@@ -282,8 +282,10 @@ def test_no_secret_reaches_any_table_spool_or_log(
 
 def test_open_sink_by_url_scheme(tmp_path: Path) -> None:
     assert isinstance(open_sink(Settings(store_url="none")), NullSink)
-    s = open_sink(Settings(store_url="http://ch:8123", datadir=tmp_path))
+    s = open_sink(Settings(store_url="http://ch:8123", datadir=tmp_path, sink_process=False))
     assert isinstance(s, ClickHouseSink) and not s.embedded
+    p = open_sink(Settings(store_url="http://ch:8123", datadir=tmp_path))
+    assert isinstance(p, ProcessSink) and p.config["url"] == "http://ch:8123"
     assert (tmp_path / "redaction.key").stat().st_mode & 0o777 == 0o600
     with pytest.raises(ConfigError, match="unknown scheme"):
         open_sink(Settings(store_url="mysql://x", datadir=tmp_path))
