@@ -25,6 +25,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import pickle
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -379,6 +380,9 @@ def _child_main(conn: Connection, config: dict[str, Any]) -> None:
     from monitor.sinks.clickhouse import ClickHouseSink
     from schemas.events import parse_event
 
+    # Ctrl-C reaches the whole process group: the parent decides when this process stops
+    # (close, or the pipe's end if the parent dies), so that nothing buffered is dropped.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=config.get("log_level", "WARNING").upper())
     send_lock = threading.Lock()
 

@@ -78,8 +78,9 @@ def test_a_killed_child_never_makes_durable_offsets_lie(tmp_path: Path) -> None:
     try:
         first = _add(sink, events[:half])
         deadline = time.monotonic() + 30
-        while sink.stats().buffered_rows < half and time.monotonic() < deadline:
+        while sink._child_stats.buffered_rows < half and time.monotonic() < deadline:
             time.sleep(0.05)  # the child holds them (nothing inserted: huge batch, long wait)
+        assert sink._child_stats.buffered_rows == half
         old = sink._proc
         os.kill(old.pid, signal.SIGKILL)
         while (sink._proc is old or sink._proc is None) and time.monotonic() < deadline:
@@ -135,3 +136,57 @@ def test_spilled_rows_count_as_durable_across_the_process_boundary(tmp_path: Pat
         sink.close(timeout=2)
     spool = tmp_path / "data" / "spool"
     assert sum(1 for _ in spool.glob("*.json")) > 0
+
+
+def test_the_child_stores_what_it_holds_when_the_worker_is_killed(tmp_path: Path) -> None:
+    """SIGKILL the worker (the parent): the child sees its pipe close, stores what it holds,
+    and exits; nothing is left running."""
+    import subprocess
+    import sys
+
+    from monitor.replay import StoreReader
+
+    store = tmp_path / "orphan-chdb"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[3])!r})
+from monitor.settings import Settings
+from monitor.sinks import open_sink
+from tests.monitor.store_fixtures import sim_events
+_, events = sim_events(sessions=20)
+sink = open_sink(Settings(store_url="chdb://{store}", store_database="orphan",
+                          datadir={str(tmp_path / "data")!r}, sink_flush_interval_s=3600.0,
+                          sink_batch_rows=1_000_000))
+sink.start()
+for i, (raw, ev) in enumerate(events):
+    sink.add_event(raw, ev, partition=0, offset=i, caps=None)
+while sink._child_stats.buffered_rows < len(events):  # the child holds them all
+    time.sleep(0.05)
+print(sink._proc.pid, len(events), flush=True)
+time.sleep(600)
+"""
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        child_pid, n = (int(x) for x in worker.stdout.readline().split())
+        worker.kill()
+        worker.wait(10)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child_pid}").exists() and time.monotonic() < deadline:
+            status = Path(f"/proc/{child_pid}/status").read_text()
+            if "State:\tZ" in status:
+                break
+            time.sleep(0.1)
+        assert (
+            not Path(f"/proc/{child_pid}").exists()
+            or "State:\tZ" in Path(f"/proc/{child_pid}/status").read_text()
+        ), "the sink process outlived its worker"
+    finally:
+        worker.kill()
+        worker.wait(10)
+    reader = StoreReader(f"chdb://{store}", "orphan")
+    try:
+        total = reader.client.query("SELECT count() FROM orphan.events FINAL").result_rows[0][0]
+    finally:
+        reader.close()
+    assert total == n
