@@ -99,6 +99,7 @@ def replay(
 ) -> None:
     """Replay one root session: its steps, alerts and kill signals, in order."""
     from monitor import replay as rp
+    from monitor import replay_render as rr
     from monitor.settings import Settings
     from schemas.errors import SinkError
 
@@ -120,14 +121,14 @@ def replay(
         raise typer.Exit(1)
     rows = rp.timeline(rec)
     if fmt == "jsonl":
-        rp.write_jsonl(rows, sys.stdout)
+        rr.write_jsonl(rows, sys.stdout)
     elif fmt == "table":
-        rp.render_table(rec, rows)
+        rr.render_table(rec, rows)
     else:
         typer.echo(f"error: --format must be table or jsonl, not {fmt!r}", err=True)
         raise typer.Exit(2)
     if png is not None:
-        rp.write_png(rec, rows, png)
+        rr.write_png(rec, rows, png)
         typer.echo(f"timeline drawn to {png}", err=True)
 
 

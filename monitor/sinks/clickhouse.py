@@ -26,15 +26,15 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitor.redaction import Redactor
 from monitor.sinks import queries
 from monitor.sinks.base import SinkStats
-from monitor.sinks.rows import Row, alert_row, event_row, signal_row
+from monitor.sinks.batches import Batch, Spilled, build_tables, lowest_offsets
+from monitor.sinks.connection import new_client, safe_url
+from monitor.sinks.rows import Row
 from monitor.sinks.schema import COLUMNS, ddl
 from monitor.sinks.spool import Spool
 from schemas.alerts import DetectionFinding
@@ -47,28 +47,7 @@ log = logging.getLogger("agentwatch.sink")
 _MAX_BACKOFF_S = 30.0
 
 
-@dataclass(eq=False)
-class _Batch:
-    token: str
-    items: list[tuple[Any, ...]] | None
-    mins: dict[int, int]
-    created: float
-    tables: dict[str, list[Row]] = field(default_factory=dict)
-    rows: int = 0
-    built: bool = False
-    busy: bool = False  # being inserted or spilled
-    spilling: bool = False  # one writer per batch, whoever spills it
-
-
-@dataclass(eq=False)
-class _Spilled:
-    path: Path
-    rows: int
-    created: float
-    busy: bool = False
-
-
-class ClickHouseSink:
+class ClickHouseSink(queries.StoreReads):
     """Stores events, alerts and kill signals in ClickHouse (server or embedded chdb)."""
 
     def __init__(
@@ -101,9 +80,9 @@ class ClickHouseSink:
         self._items: list[tuple[Any, ...]] = []
         self._mins: dict[int, int] = {}
         self._since = 0.0
-        self._mem: list[_Batch] = []
+        self._mem: list[Batch] = []
         self._mem_rows = 0
-        self._spilled: list[_Spilled] = []
+        self._spilled: list[Spilled] = []
         self._force = False
         self._closing = False
         self._abort = False
@@ -123,7 +102,7 @@ class ClickHouseSink:
         self._last_insert_s = 0.0
         self._degraded = False
         for path in self.spool.files():  # left by a previous process: replay them
-            self._spilled.append(_Spilled(path, self._count_rows(path), path.stat().st_mtime))
+            self._spilled.append(Spilled(path, self._count_rows(path), path.stat().st_mtime))
 
     # -- the event loop's side: O(1), never blocks on I/O -----------------------------------
 
@@ -243,7 +222,7 @@ class ClickHouseSink:
             t.join(max(0.5, deadline - time.monotonic()))
         if self._items:  # never started (or the builder died): build what is left here
             with self._cond:
-                batch = _Batch(uuid.uuid4().hex, self._items, self._mins, self._since)
+                batch = Batch(uuid.uuid4().hex, self._items, self._mins, self._since)
                 self._items, self._mins = [], {}
                 self._mem.append(batch)
             self._build(batch)
@@ -272,11 +251,11 @@ class ClickHouseSink:
                 items, mins = self._items, self._mins
                 if len(items) > self.batch_rows:  # cut at batch_rows, keep the rest buffered
                     items, rest = items[: self.batch_rows], items[self.batch_rows :]
-                    mins, self._mins = _lowest(items), _lowest(rest)
+                    mins, self._mins = lowest_offsets(items), lowest_offsets(rest)
                     self._items = rest
                 else:
                     self._items, self._mins, self._force = [], {}, False
-                batch = _Batch(uuid.uuid4().hex, items, mins, self._since)
+                batch = Batch(uuid.uuid4().hex, items, mins, self._since)
                 self._mem.append(batch)
             self._build(batch)
             self._bound_memory()
@@ -291,30 +270,12 @@ class ClickHouseSink:
             or time.time() - self._since >= self.flush_interval_s
         )
 
-    def _build(self, batch: _Batch) -> None:
-        now = datetime.now(UTC)
-        tables: dict[str, list[Row]] = {t: [] for t in COLUMNS}
-        for item in batch.items or ():
-            try:
-                if len(item) == 5:
-                    raw, event, partition, offset, caps = item
-                    tables["events"].append(
-                        event_row(self.redactor, raw, event, partition, offset, caps, now)
-                    )
-                elif len(item) == 1:
-                    tables["alerts"].append(alert_row(self.redactor, item[0], now))
-                else:
-                    jti, jws, claims, root = item
-                    tables["kill_signals"].append(signal_row(jti, jws, claims, root, now))
-            except Exception as exc:  # a bug in row building must not stop the rest
-                self._build_errors += 1
-                log.error(
-                    "could not build a storage row (%s); it is skipped",
-                    self.redactor.text(f"{type(exc).__name__}: {exc}", 300),
-                )
+    def _build(self, batch: Batch) -> None:
+        tables, errors = build_tables(self.redactor, batch.items or ())
         with self._cond:
-            batch.tables = {t: rows for t, rows in tables.items() if rows}
-            batch.rows = sum(len(r) for r in batch.tables.values())
+            self._build_errors += errors
+            batch.tables = tables
+            batch.rows = sum(len(r) for r in tables.values())
             batch.items = None
             batch.built = True
             self._mem_rows += batch.rows
@@ -334,7 +295,7 @@ class ClickHouseSink:
             if not self._spill(victim):
                 return
 
-    def _spill(self, batch: _Batch, force: bool = False) -> bool:
+    def _spill(self, batch: Batch, force: bool = False) -> bool:
         with self._cond:
             if batch.spilling or batch not in self._mem:
                 return True  # another thread is writing it, or it is already stored
@@ -350,7 +311,7 @@ class ClickHouseSink:
             if batch in self._mem:
                 self._mem.remove(batch)
                 self._mem_rows -= batch.rows
-            self._spilled.append(_Spilled(path, batch.rows, batch.created))
+            self._spilled.append(Spilled(path, batch.rows, batch.created))
             self._spilled_total += batch.rows
             self._cond.notify_all()
         if not force:
@@ -375,7 +336,7 @@ class ClickHouseSink:
 
     # -- inserter thread -----------------------------------------------------------------------
 
-    def _next_job(self) -> _Batch | _Spilled | None:
+    def _next_job(self) -> Batch | Spilled | None:
         for s in self._spilled:
             if not s.busy:
                 return s
@@ -398,7 +359,7 @@ class ClickHouseSink:
                     return
                 job.busy = True
             try:
-                if isinstance(job, _Spilled):
+                if isinstance(job, Spilled):
                     token, tables = self.spool.read(job.path)
                 else:
                     token, tables = job.token, job.tables
@@ -427,14 +388,14 @@ class ClickHouseSink:
                 self._degraded = False
                 for t, rows in tables.items():
                     self._rows_inserted[t] += len(rows)
-                if isinstance(job, _Spilled):
+                if isinstance(job, Spilled):
                     if job in self._spilled:
                         self._spilled.remove(job)
                 elif job in self._mem:  # (close() may have spilled it meanwhile)
                     self._mem.remove(job)
                     self._mem_rows -= job.rows
                 self._cond.notify_all()
-            if isinstance(job, _Spilled):
+            if isinstance(job, Spilled):
                 self.spool.remove(job.path)
 
     def _insert(self, token: str, tables: dict[str, list[Row]]) -> None:
@@ -464,22 +425,13 @@ class ClickHouseSink:
                 client.command(stmt)
         except Exception as exc:
             raise SinkError(
-                f"cannot open the ClickHouse store {_safe_url(self.url)}: {exc}"
+                f"cannot open the ClickHouse store {safe_url(self.url)}: {exc}"
             ) from exc
         self._client = client
         return client
 
     def _new_client(self) -> Any:
-        import clickhouse_connect
-
-        if self.embedded:
-            return clickhouse_connect.get_client(dsn=self.url)
-        return clickhouse_connect.get_client(
-            dsn=self.url,
-            connect_timeout=self.connect_timeout_s,
-            send_receive_timeout=self.send_receive_timeout_s,
-            autogenerate_session_id=False,
-        )
+        return new_client(self.url, self.connect_timeout_s, self.send_receive_timeout_s)
 
     @staticmethod
     def _count_rows(path: Path) -> int:
@@ -503,53 +455,6 @@ class ClickHouseSink:
                     self._read_client = self._new_client()
                 except Exception as exc:
                     raise SinkError(
-                        f"cannot reach the ClickHouse store {_safe_url(self.url)}: {exc}"
+                        f"cannot reach the ClickHouse store {safe_url(self.url)}: {exc}"
                     ) from exc
             yield self._read_client
-
-    def session_events(
-        self, root_session_id: str, tenant: str | None = None
-    ) -> list[dict[str, Any]]:
-        with self._reader() as c:
-            return queries.session_events(c, self.database, root_session_id, tenant)
-
-    def session_alerts(
-        self, root_session_id: str, tenant: str | None = None
-    ) -> list[dict[str, Any]]:
-        with self._reader() as c:
-            return queries.session_alerts(c, self.database, root_session_id, tenant)
-
-    def session_signals(
-        self, root_session_id: str, tenant: str | None = None
-    ) -> list[dict[str, Any]]:
-        with self._reader() as c:
-            return queries.session_signals(c, self.database, root_session_id, tenant)
-
-    def sessions(
-        self, *, tenant: str | None = None, limit: int = 50, only_alerted: bool = False
-    ) -> list[dict[str, Any]]:
-        with self._reader() as c:
-            return queries.sessions(
-                c, self.database, tenant=tenant, limit=limit, only_alerted=only_alerted
-            )
-
-
-def _lowest(items: list[tuple[Any, ...]]) -> dict[int, int]:
-    """The lowest offset per partition among the events in ``items``."""
-    mins: dict[int, int] = {}
-    for item in items:
-        if len(item) == 5:
-            p, off = item[2], item[3]
-            low = mins.get(p)
-            if low is None or off < low:
-                mins[p] = off
-    return mins
-
-
-def _safe_url(url: str) -> str:
-    """The store URL without a password (for messages and logs)."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url

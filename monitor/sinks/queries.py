@@ -12,6 +12,7 @@ touches only that range's partitions.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -173,3 +174,36 @@ def sessions(
         row["ended"] = bool(row["ended"])
         row["agents"] = sorted(row["agents"])
     return out
+
+
+class StoreReads:
+    """The read methods of a sink or reader: each runs a function above on ``_reader()``."""
+
+    database: str
+
+    def _reader(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def session_events(
+        self, root_session_id: str, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self._reader() as c:
+            return session_events(c, self.database, root_session_id, tenant)
+
+    def session_alerts(
+        self, root_session_id: str, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self._reader() as c:
+            return session_alerts(c, self.database, root_session_id, tenant)
+
+    def session_signals(
+        self, root_session_id: str, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        with self._reader() as c:
+            return session_signals(c, self.database, root_session_id, tenant)
+
+    def sessions(
+        self, *, tenant: str | None = None, limit: int = 50, only_alerted: bool = False
+    ) -> list[dict[str, Any]]:
+        with self._reader() as c:
+            return sessions(c, self.database, tenant=tenant, limit=limit, only_alerted=only_alerted)

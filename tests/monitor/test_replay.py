@@ -14,6 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from monitor import replay as rp
+from monitor import replay_render as rr
 from monitor.cli import app
 from schemas.errors import SinkError
 from tests.monitor.store_fixtures import make_alert, make_signal, sim_events
@@ -62,7 +63,7 @@ def test_timeline_places_alert_and_kill_after_their_event(stored: dict[str, Any]
     offsets = [r["offset_s"] for r in rows if r["type"] == "event"]
     assert offsets == sorted(offsets) and offsets[0] == 0
     console = Console(record=True, width=200)
-    rp.render_table(rec, rows, console)
+    rr.render_table(rec, rows, console)
     text = console.export_text()
     assert "ALERT" in text and "KILL" in text and stored["root"] in text
 
