@@ -47,6 +47,7 @@ from monitor.checkpoint import (
     Marker,
     session_key,
 )
+from schemas.errors import SinkError
 
 if TYPE_CHECKING:
     from monitor.runtime import Monitor, PartitionState, _Send
@@ -56,6 +57,8 @@ log = logging.getLogger("agentwatch.worker")
 LEARNED_EVERY_S = 10.0
 SEND_RETRIES = 3
 SETTLE_TIMEOUT_S = 30.0
+SINK_START_TIMEOUT_S = 60.0
+SINK_FLUSH_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _Plan:
     resume: int
     records: list[tuple[bytes, bytes | None]]
     full: bool
+    wanted: int
 
 
 class CheckpointFailed(RuntimeError):
@@ -94,10 +98,23 @@ class Durability:
         return self._lock
 
     async def _ensure_started(self) -> None:
-        if not self._started:
-            await self.reader.start()
-            self.m.sink.start()
-            self._started = True
+        if self._started:
+            return
+        await self.reader.start()
+        # The sink's start is blocking (an embedded store is opened by a child process). After
+        # a crash, the previous worker's store process may still hold the embedded store's
+        # lock for a moment while it saves what it had: retry rather than fail.
+        deadline = time.monotonic() + SINK_START_TIMEOUT_S
+        while True:
+            try:
+                await asyncio.to_thread(self.m.sink.start)
+                break
+            except SinkError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("the event store is not available yet (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+        self._started = True
 
     # -- restore ----------------------------------------------------------------------------
     async def on_streams_resume(self, assigned: set[TP]) -> Mapping[TP, int]:
@@ -176,7 +193,15 @@ class Durability:
         m = self.m
         t0 = time.perf_counter()
         revocations = await self.reader.revocation_ends()  # before the snapshot (see module)
-        plans = self._snapshot(partitions)
+        unanchored = {p for p in m.unanchored if partitions is None or p in partitions}
+        plans = self._snapshot(partitions, held_back=unanchored)
+        if unanchored:  # see Monitor.unanchored: their rows must be stored before R moves
+            m.unanchored -= unanchored
+            if await asyncio.to_thread(m.sink.flush, SINK_FLUSH_TIMEOUT_S):
+                for plan in plans:
+                    plan.resume = plan.wanted
+            else:
+                m.unanchored |= unanchored
         await m.flush_outbox()
         inflight, m.inflight = m.inflight, []
         await self._settle(inflight)
@@ -199,8 +224,11 @@ class Durability:
             raise
         m.metrics.checkpoint.observe(time.perf_counter() - t0)
 
-    def _snapshot(self, partitions: list[int] | None) -> list[_Plan]:
-        """Synchronously: what each partition must write, and the offset it may resume from."""
+    def _snapshot(self, partitions: list[int] | None, held_back: set[int]) -> list[_Plan]:
+        """Synchronously: what each partition must write, and the offset it may resume from.
+
+        A partition in ``held_back`` keeps its previous resume offset unless the sink is
+        flushed (``_Plan.wanted`` is what it could move to)."""
         plans = []
         now = time.monotonic()
         for p, ps in list(self.m.partitions.items()):
@@ -226,8 +254,11 @@ class Durability:
             if callable(learned) and (full or (dirty and now - ps.learned_at >= LEARNED_EVERY_S)):
                 records.append((LEARNED_KEY, learned()))
                 ps.learned_at = now
-            if records or resume != ps.resume:
-                plans.append(_Plan(ps, resume, records, full))
+            wanted = resume
+            if p in held_back:
+                resume = ps.resume
+            if records or wanted != ps.resume:
+                plans.append(_Plan(ps, resume, records, full, wanted))
         return plans
 
     async def _write(self, plan: _Plan, revocations: dict[int, int]) -> None:

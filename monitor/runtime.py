@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from detectors.catalog import ToolCatalog
 from detectors.engine import AlertDecision, Engine, KillDecision
@@ -39,58 +39,13 @@ from monitor.metrics import Metrics
 from monitor.pipeline import Evicted, LateEvent, Output, Pipeline, PipelineSettings
 from monitor.settings import Settings
 from monitor.signals import Signer
+from monitor.sinks import Sink, open_sink
+from monitor.sinks.metrics import SinkCollector
 from monitor.topics import Topics, declare_topics
-from schemas.alerts import DetectionFinding
 from schemas.errors import InvalidEvent
-from schemas.events import ActionEvent
 from schemas.signals import SessionRevokedClaims
 
 log = logging.getLogger("agentwatch.worker")
-
-
-class Sink(Protocol):
-    """What the worker needs of the event store (``monitor.sinks``)."""
-
-    def start(self) -> None: ...
-
-    def close(self, timeout: float) -> None: ...
-
-    def add_event(
-        self,
-        raw: bytes,
-        event: ActionEvent,
-        *,
-        partition: int,
-        offset: int,
-        caps: frozenset[str] | None,
-    ) -> None: ...
-
-    def add_alert(self, alert: DetectionFinding) -> None: ...
-
-    def add_signal(
-        self, jti: str, compact_jws: str, claims: SessionRevokedClaims, *, root_session_id: str
-    ) -> None: ...
-
-    def durable_offset(self, partition: int) -> int | None: ...
-
-
-class NullSink:
-    """Stores nothing (``store_url=none``); never holds back a checkpoint."""
-
-    def start(self) -> None: ...
-
-    def close(self, timeout: float) -> None: ...
-
-    def add_event(self, raw: bytes, event: ActionEvent, **kw: Any) -> None: ...
-
-    def add_alert(self, alert: DetectionFinding) -> None: ...
-
-    def add_signal(
-        self, jti: str, compact_jws: str, claims: SessionRevokedClaims, **kw: Any
-    ) -> None: ...
-
-    def durable_offset(self, partition: int) -> int | None:
-        return None
 
 
 @dataclass
@@ -129,13 +84,19 @@ class Monitor:
         self.signer = Signer.load_or_create(
             settings.signing_key_path, settings.datadir, settings.signing_kid
         )
-        self.sink: Sink = sink if sink is not None else NullSink()
+        self.sink: Sink = sink if sink is not None else open_sink(settings)
+        self.metrics.registry.register(SinkCollector(self.sink))
         self.partitions: dict[int, PartitionState] = {}
         #: kill signals already on the topic when partitions were restored (jti -> JWS)
         self.published: dict[str, bytes] = {}
         self.ready = False
         self.outbox: deque[_Send] = deque()
         self.inflight: list[tuple[asyncio.Future[Any], _Send]] = []
+        #: partitions with decisions taken outside a record (held-back events released by the
+        #: clock): the sink stores rows in order, and a decision taken while processing a record
+        #: is handed over before that record's event, so the sink's durable offset covers it;
+        #: these are not, so the next checkpoint flushes the sink before it moves on
+        self.unanchored: set[int] = set()
         self._pipeline_settings = PipelineSettings(
             reorder_wait_s=settings.reorder_wait_s,
             grace_s=settings.grace_s,
@@ -341,6 +302,8 @@ class Monitor:
                 continue
             if outputs:
                 self.handle(outputs)
+                if any(isinstance(o, AlertDecision | KillDecision) for o in outputs):
+                    self.unanchored.add(ps.partition)
             active += len(ps.pipeline)
             self._sync_stats(ps)
         self.metrics.active_sessions.set(active)

@@ -5,14 +5,20 @@
   ``jwks_uri``, ``delivery_methods_supported`` (the private ``urn:agentwatch:delivery:kafka``:
   SETs on a Kafka topic; SSF has no standard Kafka delivery);
 * ``/healthz`` - the process answers; ``/readyz`` - partitions restored and not rebalancing;
-* ``/metrics`` - Prometheus text format.
+* ``/metrics`` - Prometheus text format;
+* ``/api/sessions`` and ``/api/sessions/{root}/replay`` - what the event store holds (a list of
+  recent root sessions; one session's events, alerts and kill signals), read through the
+  worker because an embedded store can be open in one process only (``agentwatch replay
+  --worker URL``). Query parameters: ``tenant``, ``limit``, ``only_alerted``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from monitor.metrics import CONTENT_TYPE_LATEST
+from schemas.errors import AgentwatchError
 
 if TYPE_CHECKING:
     from monitor.runtime import Monitor
@@ -60,6 +66,37 @@ def register(monitor: Monitor) -> None:
             "rebalancing": bool(app.rebalancing),
         }
         return view.json(body, status=200 if ready else 503)
+
+    @app.page("/api/sessions/{root}/replay")
+    async def session_replay(view: Any, request: Any, root: str) -> Any:
+        from monitor.replay import session_replay
+
+        tenant = request.query.get("tenant") or None
+        try:
+            doc = await asyncio.to_thread(session_replay, monitor.sink, root, tenant)
+        except AgentwatchError as exc:
+            return view.json({"error": str(exc)}, status=503)
+        return view.json(doc)
+
+    @app.page("/api/sessions")
+    async def sessions(view: Any, request: Any) -> Any:
+        from monitor.replay import sessions_document
+
+        q = request.query
+        try:
+            limit = max(1, min(1000, int(q.get("limit", "50"))))
+        except ValueError:
+            return view.json({"error": "limit must be an integer"}, status=400)
+        kw = {
+            "tenant": q.get("tenant") or None,
+            "limit": limit,
+            "only_alerted": q.get("only_alerted", "").lower() in ("1", "true", "yes"),
+        }
+        try:
+            rows = await asyncio.to_thread(sessions_document, monitor.sink, **kw)
+        except AgentwatchError as exc:
+            return view.json({"error": str(exc)}, status=503)
+        return view.json(rows)
 
     @app.page("/metrics")
     async def metrics(view: Any, request: Any) -> Any:

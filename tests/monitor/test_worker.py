@@ -213,5 +213,6 @@ def test_worker_serves_metrics_and_readiness(worker: Worker) -> None:
         "partition",
         "topic",
         "version",
+        "table",
         "le",
     }, labels
