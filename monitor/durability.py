@@ -124,7 +124,7 @@ class Durability:
         async with self.lock:
             await self._ensure_started()
             for p in [p for p in self.m.partitions if p not in wanted]:
-                del self.m.partitions[p]
+                self.m.drop_partition(p)
             offsets: dict[TP, int] = {}
             since: dict[int, int] = {}
             for p in wanted:
@@ -327,7 +327,7 @@ class Durability:
         except Exception:
             log.exception("final checkpoint of revoked partitions %s failed", gone)
         for p in gone:
-            self.m.partitions.pop(p, None)
+            self.m.drop_partition(p)
 
     async def before_stop(self) -> None:
         """The worker stops: no more records, one last checkpoint, close the sink."""

@@ -1,4 +1,5 @@
-"""Periodic work: session housekeeping (held-back events, eviction) and checkpoints."""
+"""Periodic work: session housekeeping (held-back events, eviction), rule reloads and
+checkpoints."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def register(monitor: Monitor) -> None:
         monitor.tick()
         if monitor.outbox:
             await monitor.flush_outbox()
+
+    @app.timer(settings.rules_reload_interval_s, name="agentwatch.rules")  # type: ignore[untyped-decorator]
+    async def reload_rules() -> None:
+        monitor.reload_rules()
 
     @app.timer(settings.checkpoint_interval_s, name="agentwatch.checkpoint")  # type: ignore[untyped-decorator]
     async def checkpoint() -> None:

@@ -68,6 +68,38 @@ def trifecta(sid: str) -> list[dict[str, Any]]:
     ]
 
 
+def expected_alerts(events: list[dict[str, Any]]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``alert uid -> (rule, evidence)`` of an uninterrupted offline run of the same engine."""
+    from detectors.engine import AlertDecision
+    from monitor.detection import engine_from_settings
+    from monitor.pipeline import Pipeline
+    from schemas.events import validate_event
+
+    pipeline = Pipeline(engine_from_settings(Settings()))
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    decisions = []
+    for i, doc in enumerate(events):
+        decisions += pipeline.process(validate_event(doc), now=float(i))
+    decisions += pipeline.tick(1e9)
+    for d in decisions:
+        if isinstance(d, AlertDecision):
+            out[d.alert.uid] = (d.alert.detector, tuple(d.alert.evidence))
+    return out
+
+
+def published_alerts(records: list[Any]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``alert uid -> (rule, evidence)`` of the latest version of each published alert."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for r in records:
+        a = json.loads(r.value)
+        info = a["finding_info"]
+        out[info["uid"]] = (
+            info["analytic"]["uid"],
+            tuple(e["uid"] for e in info["related_events"]),
+        )
+    return out
+
+
 def topic_env(prefix: str) -> dict[str, str]:
     """Environment giving one test its own app id and topics on the shared broker."""
     names = {
@@ -94,6 +126,7 @@ class Worker:
             "AGENTWATCH_BROKER": f"kafka://{bootstrap}",
             "AGENTWATCH_WEB_PORT": str(self.port),
             "AGENTWATCH_DATADIR": str(datadir),
+            "AGENTWATCH_STORE_URL": f"chdb://{datadir.resolve()}/clickhouse",
             "AGENTWATCH_LOG_LEVEL": "info",
             **env,
         }
@@ -159,6 +192,26 @@ class Worker:
             if value >= at_least or time.monotonic() > deadline:
                 return value
             time.sleep(0.05)
+
+    def stored(self, root: str) -> dict[str, list[dict[str, Any]]]:
+        """What the event store holds for a root session (through the worker's read API)."""
+        return dict(json.loads(self.get(f"/api/sessions/{root}/replay")))
+
+    def wait_stored(
+        self, root: str, events: int, alerts: int, signals: int, timeout: float = 30.0
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Poll the store until the session has at least these rows (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = self.stored(root)
+            have = (len(doc["events"]), len(doc["alerts"]), len(doc["signals"]))
+            if (
+                have >= (events, alerts, signals)
+                and all(h >= w for h, w in zip(have, (events, alerts, signals), strict=True))
+                or time.monotonic() > deadline
+            ):
+                return doc
+            time.sleep(0.2)
 
     def kill(self) -> None:
         """SIGKILL: no final checkpoint, no flush."""

@@ -63,10 +63,10 @@ def test_combination_gives_one_alert_and_one_verified_kill_signal(worker: Worker
     out.close()
 
     alerts = [json.loads(r.value) for r in _for_root(got[s.topic_alerts], sid)]
-    assert len(alerts) == 1
-    alert = alerts[0]
+    uids = [a["finding_info"]["uid"] for a in alerts]
+    assert len(uids) == len(set(uids)), "an alert was emitted twice"
+    (alert,) = [a for a in alerts if a["finding_info"]["analytic"]["uid"] == "AW-COMBO-001"]
     assert alert["class_uid"] == 2004
-    assert alert["finding_info"]["analytic"]["uid"] == "AW-COMBO-001"
     assert [e["uid"] for e in alert["finding_info"]["related_events"]] == [
         f"{sid}-e1",
         f"{sid}-e2",
@@ -91,6 +91,10 @@ def test_combination_gives_one_alert_and_one_verified_kill_signal(worker: Worker
         f"kill signal received {1000 * (received_at - sent_at):.0f} ms after the third step "
         "was produced (upper bound: includes the 1.5 s settle)"
     )
+    stored = worker.wait_stored(sid, events=5, alerts=len(uids), signals=1)
+    assert sorted(e["event_id"] for e in stored["events"]) == [f"{sid}-e{i}" for i in range(5)]
+    assert sorted(a["alert_uid"] for a in stored["alerts"]) == sorted(uids)
+    assert [x["jti"] for x in stored["signals"]] == [claims.jti]
     ssf = json.loads(worker.get("/.well-known/ssf-configuration"))
     assert ssf["issuer"] == s.issuer and ssf["jwks_uri"].endswith("/.well-known/jwks.json")
     assert worker.metric("agentwatch_kill_signals_published_total") >= 1
@@ -214,5 +218,8 @@ def test_worker_serves_metrics_and_readiness(worker: Worker) -> None:
         "topic",
         "version",
         "table",
+        "rule",
+        "pack",
+        "result",
         "le",
     }, labels
