@@ -57,6 +57,30 @@ def worker(
     raise typer.Exit(run_worker(_settings(profile, broker=broker, web_port=web_port)))
 
 
+@app.command("demo")
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 60.0,
+    attack_ratio: Annotated[
+        float, typer.Option(help="Share of simulated sessions that attack.")
+    ] = 0.15,
+    seed: Annotated[int, typer.Option(help="Simulator seed (same seed, same traffic).")] = 0,
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo keeps logs, keys and ClickHouse data.")
+    ] = Path("var/demo"),
+) -> None:
+    """Run everything on this machine and watch it: broker, worker, ClickHouse, agents."""
+    from monitor.demo import run_demo
+
+    raise typer.Exit(
+        run_demo(
+            duration=duration, rate=rate, attack_ratio=attack_ratio, seed=seed, workdir=workdir
+        )
+    )
+
+
 @topics_app.command("create")
 def topics_create(
     bootstrap: str = typer.Option(..., help="host:port of a broker."),

@@ -147,7 +147,9 @@ def _on_alert(seen: Seen, value: bytes) -> None:
     seen.recent.append(("alert", json.dumps(row)))
 
 
-def _on_kill(seen: Seen, verifier: RevocationVerifier, value: bytes, started: float) -> None:
+def _on_kill(
+    console: Console, seen: Seen, verifier: RevocationVerifier, value: bytes, started: float
+) -> None:
     r = verifier.receive(value)
     if r.outcome == "invalid":
         seen.kills_invalid += 1
@@ -169,9 +171,14 @@ def _on_kill(seen: Seen, verifier: RevocationVerifier, value: bytes, started: fl
     with contextlib.suppress(Exception):
         assert r.claims is not None and r.claims.sub_id.agent is not None
         agent = r.claims.sub_id.agent.uri.rsplit("/", 1)[-1]
-    row = [time.strftime("%H:%M:%S"), "[bold red]KILL SIGNAL[/]", agent, session,
-           "session-revoked", detail]  # fmt: skip
+    alert = seen.alerts.get(r.claims.txn) if r.claims is not None else None
+    rule = alert["finding_info"]["analytic"]["uid"] if alert else "session-revoked"
+    row = [time.strftime("%H:%M:%S"), "[bold red]KILL SIGNAL[/]", agent, session, rule, detail]
     seen.recent.append(("kill", json.dumps(row)))
+    # one line per kill signal above the live view (and in logs, where the view is not drawn)
+    console.print(
+        f"{row[0]} [bold red]KILL[/] session [bold]{session}[/] ({agent}) by {rule}: {detail}"
+    )
 
 
 def _stored(settings: Settings) -> dict[str, int]:
@@ -317,7 +324,7 @@ def _watch(
                         if tp.topic == settings.topic_alerts:
                             _on_alert(seen, r.value)
                         else:
-                            _on_kill(seen, verifier, r.value, started)
+                            _on_kill(console, seen, verifier, r.value, started)
                 if time.monotonic() - scraped > 1.0:
                     scraped = time.monotonic()
                     with contextlib.suppress(OSError, ValueError):
@@ -326,6 +333,8 @@ def _watch(
                         console.print(f"[red]the worker exited with {procs[0].returncode}[/]")
                         return 1
                 live.update(_view(seen, started, where))
+        return 0
     finally:
+        with contextlib.suppress(OSError, ValueError):
+            seen.metrics = _scrape(url)  # the final numbers, before the worker stops
         consumer.close()
-    return 0
