@@ -1,4 +1,5 @@
-"""Decisions to records: OCSF alerts for ``monitor.alerts``, signed SETs for ``agent.revocations``.
+"""Decisions to records: OCSF alerts for ``monitor.alerts``, signed SETs for ``agent.revocations``,
+privileged-action audit records for ``agent.privileged``.
 
 Pure functions of the decision, the settings and the clock, so the worker, replay and tests
 build the same records. Both records carry CloudEvents binary-mode headers (``ce_id``,
@@ -16,6 +17,7 @@ from detectors.engine import AlertDecision, KillDecision
 from monitor.settings import Settings
 from monitor.signals import Signer
 from schemas.alerts import DetectionFinding, detection_finding
+from schemas.privileged import PrivilegedAction
 from schemas.signals import (
     SESSION_REVOKED,
     SET_CONTENT_TYPE,
@@ -24,6 +26,7 @@ from schemas.signals import (
 )
 
 ALERT_CE_TYPE = "io.agentwatch.alert.detection_finding.v1"
+PRIVILEGED_CE_TYPE = "io.agentwatch.privileged_action.v1"
 
 Header = tuple[str, bytes]
 
@@ -112,6 +115,23 @@ def alert_record(finding: DetectionFinding, settings: Settings) -> Record:
         headers=_ce(
             uid, ALERT_CE_TYPE, settings.issuer, root, finding.time / 1000, "application/json"
         ),
+    )
+
+
+def privileged_record(action: PrivilegedAction, settings: Settings) -> Record:
+    """The ``agent.privileged`` audit record: key = root session id, value = its JSON."""
+    root = action.root_session_id
+    return Record(
+        key=root.encode(),
+        value=action.model_dump_json(exclude_none=True).encode(),
+        headers=_ce(
+            action.uid,
+            PRIVILEGED_CE_TYPE,
+            settings.issuer,
+            root,
+            action.time.timestamp(),
+            "application/json",
+        ),  # fmt: skip
     )
 
 

@@ -9,7 +9,8 @@
    partition's records and never on which worker holds it, and learned state moves with it;
 3. **decisions** (``monitor.decisions``): alerts to ``monitor.alerts``, signed kill signals to
    ``agent.revocations`` at once (not batched: the kill latency target is p99 <= 50 ms);
-4. **storage**: every valid event, alert and signal to the sink (non-blocking);
+4. **audit and storage**: privileged actions to ``agent.privileged``; every valid event,
+   alert and signal to the sink (non-blocking);
 5. **durability** (``monitor.durability``): periodic checkpoints and restore on assignment.
 
 Processing a record is synchronous; only the sends are awaited, by the agent right after the
@@ -31,7 +32,13 @@ from detectors.engine import AlertDecision, Engine, KillDecision
 from detectors.registry import rule_detector
 from monitor.app import AgentwatchApp, create_app
 from monitor.checkpoint import claims_of
-from monitor.decisions import Record, alert_finding, alert_record, signed_kill
+from monitor.decisions import (
+    Record,
+    alert_finding,
+    alert_record,
+    privileged_record,
+    signed_kill,
+)
 from monitor.detection import engine_from_settings, watcher_from_settings
 from monitor.ingest import Headers, dead_letter_headers, decode_record, reason_of
 from monitor.metrics import Metrics
@@ -43,6 +50,7 @@ from monitor.sinks import Sink, open_sink
 from monitor.sinks.metrics import SinkCollector
 from monitor.topics import Topics, declare_topics
 from schemas.errors import InvalidEvent
+from schemas.privileged import PrivilegedAction
 from schemas.signals import SessionRevokedClaims
 
 log = logging.getLogger("agentwatch.worker")
@@ -252,6 +260,9 @@ class Monitor:
                         "late",
                     )
                 )
+            elif isinstance(out, PrivilegedAction):
+                rec = privileged_record(out, s)
+                self.outbox.append(_Send(s.topic_privileged, rec, "privileged"))
             elif isinstance(out, Evicted):
                 m.evicted.labels(out.reason).inc()
 

@@ -39,6 +39,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_late, n),
         TopicSpec(settings.topic_alerts, n),
         TopicSpec(settings.topic_revocations, n),
+        TopicSpec(settings.topic_privileged, n),
         TopicSpec(settings.checkpoint_topic, n, compact=True),
     ]
 
@@ -84,6 +85,7 @@ class Topics:
     late: faust.TopicT
     alerts: faust.TopicT
     revocations: faust.TopicT
+    privileged: faust.TopicT
     checkpoints: faust.TopicT
 
 
@@ -104,5 +106,6 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         late=app.topic(settings.topic_late, **raw),
         alerts=app.topic(settings.topic_alerts, **raw),
         revocations=app.topic(settings.topic_revocations, **raw),
+        privileged=app.topic(settings.topic_privileged, **raw),
         checkpoints=app.topic(settings.checkpoint_topic, compacting=True, **raw),
     )

@@ -109,6 +109,7 @@ def topic_env(prefix: str) -> dict[str, str]:
         "TOPIC_LATE": f"{prefix}.actions.late",
         "TOPIC_ALERTS": f"{prefix}.alerts",
         "TOPIC_REVOCATIONS": f"{prefix}.revocations",
+        "TOPIC_PRIVILEGED": f"{prefix}.privileged",
     }
     return {"AGENTWATCH_" + k: v for k, v in names.items()}
 

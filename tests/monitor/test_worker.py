@@ -47,7 +47,7 @@ def _for_root(records: list[Any], root: str) -> list[Any]:
 def test_combination_gives_one_alert_and_one_verified_kill_signal(worker: Worker) -> None:
     s = worker.settings
     sid = f"a-{uuid.uuid4().hex[:8]}"
-    out = _collector(worker, s.topic_alerts, s.topic_revocations)
+    out = _collector(worker, s.topic_alerts, s.topic_revocations, s.topic_privileged)
     ce = [
         ("ce_specversion", b"1.0"),
         ("ce_type", b"io.agentwatch.action.v1"),
@@ -91,6 +91,9 @@ def test_combination_gives_one_alert_and_one_verified_kill_signal(worker: Worker
         f"kill signal received {1000 * (received_at - sent_at):.0f} ms after the third step "
         "was produced (upper bound: includes the 1.5 s settle)"
     )
+    audit = [json.loads(r.value) for r in _for_root(got[s.topic_privileged], sid)]
+    assert {a["event_id"] for a in audit} >= {f"{sid}-e1", f"{sid}-e2", f"{sid}-e3"}
+    assert all(a["agent_id"] == "billing-agent" for a in audit)
     stored = worker.wait_stored(sid, events=5, alerts=len(uids), signals=1)
     assert sorted(e["event_id"] for e in stored["events"]) == [f"{sid}-e{i}" for i in range(5)]
     assert sorted(a["alert_uid"] for a in stored["alerts"]) == sorted(uids)
