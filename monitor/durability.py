@@ -101,6 +101,7 @@ class Durability:
         if self._started:
             return
         await self.reader.start()
+        await self.m.start_outputs()
         # The sink's start is blocking (an embedded store is opened by a child process). After
         # a crash, the previous worker's store process may still hold the embedded store's
         # lock for a moment while it saves what it had: retry rather than fail.
@@ -298,11 +299,7 @@ class Durability:
             for attempt in range(SEND_RETRIES):
                 await asyncio.sleep(0.2 * (attempt + 1))
                 try:
-                    rec = item.record
-                    fut = await self.m.app.producer.send(
-                        item.topic, rec.key, rec.value, None, None, rec.headers
-                    )
-                    await asyncio.wait_for(fut, SETTLE_TIMEOUT_S)
+                    await asyncio.wait_for(await self.m.send(item), SETTLE_TIMEOUT_S)
                     break
                 except Exception as exc:
                     error = exc
@@ -342,4 +339,5 @@ class Durability:
         finally:
             if self._started:
                 await self.reader.stop()
+                await self.m.stop_outputs()
                 await asyncio.to_thread(self.m.sink.close, 10.0)

@@ -23,10 +23,12 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+
+from aiokafka import AIOKafkaProducer
 
 from detectors.engine import AlertDecision, Engine, KillDecision
 from detectors.registry import rule_detector
@@ -99,6 +101,7 @@ class Monitor:
         self.published: dict[str, bytes] = {}
         self.ready = False
         self.outbox: deque[_Send] = deque()
+        self.kill_producer: AIOKafkaProducer | None = None
         self.inflight: list[tuple[asyncio.Future[Any], _Send]] = []
         #: partitions with decisions taken outside a record (held-back events released by the
         #: clock): the sink stores rows in order, and a decision taken while processing a record
@@ -286,17 +289,52 @@ class Monitor:
         self.sink.add_signal(signed.claims.jti, signed.compact, signed.claims, root_session_id=root)
 
     # -- sends ----------------------------------------------------------------------------
+    async def start_outputs(self) -> None:
+        """Start the kill-signal producer (before records flow)."""
+        if self.kill_producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                client_id=f"{self.settings.app_id}-kill-signals",
+                acks="all",
+                linger_ms=0,
+                max_request_size=self.settings.producer_max_request_size,
+            )
+            await producer.start()
+            self.kill_producer = producer
+
+    async def stop_outputs(self) -> None:
+        if self.kill_producer is not None:
+            await self.kill_producer.stop()
+            self.kill_producer = None
+
+    async def send(self, item: _Send) -> asyncio.Future[Any]:
+        """Hand one record to its producer; the future resolves when the broker has it.
+
+        Kill signals have a producer of their own that sends at once (``linger_ms=0``);
+        everything else goes through faust's producer, which batches for
+        ``producer_linger_ms`` (a send per alert or audit record would cost more than the
+        detection of the event that caused it)."""
+        rec = item.record
+        fut: Awaitable[Any]
+        if item.kind == "kill" and self.kill_producer is not None:
+            fut = await self.kill_producer.send(
+                item.topic, rec.value, key=rec.key, headers=rec.headers
+            )
+        else:
+            fut = await self.app.producer.send(
+                item.topic, rec.key, rec.value, None, None, rec.headers
+            )
+        return asyncio.ensure_future(fut)
+
     async def flush_outbox(self) -> None:
-        """Hand every queued record to the producer (a kill signal goes out at once)."""
-        producer = self.app.producer
+        """Hand every queued record to a producer (a kill signal goes out at once)."""
         loop = asyncio.get_running_loop()
         while self.outbox:
             item = self.outbox.popleft()
             slot: asyncio.Future[Any] = loop.create_future()
             self.inflight.append((slot, item))
-            rec = item.record
             try:
-                fut = await producer.send(item.topic, rec.key, rec.value, None, None, rec.headers)
+                fut = await self.send(item)
             except Exception as exc:
                 slot.set_exception(exc)
                 continue

@@ -176,6 +176,5 @@ PROFILES: dict[str, dict[str, Any]] = {
         "fetch_max_wait_ms": 5,
         "broker_rebalance_timeout_s": 6.0,
         "broker_session_timeout_s": 6.0,
-        "producer_linger_ms": 1,
     },
 }
