@@ -69,6 +69,12 @@ _INSTR_NOUNS = (
     r"(?:instructions?|directions?|directives?|prompts?|rules|guidelines|guardrails|tasks?|"
     r"orders|commands|context|(?:all|everything) (?:above|before|else))"
 )
+#: "assistant manager", "agent general": job titles, not an AI being addressed.
+_NOT_TITLE = (
+    r"(?! (?:manager|director|professor|editor|coach|principal|secretary|general|head|chief|"
+    r"dean|chef|producer|engineer|buyer|teacher|attorney|curator|lecturer|nurse|coordinator|"
+    r"supervisor|store|brokers?)\b)"
+)
 _IGNORE_ES_FR_IT_PT = (
     r"\b(?:ignora\w*|ignore[rz]?|olvid\w+|descarta\w*|omit\w+|esque[cç]\w+|dimentic\w+|"
     r"oubli\w*|ne tiens pas compte|ne tenez pas compte)\b[^.\n]{0,40}?"
@@ -94,6 +100,22 @@ CUES: tuple[_Cue, ...] = (
         r"directives?)\s*(?::|is\b|are\b)",
         30,
         20,
+    ),
+    _cue(
+        "override",
+        "ignore ignoring disregard disregarding forget override",
+        r"\b(?:ignor\w*|disregard\w*|forget\w*|overrid\w*)\s+(?:all\s+(?:of\s+)?)?your\s+"
+        r"(?:previous|prior|above|earlier|preceding|original|initial|existing|former|current)\b",
+        0,
+        60,
+    ),
+    _cue(
+        "dismiss",
+        "ignore ignoring disregard disregarding forget",
+        r"\b(?:ignor\w*|disregard\w*|forget\w*)\s+(?:(?:all|any)\s+(?:of\s+)?(?:the\s+)?|the\s+)?"
+        r"(?:previous|prior|above|earlier|preceding|foregoing)\b",
+        0,
+        60,
     ),
     _cue(
         "override", "instead", r"\binstead of (?:the|your) (?:\w+ )?(?:task|request|instr)", 0, 50
@@ -158,28 +180,63 @@ CUES: tuple[_Cue, ...] = (
         after=60,
     ),
     # -- addressed to an AI --------------------------------------------------------------
-    _cue("ai", "ai llm ki ia", None),  # upper-case only: checked in scan()
+    _cue("aimention", "ai llm ki ia", None),  # upper-case only: checked in scan()
     _cue(
         "ai",
+        "dear hey hi hello attention note message instructions instruction reminder todo tasks "
+        "task request order memo",
+        r"\b(?:dear|hey|hi|hello|attention|(?:note|message|instructions?|reminder|todo|to-do|"
+        r"tasks?|request|orders?|memo) (?:to|for))"
+        r",? (?:the |any |all |our |my )?(?:ai |automated |virtual |digital )?(?:assistant|agent|"
+        r"model|bot|chatbot|llm|ai)s?\b" + _NOT_TITLE,
+        0,
+        50,
+    ),
+    _cue(
+        "ai",
+        "you you're as",
+        r"\b(?:if you are|you are|you're|as) (?:an? |the )?(?:ai |helpful |large |virtual |"
+        r"digital |autonomous )?(?:language )?(?:assistant|model|chatbot|agent|llm|ai)\b"
+        + _NOT_TITLE,
+        0,
+        50,
+    ),
+    _cue(
+        "ai",
+        "assistants agents models bots llms assistant agent model bot llm",
+        r"\b(?:assistants?|agents?|models?|bots?|llms?)(?: (?:and|or) (?:ai |automated )?\w+)?"
+        r" (?:that |which |who )?(?:read|reads|reading|process|processes|processing|parse|parses|"
+        r"parsing|see|sees|seeing|summari[sz]e|summari[sz]es|summari[sz]ing) (?:this|these|the "
+        r"following)\b",
+        50,
+        50,
+    ),
+    _cue(
+        "ai",
+        "you dear hey hi hello",
+        r"\b(?:(?<!thank )(?<!see )you|dear|hey|hi|hello),? (?:claude|chatgpt|gpt|gemini|llama|"
+        r"mistral|mixtral|copilot|qwen|deepseek|grok|command[- ]r\+?)\b",
+        0,
+        40,
+    ),
+    _cue(
+        "aimention",
         "assistant agent model bot chatbot",
-        r"\b(?:(?:ai|artificial intelligence) (?:assistant|agent|model|system)|(?:dear|hey|hi|"
-        r"hello|attention|note to (?:the|any)) (?:assistant|agent|model|bot|ai|chatbot|llm)|"
-        r"(?:you are|you're|as) (?:an? |the )?(?:ai |helpful |large |virtual |digital |"
-        r"autonomous )?(?:language )?(?:assistant|model|chatbot|agent)|language model|chatbot|"
-        r"virtual assistant|ai agent|autonomous agent|the assistant)\b",
+        r"\b(?:(?:ai|artificial intelligence) (?:assistant|agent|model|system)|language model|"
+        r"chatbot|virtual assistant|ai agent|autonomous agent|the assistant)\b",
         40,
         30,
     ),
     _cue(
-        "ai",
+        "aimention",
         "claude chatgpt gpt gemini llama mistral mixtral copilot qwen deepseek grok",
         r"\b(?:claude|chatgpt|gpt|gemini|llama|mistral|mixtral|copilot|qwen|deepseek|grok)\b",
         0,
         12,
     ),
-    _cue("ai", "command", r"\bcommand[- ]r\b", 0, 12),
+    _cue("aimention", "command", r"\bcommand[- ]r\b", 0, 12),
     _cue(
-        "ai",
+        "aimention",
         "asistente assistente assistent sprachmodell modelo modello modèle taalmodel",
         r"\b(?:asistente|assistente|assistent|sprachmodell|modelo de (?:lenguaje|linguagem)|"
         r"modello linguistico|mod[eè]le de langage|taalmodel)\b",
@@ -187,7 +244,7 @@ CUES: tuple[_Cue, ...] = (
         30,
     ),
     _cue(
-        "ai",
+        "aimention",
         subs=(
             "ассистент",
             "нейросеть",
@@ -242,6 +299,16 @@ CUES: tuple[_Cue, ...] = (
     _cue("taskref", "addition", r"\bin addition to (?:your|the) (?:task|request|instr)", 0, 40),
     _cue(
         "taskref",
+        "person people human one whoever user users owner principal operator",
+        r"\b(?:(?:the|your) (?:person|people|human|one|user)|whoever) (?:that |who )?(?:you(?:'re|"
+        r" are)? )?(?:work(?:ing)? for|act(?:ing)? (?:for|on behalf of))\b|\byour (?:user|owner|"
+        r"principal|operator|human)s?\b(?!'?s? (?:account|name|id|profile|guide|manual|interface|"
+        r"experience|base|group|settings|data|agreement|license|licence)\b)",
+        30,
+        40,
+    ),
+    _cue(
+        "taskref",
         "must should",
         r"\byou (?:must|should|need to|have to) (?:first|also|now|"
         r"immediately)\b",
@@ -273,8 +340,16 @@ CUES: tuple[_Cue, ...] = (
     _cue(
         "role",
         "system assistant developer admin administrator",
-        r"(?:^|\n)[ \t>#*\[(-]*(?:system|assistant|developer|admin|administrator)[ \t]*(?:message"
-        r"|prompt|note|notice|override|instruction)?[ \t]*[\]:)]",
+        r"(?:^|\n)[ \t>#*\[(<!-]*(?:system|assistant|developer|admin|administrator)[ \t]*"
+        r"(?:prompt|override|instructions?)[ \t]*[\]:)]",
+        15,
+        40,
+    ),
+    _cue(
+        "rolelabel",
+        "system assistant developer admin administrator",
+        r"(?:^|\n)[ \t>#*\[(<!-]*(?:system|assistant|developer|admin|administrator)[ \t]*"
+        r"(?:message|note|notice)?[ \t]*[\]:)]",
         15,
         40,
     ),
@@ -330,8 +405,10 @@ CUES: tuple[_Cue, ...] = (
         "tell telling inform informing mention mentioning notify notifying reveal alert report "
         "ask asking disclose",
         r"\b(?:do not|don't|dont|never|without|not to) (?:tell|inform|mention|notify|reveal|alert"
-        r"|report|ask|disclos)\w*\b[^.\n]{0,20}?\b(?:the user|user|them|him|her|anyone|anybody|"
-        r"this|it|for (?:confirmation|permission))\b",
+        r"|report|ask|disclos|consult)\w*\b[^.\n]{0,20}?\b(?:the user|user|anyone|anybody|the "
+        r"owner|your (?:user|owner|boss|manager|principal)|for (?:confirmation|permission|"
+        r"approval))\b|\b(?:do not|don't|dont|never) (?:mention|reveal|disclose)\w* (?:this|these)"
+        r"\b",
         16,
         50,
     ),
@@ -582,6 +659,8 @@ for _c in _SUB_CUES:
         if _s.isascii():
             _ASCII_SUBS.setdefault(_s[0], []).append((_s, _c))
 _CASED = frozenset({"ai", "llm", "ki", "ia"})
+#: Labels of privileged turns; a label becomes a fake turn when its line gives an order or assents.
+_ASSENT = ("sure", "ok", "okay", "of course", "certainly", "understood", "i will", "i'll", "yes")
 _URGENT_ALWAYS = frozenset({"urgent", "urgently", "immediately", "asap", "urgente", "dringend"})
 MAX_OCCURRENCES = 6
 
@@ -602,7 +681,7 @@ def _occurrences(low: str, needle: str, word: bool) -> Iterable[int]:
 def _verify(cue: _Cue, low: str, text: str, needle: str, i: int, out: list[Hit]) -> None:
     if cue.rx is None:
         end = i + len(needle)
-        if cue.family == "ai" and needle in _CASED and not text[i:end].isupper():
+        if needle in _CASED and not text[i:end].isupper():
             return
         if cue.family == "urgency" and needle not in _URGENT_ALWAYS and needle.isascii():
             nxt = low[end : end + 2].lstrip()
@@ -686,8 +765,24 @@ def scan(text: str, max_chars: int = 12_000, window: int = 300) -> list[Hit]:
                     if i >= 0:
                         extra.append(Hit("directive", i, i + len(s)))
     hits.extend(extra)
+    hits.extend(
+        [
+            Hit("role", h.start, h.end)
+            for h in hits
+            if h.family == "rolelabel" and _label_commands(low, h, extra)
+        ]
+    )
     hits = sorted(set(hits), key=lambda h: (h.start, h.end))
     return hits
+
+
+def _label_commands(low: str, label: Hit, directives: list[Hit]) -> bool:
+    """A privileged turn label ("System:", "Assistant:") whose line gives an order or assents."""
+    eol = low.find("\n", label.end)
+    eol = len(low) if eol < 0 else eol
+    if any(label.end <= d.start < min(eol, label.end + 60) for d in directives):
+        return True
+    return low[label.end : label.end + 20].lstrip(" \t*_:]").startswith(_ASSENT)
 
 
 def _windows(hits: list[Hit], window: int, n: int) -> list[tuple[int, int]]:
@@ -699,3 +794,32 @@ def _windows(hits: list[Hit], window: int, n: int) -> list[tuple[int, int]]:
         else:
             merged.append((a, b))
     return merged
+
+
+#: Words that may come before the verb of a request ("could you please send", "TODO: pay").
+_REQUEST_LEADS = _LEADS | frozenset("you could can would will todo to do pls plz".split())
+_CLAUSE_STARTS = (". ", ".\n", "! ", "? ", "\n", "\\n", ": ", ";")
+_WORD_RE = re.compile(r"[^\W\d_]+")
+
+
+def in_request(low: str, i: int, reach: int = 200) -> bool:
+    """Whether position ``i`` of ``low`` is inside a request: a clause that starts with an
+    imperative verb (after "please", "could you", "TODO:"...) at most ``reach`` characters
+    before it. Used to tell a destination the data *asks* to act on from one it mentions.
+
+    >>> t = "hi! todo: please send the deck to bob@example.com. my address is al@example.com"
+    >>> in_request(t, t.index("bob@")), in_request(t, t.index("al@"))
+    (True, False)
+    """
+    lo = max(0, i - reach)
+    start = max(low.rfind(t, lo, i) + len(t) for t in _CLAUSE_STARTS)
+    start = max(start, lo)
+    head = low[start:i]
+    for n, w in enumerate(_WORD_RE.findall(head[:80])):
+        if w in DIRECTIVE_VERBS:
+            return True
+        if w not in _REQUEST_LEADS or n >= 4:
+            break
+    if not head.isascii():
+        return any(s in head[:40] for s in _DIRECTIVE_SUBS)
+    return False

@@ -43,7 +43,10 @@ from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
 #: Score of a passage by the set of cue families in it: the best matching row wins.
-#: Each row: (families that must all be present, score).
+#: Each row: (families that must all be present, score). Only passages that address an agent
+#: (override, ai, taskref, role, toolref) reach the kill level; the cues people also use with
+#: each other (secrecy, urgency, "the user", a dismissal, please/TODO) stay at alert level at
+#: most, whatever they combine with: a colleague's urgent request is not an injection.
 PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
     (frozenset(fams.split()), score)
     for fams, score in (
@@ -58,28 +61,38 @@ PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
         ("role directive", 0.9),
         ("role taskref", 0.9),
         ("role ai", 0.85),
-        ("secrecy directive target", 0.9),
-        ("secrecy directive", 0.8),
+        ("toolref directive target", 0.9),
         ("toolref directive", 0.85),
         ("toolref taskref", 0.85),
         ("toolref ai", 0.85),
-        ("ai directive target", 0.85),
-        ("ai directive", 0.75),
+        ("ai directive target", 0.9),
         ("ai secrecy", 0.85),
+        ("ai directive", 0.75),
+        ("dismiss directive target", 0.75),
+        ("secrecy directive target", 0.75),
         ("user3p directive target", 0.7),
         ("urgency directive target", 0.65),
+        ("secrecy directive", 0.6),
+        ("dismiss directive", 0.6),
         ("user3p directive", 0.5),
         ("urgency directive", 0.45),
+        ("aimention directive target", 0.3),
         ("marker directive target", 0.3),
+        ("ai", 0.3),
         ("taskref", 0.3),
         ("role", 0.3),
         ("toolref", 0.3),
+        ("dismiss", 0.3),
         ("secrecy", 0.2),
-        ("ai", 0.1),
+        ("aimention", 0.1),
+        ("rolelabel", 0.1),
     )
 )
 #: Families that make a passage "strong" (not discounted when the task delegates to data).
-STRONG = frozenset({"override", "ai", "taskref", "role", "secrecy", "toolref"})
+STRONG = frozenset({"override", "ai", "taskref", "role", "toolref"})
+#: Where an instruction clause ends (sentence ends and line breaks, escaped ones included).
+_CLAUSE_ENDS = (". ", ".\n", "!", "?", "\n\n", "\\n", "\n-", "\n*", '."', ".'")
+_CLAUSE_MAX = 300
 _DELEGATION_RE = re.compile(
     r"\b(?:follow|do|complete|execute|carry out|perform)\b[^.]{0,40}\b(?:instructions?|tasks?|"
     r"todo|to-do|steps|says|said|asks?|requests?)\b|\btodo\b|\bto-do\b|\binstructions (?:in|from|"
@@ -107,9 +120,25 @@ class Passage:
     score: float = 0.0
 
 
+def clause_end(low: str, start: int) -> int:
+    """Where the clause starting at ``start`` ends (bounded to ``_CLAUSE_MAX`` characters)."""
+    end = min(len(low), start + _CLAUSE_MAX)
+    for t in _CLAUSE_ENDS:
+        i = low.find(t, start + 1, end)
+        if i >= 0:
+            end = i
+    return end
+
+
 def passages(text: str, hits: list[Hit], cluster: int = 400) -> list[Passage]:
-    """Group hits closer than ``cluster`` characters; find the values embedded in each group."""
+    """Group hits closer than ``cluster`` characters; find the values each group steers to.
+
+    A passage's *targets* are the values inside its instruction clauses (from a directive verb
+    to the end of its sentence); a passage that addresses an agent also claims the values just
+    around it (an injected goal often follows its preamble on the next line).
+    """
     out: list[Passage] = []
+    clauses: list[list[tuple[int, int]]] = []
     for h in hits:
         if out and h.start - out[-1].end <= cluster:
             p = out[-1]
@@ -117,14 +146,24 @@ def passages(text: str, hits: list[Hit], cluster: int = 400) -> list[Passage]:
         else:
             p = Passage(h.start, h.end)
             out.append(p)
+            clauses.append([])
         p.families.add(h.family)
-    for p in out:
-        lo, hi = max(0, p.start - 150), min(len(text), p.end + 250)
-        p.targets = values.extract_kinds(text[lo:hi], 4_000)
+        if h.family == "directive":
+            clauses[-1].append((h.start, clause_end(text, h.start)))
+    for p, spans in zip(out, clauses, strict=True):
         fams = set(p.families)
-        if p.targets and "directive" in fams:
+        targets: dict[str, str] = {}
+        for a, b in spans:
+            targets.update(values.extract_kinds(text[a:b], 4_000))
+        if targets:
             fams.add("target")
         p.score = passage_score(frozenset(fams))
+        if fams & STRONG and p.score >= 0.6:
+            lo, hi = max(0, p.start - 150), min(len(text), p.end + 250)
+            targets = {**values.extract_kinds(text[lo:hi], 4_000), **targets}
+            if "directive" in fams and "target" not in fams and targets:
+                p.score = max(p.score, passage_score(frozenset(fams | {"target"})))
+        p.targets = targets
     return out
 
 
