@@ -9,11 +9,13 @@ people ("please send me the address", a TODO list, a recipe's "instructions") us
 those cues, or only the weak ones.
 
 The output is scanned for cue families (:mod:`detectors.cues`); hits closer than ``cluster``
-characters form one *passage*, and a passage is scored from which families co-occur in it.
+characters form one *passage*, and a passage is scored from which families co-occur in it
+(cues people also use with each other count only in the same sentence as the order).
 Strong pairs (override; AI address + task reference; task reference + directive; fake role +
 directive; secrecy + directive; tool reference + directive) score high; a lone directive with
-an embedded target (an address, an account, a URL) scores low. The values inside the scored
-passages are the injection's *targets*; they are kept in the session (``session.det[name]``)
+an embedded target (an address, an account, a URL) scores low; only passages that address an
+agent reach the kill level. The values inside the passages' instruction clauses (from the
+order's verb to the end of its sentence) are the injection's *targets*; they are kept in the session (``session.det[name]``)
 so the provenance detector can tell that a later call uses a value the injection supplied.
 
 When the task itself delegates to the data ("follow the instructions in the file", "do the
@@ -38,7 +40,7 @@ from typing import Any
 
 from detectors import values
 from detectors.base import EventContext, Finding
-from detectors.cues import Hit, scan
+from detectors.cues import Hit, scan, unfold
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -130,31 +132,50 @@ def clause_end(low: str, start: int) -> int:
     return end
 
 
-def passages(text: str, hits: list[Hit], cluster: int = 400) -> list[Passage]:
-    """Group hits closer than ``cluster`` characters; find the values each group steers to.
+_SENTENCE_ENDS = (". ", ".\n", "\n\n", "? ", "?\n")
 
+
+def _same_sentence(text: str, a: int, b: int, near: int) -> bool:
+    """Positions ``a`` and ``b`` are at most ``near`` apart with no sentence end between."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    if hi - lo > near:
+        return False
+    span = text[lo:hi]
+    return not any(t in span for t in _SENTENCE_ENDS)
+
+
+def passages(text: str, hits: list[Hit], cluster: int = 400, near: int = 150) -> list[Passage]:
+    """Group hits closer than ``cluster`` characters; score each group by its families.
+
+    Cues that address an agent count anywhere in the group (an injection's preamble can be a
+    few lines above its order); the cues people also use with each other count only within
+    ``near`` characters of an order (an "urgent" three records away is not this order's).
     A passage's *targets* are the values inside its instruction clauses (from a directive verb
     to the end of its sentence); a passage that addresses an agent also claims the values just
     around it (an injected goal often follows its preamble on the next line).
     """
-    out: list[Passage] = []
-    clauses: list[list[tuple[int, int]]] = []
+    groups: list[list[Hit]] = []
     for h in hits:
-        if out and h.start - out[-1].end <= cluster:
-            p = out[-1]
-            p.end = max(p.end, h.end)
+        if groups and h.start - max(x.end for x in groups[-1][-3:]) <= cluster:
+            groups[-1].append(h)
         else:
-            p = Passage(h.start, h.end)
-            out.append(p)
-            clauses.append([])
-        p.families.add(h.family)
-        if h.family == "directive":
-            clauses[-1].append((h.start, clause_end(text, h.start)))
-    for p, spans in zip(out, clauses, strict=True):
-        fams = set(p.families)
+            groups.append([h])
+    out: list[Passage] = []
+    for g in groups:
+        p = Passage(g[0].start, max(h.end for h in g))
+        orders = [h.start for h in g if h.family == "directive"]
+        for h in g:
+            if (
+                h.family in STRONG
+                or h.family == "directive"
+                or not orders
+                or any(_same_sentence(text, h.start, o, near) for o in orders)
+            ):
+                p.families.add(h.family)
         targets: dict[str, str] = {}
-        for a, b in spans:
-            targets.update(values.extract_kinds(text[a:b], 4_000))
+        for o in orders:
+            targets.update(values.extract_kinds(text[o : clause_end(text, o)], 4_000))
+        fams = set(p.families)
         if targets:
             fams.add("target")
         p.score = passage_score(frozenset(fams))
@@ -164,6 +185,7 @@ def passages(text: str, hits: list[Hit], cluster: int = 400) -> list[Passage]:
             if "directive" in fams and "target" not in fams and targets:
                 p.score = max(p.score, passage_score(frozenset(fams | {"target"})))
         p.targets = targets
+        out.append(p)
     return out
 
 
@@ -202,12 +224,13 @@ class InjectedInstruction:
 
     def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:
         """The output's score (its best passage) and its scored passages."""
-        hits = scan(text, self.max_chars)
-        if not hits:
-            return 0.0, []
         if len(text) > self.max_chars:
             half = self.max_chars // 2
             text = text[:half] + "\n" + text[-half:]
+        text = unfold(text)
+        hits = scan(text, self.max_chars)
+        if not hits:
+            return 0.0, []
         # Values are read from the original text (IBANs are upper-case); positions are those of
         # the lower-cased text, equal but for rare characters whose case changes their length.
         ps = [p for p in passages(text, hits, self.cluster) if p.score > 0]

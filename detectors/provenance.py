@@ -18,6 +18,15 @@ the agent (``detectors.injection``), with this very value inside the instruction
 near-certain evidence of a hijacked agent; an ordinary e-mail is weaker; an output of a call
 the task itself pointed at ("pay the bill in bill.txt") is weaker still.
 
+Whatever the wrapper, an injection's target reaches the harmful call the same way: the data
+*asked* for the action on that value ("send it to X", "please transfer to Y", "TODO: pay Z")
+and the user did not. So a value that sat in a request clause of an earlier output
+(:func:`detectors.cues.in_request`) is kill-level when the call is a payment, a message, an
+export, a credential change or code execution and the task asks for no such action at all;
+alert-level when the task does ask for such actions but did not point at that output; and
+not raised when the task delegates to the data ("do what the e-mail says"). Following a link
+the data recommends (a fetch) is ordinary browsing and is not raised this way.
+
 >>> from detectors.testing import ctx_for, new_session
 >>> det = Provenance()
 >>> s = new_session(task="Summarise my unread e-mails")
@@ -37,8 +46,8 @@ from typing import Any
 
 from detectors import capabilities as C
 from detectors import values
-from detectors.cues import in_request
 from detectors.base import EventContext, Finding
+from detectors.cues import in_request
 from detectors.relevance import CAPABILITY_CUES
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
@@ -236,7 +245,10 @@ class Provenance:
             s = base * weight
             endorsed = weight <= self.endorsed_weight
             if in_passage and inj_score > 0:
-                s = max(s, inj_score if endorsed else 0.5 + 0.5 * inj_score)
+                # Inside an injected passage: near-certain when the passage addressed the agent
+                # (its score is kill-level), as telling as the passage otherwise.
+                strong = inj_score >= self.kill_at and not endorsed
+                s = max(s, 0.5 + 0.5 * inj_score if strong else inj_score)
             elif inj_score > 0:
                 s = 1.0 - (1.0 - s) * (1.0 - 0.5 * inj_score * weight)
             if request and not delegated and ctx.caps & REQUEST_CAPS:
