@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detectors.alerting import AlertState, apply_finding
-from detectors.base import Detector, EventContext, Finding, Learner, SessionAware
+from detectors.base import Detector, EventContext, Finding, Learner, is_session_aware
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.session import Scope, SessionState, Step
@@ -114,7 +114,7 @@ class Engine:
         """The root session ended or was evicted: let learners learn from it."""
         flagged = session.flagged or session.killed
         for det in self.detectors:
-            if isinstance(det, SessionAware):
+            if is_session_aware(det):
                 det.on_session_close(session, flagged=flagged)
 
     # -- learned state (checkpointed by the worker) ---------------------------------------

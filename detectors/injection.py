@@ -15,8 +15,9 @@ Strong pairs (override; AI address + task reference; task reference + directive;
 directive; secrecy + directive; tool reference + directive) score high; a lone directive with
 an embedded target (an address, an account, a URL) scores low; only passages that address an
 agent reach the kill level. The values inside the passages' instruction clauses (from the
-order's verb to the end of its sentence) are the injection's *targets*; they are kept in the session (``session.det[name]``)
-so the provenance detector can tell that a later call uses a value the injection supplied.
+order's verb to the end of its sentence) are the injection's *targets*; they are kept in the
+session (``session.det[name]``) so the provenance detector can tell that a later call uses a
+value the injection supplied.
 
 When the task itself delegates to the data ("follow the instructions in the file", "do the
 tasks on my TODO list"), the weak passages are discounted: the user asked for them.
@@ -35,7 +36,8 @@ tasks on my TODO list"), the weak passages are discounted: the user asked for th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from detectors import values
@@ -203,6 +205,7 @@ class InjectedInstruction:
         mode: str = "enforce",
         tags: tuple[str, ...] = ("ASI01", "ASI06"),
         attacks: tuple[str, ...] = ("AML.T0051.001",),
+        cache_size: int = 2048,
     ) -> None:
         self.name = name
         self.alert_at = alert_at
@@ -213,6 +216,17 @@ class InjectedInstruction:
         self.mode = mode
         self.tags = tags
         self.attacks = attacks
+        self.cache_size = cache_size
+        #: output text -> its passages: the same text (a page, a file, an error) is read again
+        #: and again across sessions; memory only, never checkpointed (see ``__getstate__``)
+        self._cache: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = OrderedDict()
+        return state
 
     def state(self, session: SessionState) -> dict[str, Any]:
         """Per-session state: ``outputs`` (seq -> (score, event id, tool, targets)), task flags."""
@@ -222,21 +236,36 @@ class InjectedInstruction:
             session.det[self.name] = st
         return st
 
-    def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:
-        """The output's score (its best passage) and its scored passages."""
-        if len(text) > self.max_chars:
+    def analyse(self, text: str) -> tuple[Passage, ...]:
+        """The scored passages of ``text`` (before any task discount), cached by content."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
+        self.cache_misses += 1
+        bounded = text
+        if len(bounded) > self.max_chars:
             half = self.max_chars // 2
-            text = text[:half] + "\n" + text[-half:]
-        text = unfold(text)
-        hits = scan(text, self.max_chars)
-        if not hits:
-            return 0.0, []
+            bounded = bounded[:half] + "\n" + bounded[-half:]
+        bounded = unfold(bounded)
+        hits = scan(bounded, self.max_chars)
         # Values are read from the original text (IBANs are upper-case); positions are those of
         # the lower-cased text, equal but for rare characters whose case changes their length.
-        ps = [p for p in passages(text, hits, self.cluster) if p.score > 0]
-        for p in ps:
-            if delegated and not (p.families & STRONG):
-                p.score *= self.delegated_discount
+        ps = tuple(p for p in passages(bounded, hits, self.cluster) if p.score > 0) if hits else ()
+        if len(text) <= 4 * self.max_chars:
+            self._cache[text] = ps
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return ps
+
+    def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:
+        """The output's score (its best passage) and its scored passages."""
+        ps = list(self.analyse(text))
+        if delegated:
+            ps = [
+                p if p.families & STRONG else replace(p, score=p.score * self.delegated_discount)
+                for p in ps
+            ]
         return max((p.score for p in ps), default=0.0), ps
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:

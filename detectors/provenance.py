@@ -144,7 +144,7 @@ class Provenance:
         base = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in ctx.caps), default=0.0)
         found: list[Finding] = []
         if base > 0.0 and tool.arguments:
-            args = values.argument_values(tool.arguments)
+            args = ctx.argument_values()
             if args:
                 found = self._judge(ctx, session, st, args, base)
         if tool.output:

@@ -281,7 +281,7 @@ class TaskRelevance:
         off_tool = not (self._stems(tool.name) & st["stems"])
         new = sorted(
             v
-            for v, (_, kind) in values.argument_values(tool.arguments).items()
+            for v, (_, kind) in ctx.argument_values().items()
             if kind != values.IDENT and v not in st["values"] and v not in low
         )
         parts = (0.6 if off_cap else 0.0, 0.2 if off_tool else 0.0, 0.4 if new else 0.0)

@@ -87,7 +87,7 @@ class TransitionSurprise:
         tool = ctx.event.tool
         if tool is None:
             return 0.0, [], ""
-        st: dict[str, Any] = session.det.setdefault(self.name, {"prev": {}, "steps": []})
+        st = self._state(session)
         prev = st["prev"].get(ctx.session_id, START)
         key = self._warm(ctx.event.actor.agent_id)
         if key is None:
@@ -106,12 +106,18 @@ class TransitionSurprise:
             return 0.0, [prev, tool.name], ""
         return (self.score_new_sensitive if sensitive else self.score_new), [prev, tool.name], why
 
+    def _state(self, session: SessionState) -> dict[str, Any]:
+        st: dict[str, Any] | None = session.det.get(self.name)
+        if st is None:
+            st = session.det[self.name] = {"prev": {}, "steps": []}
+        return st
+
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
         """Buffer this step; it is learned when the session closes unflagged."""
         tool = ctx.event.tool
         if tool is None:
             return
-        st: dict[str, Any] = session.det.setdefault(self.name, {"prev": {}, "steps": []})
+        st = self._state(session)
         prev = st["prev"].get(ctx.session_id, START)
         shape = ",".join(sorted(tool.arguments or {}))
         if len(st["steps"]) < 512:
@@ -150,7 +156,17 @@ class TransitionSurprise:
         for key in identity_keys(session.agent_id):
             self.sessions[key] = self.sessions.get(key, 0) + 1
             for prev, tool, shape in st["steps"]:
-                if len(self.next_tool) < self.max_keys or (key, prev) in self.next_tool:
-                    self.next_tool.setdefault((key, prev), proba.Multinomial()).update(tool)
-                if len(self.arg_shape) < self.max_keys or (key, tool) in self.arg_shape:
-                    self.arg_shape.setdefault((key, tool), proba.Multinomial()).update(shape)
+                _update(self.next_tool, (key, prev), tool, self.max_keys)
+                _update(self.arg_shape, (key, tool), shape, self.max_keys)
+
+
+def _update(
+    table: dict[tuple[str, str], proba.Multinomial], key: tuple[str, str], x: str, max_keys: int
+) -> None:
+    """Count ``x`` in ``table[key]`` (a new distribution only while the table has room)."""
+    dist = table.get(key)
+    if dist is None:
+        if len(table) >= max_keys:
+            return
+        dist = table[key] = proba.Multinomial()
+    dist.update(x)
