@@ -96,7 +96,7 @@ def _flexible_spaces(pattern: str) -> str:
 
 
 _CONTINUATION_RE = re.compile(r"\\\n[ \t]*(?:\\ )?")
-_FOLD_RE = re.compile(r"(?<=[^\W_]|[,;])\n(?=[ \t]*[a-z]+[ ,.])")
+_FOLD_RE = re.compile(r"\n(?=[ \t]*[a-z]+[ ,.])")
 
 
 def unfold(text: str) -> str:
@@ -109,12 +109,19 @@ def unfold(text: str) -> str:
     'please do the   following first: \\nSend it'
     """
     if "\\" in text:
-        text = _CONTINUATION_RE.sub(lambda m: " " * len(m.group()), text)
+        if "\\\n" in text:
+            text = _CONTINUATION_RE.sub(lambda m: " " * len(m.group()), text)
         text = text.replace("\\n", " \n").replace("\\t", "  ")
         text = text.replace('\\"', ' "').replace("\\'", " '")
     if "\n" in text:
-        text = _FOLD_RE.sub(" ", text)
+        text = _FOLD_RE.sub(lambda m: _fold(text, m.start()), text)
     return text
+
+
+def _fold(text: str, i: int) -> str:
+    """A line break after a word or a comma continues the sentence: a space."""
+    c = text[i - 1] if i else "\n"
+    return " " if c.isalnum() or c in ",;" else "\n"
 
 
 _INSTR_NOUNS = (
@@ -235,23 +242,22 @@ CUES: tuple[_Cue, ...] = (
     _cue("aimention", "ai llm ki ia", None),  # upper-case only: checked in scan()
     _cue(
         "ai",
-        "dear hey hi hello attention note message instructions instruction reminder todo tasks "
-        "task request order memo",
+        "assistant agent model bot chatbot llm ai assistants agents models bots chatbots llms",
         r"\b(?:dear|hey|hi|hello|attention|(?:note|message|instructions?|reminder|todo|to-do|"
         r"tasks?|request|orders?|memo) (?:to|for))"
         r",? (?:the |any |all |our |my )?(?:ai |automated |virtual |digital )?(?:assistant|agent|"
         r"model|bot|chatbot|llm|ai)s?\b" + _NOT_TITLE,
-        0,
-        50,
+        80,
+        20,
     ),
     _cue(
         "ai",
-        "you you're as",
+        "assistant model chatbot agent llm ai",
         r"\b(?:if you are|you are|you're|as) (?:an? |the )?(?:ai |helpful |large |virtual |"
         r"digital |autonomous )?(?:language )?(?:assistant|model|chatbot|agent|llm|ai)\b"
         + _NOT_TITLE,
-        0,
-        50,
+        60,
+        15,
     ),
     _cue(
         "ai",
@@ -265,11 +271,11 @@ CUES: tuple[_Cue, ...] = (
     ),
     _cue(
         "ai",
-        "you dear hey hi hello",
+        "claude chatgpt gpt gemini llama mistral mixtral copilot qwen deepseek grok command",
         r"\b(?:(?<!thank\x20)(?<!see\x20)you|dear|hey|hi|hello),? (?:claude|chatgpt|gpt|gemini|"
         r"llama|mistral|mixtral|copilot|qwen|deepseek|grok|command[- ]r\+?)\b",
-        0,
-        40,
+        20,
+        20,
     ),
     _cue(
         "aimention",
@@ -351,15 +357,16 @@ CUES: tuple[_Cue, ...] = (
     _cue("taskref", "addition", r"\bin addition to (?:your|the) (?:task|request|instr)", 0, 40),
     _cue(
         "taskref",
-        "person people human one whoever user users owner principal operator",
+        "working work act acting behalf whoever wants want asked asks needs need requested "
+        "requests expects expect instructed instructs principal operator owner human",
         r"\b(?:(?:the|your) (?:person|people|human|one|user)|whoever) (?:that |who )?(?:you(?:'re|"
         r" are)? )?(?:work(?:ing)? for|act(?:ing)? (?:for|on behalf of))\b|\b(?:the|your) (?:user|"
         r"owner|principal|operator)s? (?:also |really |now )?(?:wants?|asked|asks|needs?|would "
         r"like|requested|requests|expects?|instructed|instructs) you\b|\byour (?:user|owner|"
         r"principal|operator|human)s?\b(?!'?s? (?:account|name|id|profile|guide|manual|interface|"
         r"experience|base|group|settings|data|agreement|license|licence)\b)",
-        30,
-        40,
+        70,
+        50,
     ),
     _cue(
         "taskref",

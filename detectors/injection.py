@@ -43,7 +43,7 @@ from typing import Any
 from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.cues import Hit, scan, unfold
-from detectors.scoring import action_for, mode_of, severity_for
+from detectors.scoring import action_for, adds_nothing, mode_of, severity_for
 from detectors.session import SessionState
 
 #: Score of a passage by the set of cue families in it: the best matching row wins.
@@ -292,8 +292,10 @@ class InjectedInstruction:
         if len(outputs) > 64:
             del outputs[min(outputs, key=lambda k: outputs[k][0])]
         st["max"] = max(st["max"], score)
-        best = max(ps, key=lambda p: p.score)
         action = action_for(score, alert_at=self.alert_at, kill_at=self.kill_at)
+        if adds_nothing(session, self.name, score, action):
+            return []
+        best = max(ps, key=lambda p: p.score)
         cues = sorted(best.families)
         return [
             Finding(
