@@ -73,6 +73,19 @@ _ADDRESS_KINDS = frozenset(
 )
 
 
+_BASE: dict[frozenset[str], float] = {}
+
+
+def _base_weight(caps: frozenset[str]) -> float:
+    """How sensitive an action with these capabilities is (cached per set)."""
+    w = _BASE.get(caps)
+    if w is None:
+        w = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in caps), default=0.0)
+        if len(_BASE) < 4096:
+            _BASE[caps] = w
+    return w
+
+
 class Provenance:
     """Flags sensitive calls whose arguments carry values taken from tool output."""
 
@@ -134,14 +147,16 @@ class Provenance:
         ev = ctx.event
         if ev.kind == "session_start" and ev.intent is not None and ev.intent.task:
             st = self._state(session)
-            st["task"] = (st["task"] + "\n" + ev.intent.task.lower()).strip()
-            st["task_values"] |= values.extract(ev.intent.task)
+            low = ev.intent.task.lower()
+            if low not in st["task"]:  # a sub-agent's own task (the root's is there already)
+                st["task"] = (st["task"] + "\n" + low).strip()
+                st["task_values"] |= values.extract(ev.intent.task)
             return []
         tool = ev.tool
         if tool is None:
             return []
         st = self._state(session)
-        base = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in ctx.caps), default=0.0)
+        base = _base_weight(ctx.caps)
         found: list[Finding] = []
         if base > 0.0 and tool.arguments:
             args = ctx.argument_values()
@@ -166,10 +181,12 @@ class Provenance:
             rec = inj.get("outputs", {}).get(ev.session.seq)
             if rec is not None and rec[1] == ev.event_id:
                 inj_score, inj_targets = rec[0], rec[3]
-        endorsed = any(
-            isinstance(a, str) and self._from_task(st, a.strip().lower())
-            for a in (ev.tool.arguments or {}).values()
-        )
+        endorsed = False
+        if ev.tool.arguments:
+            for a in ev.tool.arguments.values():
+                if isinstance(a, str) and self._from_task(st, a.strip().lower()):
+                    endorsed = True
+                    break
         if endorsed:
             weight = self.endorsed_weight
         elif C.UNTRUSTED_INPUT in ctx.caps:
