@@ -707,6 +707,10 @@ _LEADS = frozenset(
 )
 _BOUNDARY = set(".!?:;•*>\n-\"'([)]")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "\u2019\u201c\u201d\u00ab\u00bb"})
+#: ASCII punctuation to spaces, on UTF-8 bytes (``bytes.translate`` runs at memcpy speed;
+#: ``str.translate`` with a dict looks every character up).
+_BPUNCT = bytes.maketrans(string.punctuation.encode(), b" " * len(string.punctuation))
+_UNI_PUNCT = "\u2019\u201c\u201d\u00ab\u00bb"
 _ANCHORS: dict[str, list[_Cue]] = {}
 for _c in CUES:
     for _w in _c.words:
@@ -795,7 +799,7 @@ def scan(text: str, max_chars: int = 12_000, window: int = 300) -> list[Hit]:
         half = max_chars // 2
         text = text[:half] + "\n" + text[-half:]
     low = text.lower()
-    words = set(low.translate(_PUNCT).split())
+    words = _words(low)
     hits: list[Hit] = []
     for w in words & _ANCHOR_WORDS:
         for cue in _ANCHORS[w]:
@@ -844,6 +848,21 @@ def _label_commands(low: str, label: Hit, directives: list[Hit]) -> bool:
     if any(label.end <= d.start < min(eol, label.end + 60) for d in directives):
         return True
     return low[label.end : label.end + 20].lstrip(" \t*_:]").startswith(_ASSENT)
+
+
+def _words(low: str) -> set[str]:
+    """The distinct words of ``low`` (punctuation, ASCII and typographic, splits words)."""
+    if low.isascii():
+        return set(low.encode().translate(_BPUNCT).decode().split())
+    for c in _UNI_PUNCT:
+        if c in low:
+            low = low.replace(c, " ")
+    return set(
+        low.encode("utf-8", "surrogatepass")
+        .translate(_BPUNCT)
+        .decode("utf-8", "surrogatepass")
+        .split()
+    )
 
 
 def _windows(hits: list[Hit], window: int, n: int) -> list[tuple[int, int]]:
