@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from bench.detection import DEFAULT_DATA, ROOT, Outcome, score_lines
-from bench.rewrap import find_injection, plant, rewrap
+from bench.rewrap import find_injection, plant, render
 from bench.wrappers import ATTACKS, BENIGN, BenignSet, Template
 from detectors import capabilities as C
 from detectors.catalog import ToolCatalog
@@ -114,12 +114,14 @@ def attack_variant(dev: DevSet, template: Template) -> tuple[Iterator[bytes], se
             out = tool.get("output") if tool else None
             root = _root(ev)
             if out and "<INFORMATION>" in out and dev.labels.get(root, {}).get("label") == "attack":
-                new = out
-                for _ in range(4):  # an output may carry the injection more than once
-                    inj = find_injection(new)
+                new, at = out, 0
+                while True:  # an output may carry the injection more than once (hotel reviews)
+                    inj = find_injection(new, at)
                     if inj is None:
                         break
-                    new = rewrap(new, inj, template.text, dev.tools.get(root, ""))
+                    wrapped = render(template.text, inj, dev.tools.get(root, ""))
+                    new = new[: inj.start] + wrapped + new[inj.end :]
+                    at = inj.start + len(wrapped)
                 if new != out:
                     rewrapped.add(root)
                     ev = {**ev, "tool": {**tool, "output": new}}

@@ -84,9 +84,9 @@ def _quote_before(text: str, i: int) -> str | None:
     return None
 
 
-def find_injection(text: str) -> Injection | None:
-    """The first AgentDojo-style injection in ``text`` (None if there is none)."""
-    m = _HEAD_RE.search(text)
+def find_injection(text: str, start: int = 0) -> Injection | None:
+    """The first AgentDojo-style injection in ``text`` from ``start`` (None if there is none)."""
+    m = _HEAD_RE.search(text, start)
     if m is None:
         return None
     t = _TAIL_RE.search(text, m.end())

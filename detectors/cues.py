@@ -120,7 +120,10 @@ def unfold(text: str) -> str:
 
 def _fold(text: str, i: int) -> str:
     """A line break after a word or a comma continues the sentence: a space."""
-    c = text[i - 1] if i else "\n"
+    j = i - 1
+    while j >= 0 and text[j] in " \t":
+        j -= 1
+    c = text[j] if j >= 0 else "\n"
     return " " if c.isalnum() or c in ",;" else "\n"
 
 
