@@ -895,8 +895,11 @@ def in_request(low: str, i: int, reach: int = 200) -> bool:
     (True, False)
     """
     lo = max(0, i - reach)
-    start = max(low.rfind(t, lo, i) + len(t) for t in _CLAUSE_STARTS)
-    start = max(start, lo)
+    start = lo
+    for t in _CLAUSE_STARTS:
+        j = low.rfind(t, lo, i)
+        if j >= 0 and j + len(t) > start:
+            start = j + len(t)
     head = low[start:i]
     for n, w in enumerate(_WORD_RE.findall(head[:80])):
         if w in DIRECTIVE_VERBS:
