@@ -102,12 +102,15 @@ def _event(sid: str, seq: int, kind: str = "tool_call", **tool: Any) -> dict[str
     return doc
 
 
+BENIGN_OUT = "Hello there! The balance is 1,200 EUR."
+
+
 def _tiny_dev() -> DevSet:
     events = [
         _event("a", 0, "session_start"),
         _event("b", 0, "session_start"),
         _event("a", 1, name="read_file", arguments={"file_path": "x.txt"}, output=PLAIN),
-        _event("b", 1, name="read_file", arguments={"file_path": "y.txt"}, output="Hello there! The balance is 1,200 EUR."),
+        _event("b", 1, name="read_file", arguments={"file_path": "y.txt"}, output=BENIGN_OUT),
         _event(
             "a", 2, name="send_money", arguments={"recipient": "US133000000121212121212"}, output=""
         ),
