@@ -16,9 +16,7 @@ an AI: "dear assistant", "you are an AI", "agents reading this", "to you, <model
 "the user wants you to"), ``role`` (chat-template tokens, tool-result spoofing, a "System:" or
 "Assistant:" label whose line gives an order or assents) and ``toolref`` (use the tool / with
 these arguments). Families people also use with each other (never kill-level alone):
-``ainame`` (a model's name set off as an addressee, in any language: ", Claude." - people
-are named Claude too, so it reaches alert level at most), ``aimention`` (AI or a model named,
-not addressed), ``rolelabel`` (a "System:" label that only
+``aimention`` (AI or a model named, not addressed), ``rolelabel`` (a "System:" label that only
 reports), ``dismiss`` ("ignore the previous ..."), ``secrecy`` (do not tell the user, secretly),
 ``urgency`` (IMPORTANT, urgent, !!!), ``user3p`` ("the user" in the third person), ``marker``
 (please, TODO, you must...) and ``directive`` (an imperative action verb at the start of a
@@ -281,14 +279,6 @@ CUES: tuple[_Cue, ...] = (
         r"llama|mistral|mixtral|copilot|qwen|deepseek|grok|command[- ]r\+?)\b",
         20,
         20,
-    ),
-    _cue(
-        "ainame",
-        "claude chatgpt gpt gemini llama mistral mixtral copilot qwen deepseek grok command",
-        r"(?:^|[,:;(]|\n)[ \t]*(?:claude|chatgpt|gpt(?:-?\d[\w.]*)?|gemini|llama|mistral|mixtral|"
-        r"copilot|qwen|deepseek|grok|command[- ]r\+?)[ \t]*(?:[,.!:;)]|$)",
-        4,
-        16,
     ),
     _cue(
         "aimention",

@@ -80,8 +80,6 @@ PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
         ("dismiss directive", 0.6),
         ("user3p directive", 0.5),
         ("urgency directive", 0.45),
-        ("ainame directive target", 0.75),
-        ("ainame directive", 0.5),
         ("aimention directive target", 0.3),
         ("marker directive target", 0.3),
         ("ai", 0.3),
@@ -90,15 +88,12 @@ PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
         ("toolref", 0.3),
         ("dismiss", 0.3),
         ("secrecy", 0.2),
-        ("ainame", 0.1),
         ("aimention", 0.1),
         ("rolelabel", 0.1),
     )
 )
 #: Families that make a passage "strong" (not discounted when the task delegates to data).
 STRONG = frozenset({"override", "ai", "taskref", "role", "toolref"})
-#: Families that count anywhere in a passage (the others only in the order's sentence).
-WIDE = STRONG | {"ainame"}
 #: Where an instruction clause ends (sentence ends and line breaks, escaped ones included).
 _CLAUSE_ENDS = (". ", ".\n", "!", "?", "\n\n", "\\n", "\n-", "\n*", '."', ".'")
 _CLAUSE_MAX = 300
@@ -173,7 +168,7 @@ def passages(text: str, hits: list[Hit], cluster: int = 400, near: int = 150) ->
         orders = [h.start for h in g if h.family == "directive"]
         for h in g:
             if (
-                h.family in WIDE
+                h.family in STRONG
                 or h.family == "directive"
                 or not orders
                 or any(_same_sentence(text, h.start, o, near) for o in orders)
