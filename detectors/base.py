@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 from detectors import values
 from detectors.catalog import Classification
@@ -152,7 +152,7 @@ class Learner(Protocol):
 _SESSION_AWARE: dict[type, bool] = {}
 
 
-def is_session_aware(det: object) -> bool:
+def is_session_aware(det: object) -> TypeGuard[SessionAware]:
     """``isinstance(det, SessionAware)``, decided once per class (a runtime-checkable Protocol
     check walks the protocol's members on every call: too slow for every session close)."""
     known = _SESSION_AWARE.get(type(det))
