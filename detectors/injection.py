@@ -105,6 +105,19 @@ _DELEGATION_RE = re.compile(
 )
 
 
+_DELEGATES: dict[str, bool] = {}
+
+
+def _delegates(task: str) -> bool:
+    """Whether the task hands its instructions to the data (cached: tasks come from templates)."""
+    found = _DELEGATES.get(task)
+    if found is None:
+        if len(_DELEGATES) >= 8192:
+            _DELEGATES.clear()
+        found = _DELEGATES[task] = bool(_DELEGATION_RE.search(task))
+    return found
+
+
 def passage_score(families: frozenset[str]) -> float:
     """The score of a passage with these cue families (0 when no row matches)."""
     for need, score in PASSAGE_SCORES:
@@ -273,7 +286,7 @@ class InjectedInstruction:
         if ev.kind == "session_start":
             task = ev.intent.task if ev.intent is not None else None
             if task and ev.session.id == session.root_id:
-                self.state(session)["delegated"] = bool(_DELEGATION_RE.search(task))
+                self.state(session)["delegated"] = _delegates(task)
             return []
         tool = ev.tool
         if tool is None or not tool.output:
