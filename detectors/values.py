@@ -106,6 +106,8 @@ def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
         return {}
     if len(text) > max_chars:
         text = text[:max_chars]
+    if not ("." in text or "@" in text or "/" in text or "\\" in text or _DIGIT_RE.search(text)):
+        return {}  # every kind of value has one of these
     out: dict[str, str] = {}
     emails = _emails(text, out) if "@" in text else []
     taken: list[tuple[int, int]] = list(emails)
