@@ -272,11 +272,13 @@ CUES: tuple[_Cue, ...] = (
         50,
         50,
     ),
+    # A model greeted by name. Claude, Gemini, Llama and Mistral are also people's and teams'
+    # names ("Hi Gemini team"): greeting them is an address only in the "to you, <name>" form.
     _cue(
         "ai",
         "claude chatgpt gpt gemini llama mistral mixtral copilot qwen deepseek grok command",
-        r"\b(?:(?<!thank\x20)(?<!see\x20)you|dear|hey|hi|hello),? (?:claude|chatgpt|gpt|gemini|"
-        r"llama|mistral|mixtral|copilot|qwen|deepseek|grok|command[- ]r\+?)\b",
+        r"\b(?:(?<!thank\x20)(?<!see\x20)you|dear|hey|hi|hello),? (?:chatgpt|gpt|mixtral|copilot|"
+        r"qwen|deepseek|grok|command[- ]r\+?)\b|\bto you,? (?:claude|gemini|llama|mistral)\b",
         20,
         20,
     ),
