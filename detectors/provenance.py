@@ -48,7 +48,7 @@ from detectors import capabilities as C
 from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.cues import in_request
-from detectors.relevance import CAPABILITY_CUES
+from detectors.relevance import asks_for
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -233,7 +233,7 @@ class Provenance:
     def _off_task(self, st: dict[str, Any], caps: frozenset[str]) -> bool:
         """The task asks for none of this call's sensitive capabilities."""
         task: str = st["task"]
-        return not any(cue in task for c in caps for cue in CAPABILITY_CUES.get(c, ()))
+        return not any(asks_for(c, task) for c in caps)
 
     # -- judging a call --------------------------------------------------------------------
     def _judge(

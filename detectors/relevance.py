@@ -221,6 +221,18 @@ _WORD_RE = re.compile(r"\w+")
 _STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
 
 
+#: One compiled search per capability: "does the task text contain any of its cue stems".
+_CUE_RE: dict[str, re.Pattern[str]] = {
+    cap: re.compile("|".join(map(re.escape, cues))) for cap, cues in CAPABILITY_CUES.items()
+}
+
+
+def asks_for(capability: str, task_low: str) -> bool:
+    """Whether the (lower-cased) task text asks for actions of ``capability`` at all."""
+    rx = _CUE_RE.get(capability)
+    return rx is not None and rx.search(task_low) is not None
+
+
 _SENSITIVE: dict[frozenset[str], tuple[str, ...]] = {}
 
 
@@ -299,7 +311,7 @@ class TaskRelevance:
         for c in caps:
             hit = asked.get(c)
             if hit is None:
-                hit = asked[c] = any(cue in low for cue in CAPABILITY_CUES.get(c, ()))
+                hit = asked[c] = asks_for(c, low)
             if hit:
                 off_cap = False
                 break
