@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-throughput clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-throughput bench-sink clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-detectors: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not kafka and not clickhouse" $(PYTEST_ARGS)
+
+## Storage cost: redaction, row building, inserts, the sink end to end (bench/results/sink.json).
+bench-sink: $(STAMP)
+	$(PY) bench/sink.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -80,6 +80,33 @@ class EventContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Trigger:
+    """The event a decision is taken on: the current event, or for a timer (an absence that
+    fired because time passed) the last event of its evidence."""
+
+    event_id: str
+    session_id: str
+    seq: int | None
+    ts: float
+    agent_id: str
+    workload_id: str | None = None
+    on_behalf_of: str | None = None
+
+    @classmethod
+    def of(cls, ctx: EventContext) -> Trigger:
+        ev = ctx.event
+        return cls(
+            ev.event_id,
+            ev.session.id,
+            ev.session.seq,
+            ctx.ts,
+            ev.actor.agent_id,
+            ev.actor.workload_id,
+            ev.actor.on_behalf_of,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """Something a detector found, with its evidence.
 
@@ -129,6 +156,20 @@ class Scorer(Protocol):
     def score_one(self, ctx: EventContext, session: SessionState) -> float: ...
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None: ...
+
+
+@runtime_checkable
+class Timed(Protocol):
+    """Optional: a detector with timers (absence: "A not followed by B within T").
+
+    Timers are on event time. They fire when a later event of the same root session arrives,
+    or when the pipeline calls ``on_tick`` with its event-time clock (watermark), which the
+    engine does only for sessions whose ``next_deadline`` has passed.
+    """
+
+    def on_tick(self, session: SessionState, now: float) -> list[tuple[Trigger, Finding]]: ...
+
+    def next_deadline(self, session: SessionState) -> float | None: ...
 
 
 @runtime_checkable

@@ -1,197 +1,46 @@
-"""Tool catalog: what a tool call *is* (its capabilities), from its name, resources and target.
+"""Tool catalog: what a tool call *is* (its capabilities), from its name, arguments and target.
 
-A producer's explicit ``category`` wins. Otherwise the verbs and nouns in the tool name, the
-resource types and environments, and the destination (inside or outside the organisation's
-domains) decide. Results are cached per tool name and resource shape, so the hot path pays a
-dict lookup for tools it has seen.
+A producer's explicit ``category`` wins. Otherwise a deployment's explicit entries (exact names
+or globs, from its catalog file) decide, and failing those the verbs and nouns in the tool
+name (and its MCP server) do: ``send_money`` is a payment, ``vault.readSecret`` a secret
+retrieval, ``mcp__github__delete_repo`` a destructive change. Resources and arguments add what
+the name cannot say: the environment (a write to ``prod`` is a production write), the
+destinations (URLs, e-mail addresses) and whether they lie outside the organisation's domains
+(data leaving = external egress), how many records a read asks for (bulk read).
+
+The name part is cached per (tool, server), so the hot path pays a dict lookup for tools it
+has seen plus a scan of the (few) argument names.
 
 >>> cat = ToolCatalog(internal_domains=("acme.com",))
 >>> sorted(cat.classify_parts("vault.read_secret", (), None, None).capabilities)
 ['read', 'secret_retrieval']
+>>> c = cat.classify_parts("send_email", (), None, None, {"to": ["eve@evil.example"]})
+>>> sorted(c.capabilities), c.destination, c.external
+(['external_egress', 'message_send'], 'eve@evil.example', True)
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from detectors import capabilities as C
-from schemas.events import Resource, Transfer
+from detectors.vocabulary import Vocabulary
+from schemas.events import ActionEvent, Resource, Transfer
 
 _TOKEN_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-_READ = {
-    "read",
-    "get",
-    "list",
-    "search",
-    "query",
-    "find",
-    "fetch",
-    "describe",
-    "lookup",
-    "show",
-    "view",
-    "download",
-    "select",
-    "scan",
-    "retrieve",
-    "check",
-    "load",
-    "open",
-    "browse",
-}
-_WRITE = {
-    "write",
-    "update",
-    "create",
-    "put",
-    "insert",
-    "set",
-    "add",
-    "append",
-    "modify",
-    "edit",
-    "patch",
-    "apply",
-    "deploy",
-    "upsert",
-    "reserve",
-    "schedule",
-    "reschedule",
-    "invite",
-    "commit",
-    "merge",
-    "push",
-    "save",
-    "rename",
-    "move",
-    "provision",
-}
-_DESTRUCTIVE = {
-    "delete",
-    "drop",
-    "remove",
-    "destroy",
-    "truncate",
-    "purge",
-    "wipe",
-    "terminate",
-    "revoke",
-    "kill",
-    "erase",
-    "rm",
-    "uninstall",
-    "decommission",
-}
-_SEND = {
-    "send",
-    "email",
-    "mail",
-    "post",
-    "publish",
-    "share",
-    "upload",
-    "export",
-    "forward",
-    "reply",
-    "message",
-    "notify",
-    "tweet",
-    "webhook",
-    "transmit",
-    "exfiltrate",
-    "sync",
-}
-_PAY = {
-    "pay",
-    "payment",
-    "transfer",
-    "money",
-    "wire",
-    "refund",
-    "charge",
-    "invoice",
-    "payout",
-    "transaction",
-}
-_EXEC = {
-    "exec",
-    "execute",
-    "run",
-    "shell",
-    "bash",
-    "eval",
-    "python",
-    "script",
-    "command",
-    "subprocess",
-    "terminal",
-    "code",
-    "interpreter",
-}
-_SECRET = {
-    "secret",
-    "secrets",
-    "password",
-    "passwords",
-    "credential",
-    "credentials",
-    "token",
-    "tokens",
-    "apikey",
-    "key",
-    "keys",
-    "vault",
-    "kms",
-    "private",
-}
-_CRED = {
-    "password",
-    "permission",
-    "permissions",
-    "role",
-    "roles",
-    "iam",
-    "policy",
-    "acl",
-    "grant",
-    "mfa",
-    "credential",
-    "credentials",
-    "apikey",
-    "token",
-    "access",
-}
-_WEB = {"webpage", "web", "url", "http", "https", "browser", "website", "page", "curl", "wget"}
-_UNTRUSTED = {
-    "email",
-    "emails",
-    "inbox",
-    "webpage",
-    "web",
-    "website",
-    "page",
-    "message",
-    "messages",
-    "file",
-    "files",
-    "document",
-    "documents",
-    "review",
-    "reviews",
-    "channel",
-    "comment",
-    "comments",
-    "post",
-    "posts",
-    "ticket",
-    "issue",
-    "browse",
-}
-_PROD = {"prod", "production", "live", "prd"}
+_SECRET_TYPES = frozenset(
+    "secret credential password api_key apikey token private_key certificate ssh_key".split()
+)
+_SENSITIVE_CLASSES = frozenset("restricted confidential secret pii phi pci sensitive".split())
+#: a read asking for at least this many records, or a transfer this large, is a bulk read
+BULK_RECORDS = 1000
+BULK_BYTES = 10_000_000
 
 
 def tokens(name: str) -> list[str]:
@@ -199,25 +48,41 @@ def tokens(name: str) -> list[str]:
     return [t.lower() for t in _TOKEN_RE.findall(name)]
 
 
+def _words(name: str) -> frozenset[str]:
+    """The name's words plus their singular forms (``files`` -> ``file``)."""
+    out = set(tokens(name))
+    out.update(w[:-1] for w in list(out) if len(w) > 3 and w.endswith("s"))
+    return frozenset(out)
+
+
 def host_of(destination: str) -> str | None:
     """The host of a URL, e-mail address or bare host name; None if there is none."""
     d = destination.strip()
-    if not d:
+    if not d or " " in d:
         return None
     if "@" in d and "://" not in d:
         return d.rsplit("@", 1)[1].lower() or None
     parts = urlsplit(d if "://" in d else "//" + d)
-    return (parts.hostname or "").lower() or None
+    host = (parts.hostname or "").lower()
+    return host if "." in host or host == "localhost" else None
 
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """What one action is: capabilities, the destination it reaches, its environment."""
+    """What one action is: capabilities, where it sends things, its environment.
+
+    ``destinations`` are every place the call sends something; ``outside`` those with a host
+    not known to be the organisation's; ``destination`` the first of ``outside`` (or the first
+    one). ``external`` is True if a destination is known to be outside the organisation's
+    domains, False if all are inside, None if unknown (no host, or no domains configured).
+    """
 
     capabilities: frozenset[str]
     destination: str | None = None
     external: bool | None = None
     environment: str | None = None
+    destinations: tuple[str, ...] = ()
+    outside: tuple[str, ...] = ()
 
     @property
     def privileged(self) -> bool:
@@ -225,62 +90,150 @@ class Classification:
 
 
 class ToolCatalog:
-    """Maps tool calls to capabilities. Explicit entries (``tools``) beat the name heuristics."""
+    """Maps tool calls to capabilities. Explicit entries (``tools``) beat the name heuristics.
+
+    ``tools`` maps exact names or globs (``vault.*``, ``*_delete_*``) to capabilities; an
+    entry replaces what the name would say. Globs are tried in the order given.
+    """
 
     def __init__(
         self,
         internal_domains: Sequence[str] = (),
-        tools: dict[str, Iterable[str]] | None = None,
-        prod_environments: Iterable[str] = ("prod", "production"),
+        tools: Mapping[str, Iterable[str]] | None = None,
+        prod_environments: Iterable[str] = ("prod", "production", "prd"),
+        vocabulary: Vocabulary | None = None,
     ) -> None:
-        self.internal_domains = tuple(d.lower().lstrip("*.") for d in internal_domains)
-        self.tools = {k: frozenset(v) for k, v in (tools or {}).items()}
+        self.internal_domains = tuple(d.lower().lstrip("*.") for d in internal_domains if d)
+        self.tools = {k: frozenset(v) for k, v in (tools or {}).items() if not _is_glob(k)}
+        self.tool_globs = [
+            (k.lower(), frozenset(v)) for k, v in (tools or {}).items() if _is_glob(k)
+        ]
         self.prod_environments = frozenset(e.lower() for e in prod_environments)
-        self._cache: dict[str, frozenset[str]] = {}
+        self.words = vocabulary or Vocabulary()
+        self._cache: dict[tuple[str, str | None], frozenset[str]] = {}
+        #: (tool, server) -> the production word in its name (``deploy_to_production``)
+        self._name_env: dict[tuple[str, str | None], str | None] = {}
+        self._prod_cache: dict[str, bool] = {}
 
+    @classmethod
+    def from_file(cls, path: Path, internal_domains: Sequence[str] = ()) -> ToolCatalog:
+        """A catalog from a deployment's YAML file (see ``detectors.catalog_file``)."""
+        from detectors.catalog_file import load_catalog
+
+        return load_catalog(path, internal_domains)
+
+    # -- destinations ---------------------------------------------------------------------
     def is_internal(self, host: str | None) -> bool | None:
-        if not host:
+        if not host or not self.internal_domains:
             return None
         return any(host == d or host.endswith("." + d) for d in self.internal_domains)
 
-    def name_capabilities(self, name: str) -> frozenset[str]:
-        """Capabilities implied by the tool name alone (cached)."""
-        cached = self._cache.get(name)
+    def is_prod(self, environment: str | None) -> bool:
+        """``prod``, ``production``, ``prod-eu``, ``eks-production-1``... (cached)."""
+        if not environment:
+            return False
+        hit = self._prod_cache.get(environment)
+        if hit is None:
+            env = environment.lower()
+            hit = env in self.prod_environments or bool(set(tokens(env)) & self.prod_environments)
+            if len(self._prod_cache) < 65536:
+                self._prod_cache[environment] = hit
+        return hit
+
+    # -- names ----------------------------------------------------------------------------
+    def name_capabilities(self, name: str, server: str | None = None) -> frozenset[str]:
+        """Capabilities implied by the tool name (and its server) alone (cached)."""
+        key = (name, server)
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        explicit = self.tools.get(name)
-        if explicit is not None:
-            self._cache[name] = explicit
-            return explicit
-        words = set(tokens(name))
+        out = self._explicit(name)
+        if out is None and server:
+            out = self._explicit(f"{server}.{name}")
+        env = None
+        if out is None:
+            words = _words(name) | (_words(server) if server else frozenset())
+            out = self._from_words(words)
+            env = next((w for w in tokens(name) if w in self.prod_environments), None)
+        self._cache[key] = out
+        self._name_env[key] = env
+        return out
+
+    def _explicit(self, name: str) -> frozenset[str] | None:
+        hit = self.tools.get(name)
+        if hit is not None:
+            return hit
+        low = name.lower()
+        for pattern, caps in self.tool_globs:
+            if fnmatch.fnmatchcase(low, pattern):
+                return caps
+        return None
+
+    def _from_words(self, words: frozenset[str]) -> frozenset[str]:
+        v = self.words
+        reads = bool(words & v.read)
+        writes = bool(words & v.write)
+        destroys = bool(words & v.destructive)
+        acts = writes or destroys or bool(words & v.grant)
         caps: set[str] = set()
-        reads = bool(words & _READ)
-        writes = bool(words & _WRITE)
-        if words & _DESTRUCTIVE:
+        if destroys:
             caps.add(C.DESTRUCTIVE)
-        if words & _EXEC and not reads:
-            caps.add(C.CODE_EXEC)
-        if words & _PAY and (words & _SEND or writes or "pay" in words or "transfer" in words):
+        agent = bool(words & v.agent)
+        if not reads and not agent:
+            runs = bool(words & v.exec)
+            if (runs and (words & (v.code | v.runnable) or not words - v.exec)) or (
+                words & v.code and not writes
+            ):
+                caps.add(C.CODE_EXEC)
+        money = words & v.money - {"transfer"}
+        if words & v.pay or (money and (words & v.send or writes or "transfer" in words)):
             caps.add(C.PAYMENT)
-        elif words & _SEND and not reads:
+        elif words & v.send and not reads:
             caps.add(C.SEND)
-        if words & _SECRET and (reads or not (writes or words & _DESTRUCTIVE)):
+        if words & v.secret and (reads or not acts):
             caps.update((C.SECRET_READ, C.READ))
-        if words & _CRED and (writes or words & _DESTRUCTIVE):
+        if (words & v.credential or words & v.access) and (acts or words & v.send):
             caps.add(C.CREDENTIAL_CHANGE)
+        if "invite" in words or (
+            words & v.principal
+            and (words & v.account or words & v.grant and words & (v.group | v.access))
+        ):
+            caps.add(C.CREDENTIAL_CHANGE)
+        if words & v.delegate or (agent and (words & v.exec or writes or words & _HANDOFF)):
+            caps.add(C.DELEGATION)
         if reads:
             caps.add(C.READ)
-            if words & _WEB:
+            if words & v.web:
                 caps.add(C.FETCH)
-        if writes:
+            if words & v.sensitive:
+                caps.add(C.SENSITIVE_READ)
+        if words & v.bulk and words & v.data:
+            caps.update((C.BULK_READ, C.READ))
+        if writes and not caps & {C.PAYMENT, C.CREDENTIAL_CHANGE, C.DELEGATION}:
             caps.add(C.WRITE)
-        if (reads or not caps) and words & _UNTRUSTED:
+        if (reads or not caps) and words & v.untrusted:
             caps.add(C.UNTRUSTED_INPUT)
-        if words & _WEB and not writes and not words & _SEND:
+        if words & v.web and not writes and not words & v.send:
             caps.update((C.FETCH, C.UNTRUSTED_INPUT))
-        out = frozenset(caps)
-        self._cache[name] = out
-        return out
+        if words & self.prod_environments and caps & {C.WRITE, C.DESTRUCTIVE}:
+            caps.add(C.PROD_WRITE)
+        return frozenset(caps)
+
+    # -- one call -------------------------------------------------------------------------
+    def classify(self, event: ActionEvent) -> Classification:
+        """Classify one event (a tool call, or any other kind by its category/resources)."""
+        tool = event.tool
+        caps = self.classify_parts(
+            tool.name if tool is not None else None,
+            event.resources,
+            event.transfer,
+            event.category or (tool.category if tool is not None else None),
+            tool.arguments if tool is not None else None,
+            tool.server if tool is not None else None,
+        )
+        if event.kind == "delegation" and C.DELEGATION not in caps.capabilities:
+            return replace(caps, capabilities=caps.capabilities | {C.DELEGATION})
+        return caps
 
     def classify_parts(
         self,
@@ -288,39 +241,123 @@ class ToolCatalog:
         resources: Sequence[Resource],
         transfer: Transfer | None,
         category: str | None,
+        arguments: Mapping[str, Any] | None = None,
+        server: str | None = None,
     ) -> Classification:
         caps: set[str] = set()
         if category:
-            cap = C.normalize(category)
-            if cap:
-                caps.add(cap)
-        if tool_name and not caps:
-            caps.update(self.name_capabilities(tool_name))
+            caps.update(c for c in map(C.normalize, category.split(",")) if c)
         environment = None
+        if tool_name and not caps:
+            caps.update(self.name_capabilities(tool_name, server))
+            environment = self._name_env.get((tool_name, server))
         for r in resources:
-            env = (r.environment or "").lower()
-            if env:
-                environment = env
+            if r.environment:
+                environment = r.environment.lower()
             rtype = (r.type or "").lower()
-            if rtype in ("secret", "credential", "password", "api_key") and C.WRITE not in caps:
+            if rtype in _SECRET_TYPES and not caps & {C.WRITE, C.CREDENTIAL_CHANGE}:
                 caps.update((C.SECRET_READ, C.READ))
-            if (r.classification or "").lower() in ("restricted", "confidential", "secret", "pii"):
-                if C.READ in caps:
-                    caps.add(C.SENSITIVE_READ)
-        if environment in self.prod_environments and caps & {C.WRITE, C.DESTRUCTIVE}:
+            if (r.classification or "").lower() in _SENSITIVE_CLASSES and C.READ in caps:
+                caps.add(C.SENSITIVE_READ)
+        dests: list[str] = []
+        if arguments:
+            environment = self._scan_arguments(arguments, caps, dests) or environment
+        if self.is_prod(environment) and caps & {C.WRITE, C.DESTRUCTIVE, C.CREDENTIAL_CHANGE}:
             caps.add(C.PROD_WRITE)
-        destination = external = None
+        forced_external: bool | None = None
         if transfer is not None:
-            destination = transfer.destination
-            host = host_of(destination) if destination else None
-            internal = self.is_internal(host)
-            external = (
-                transfer.external
-                if transfer.external is not None
-                else (None if internal is None else not internal)
-            )
-            if external:
-                caps.add(C.EGRESS)
-            if transfer.records and transfer.records >= 1000 or (transfer.bytes or 0) >= 10_000_000:
+            if transfer.destination:
+                dests.insert(0, transfer.destination)
+            forced_external = transfer.external
+            if (transfer.records or 0) >= BULK_RECORDS or (transfer.bytes or 0) >= BULK_BYTES:
                 caps.add(C.BULK_READ)
-        return Classification(frozenset(caps), destination, external, environment)
+        if not dests:
+            if forced_external:
+                caps.add(C.EGRESS)
+            return Classification(frozenset(caps), None, forced_external, environment)
+        return self._with_destinations(caps, dests, environment, forced_external, transfer)
+
+    def _scan_arguments(
+        self, args: Mapping[str, Any], caps: set[str], dests: list[str]
+    ) -> str | None:
+        """Destinations, environment and requested size found in the call's arguments."""
+        v = self.words
+        environment = None
+        outward = bool(caps & _OUTWARD)
+        for key, value in args.items():
+            k = key.lower()
+            if k in v.destination_args and outward:
+                _collect(value, dests)
+            elif k in v.environment_args and isinstance(value, str) and value:
+                if self.is_prod(value) or environment is None:
+                    environment = value.lower()
+            elif k in v.limit_args and C.READ in caps:
+                if isinstance(value, (int, float)) and value >= BULK_RECORDS:
+                    caps.add(C.BULK_READ)
+        return environment
+
+    def _with_destinations(
+        self,
+        caps: set[str],
+        dests: list[str],
+        environment: str | None,
+        forced_external: bool | None,
+        transfer: Transfer | None,
+    ) -> Classification:
+        uniq = tuple(dict.fromkeys(d for d in dests if d))
+        outside: list[str] = []
+        any_external = False
+        all_internal = True
+        leaves = False
+        for d in uniq:
+            host = host_of(d)
+            internal = self.is_internal(host)
+            if internal is not True:
+                all_internal = False
+            if internal is False:
+                any_external = True
+            if host is not None and internal is not True:
+                leaves = True
+                outside.append(d)
+        if forced_external is not None:
+            external: bool | None = forced_external
+            leaves = forced_external
+        elif any_external:
+            external = True
+        elif all_internal and uniq:
+            external = False
+        else:
+            external = None
+        if leaves and (caps & _CARRIES_DATA or transfer is not None):
+            caps.add(C.EGRESS)
+        first = outside[0] if outside else uniq[0]
+        return Classification(frozenset(caps), first, external, environment, uniq, tuple(outside))
+
+
+_HANDOFF = frozenset({"call", "ask", "transfer", "assign", "send", "handoff"})
+#: capabilities of calls that carry data to their destinations (a fetch only asks for some)
+_CARRIES_DATA = frozenset({C.SEND, C.PAYMENT, C.WRITE, C.CREDENTIAL_CHANGE})
+_OUTWARD = frozenset(
+    {C.SEND, C.PAYMENT, C.WRITE, C.CREDENTIAL_CHANGE, C.FETCH, C.EGRESS, C.DELEGATION}
+)
+
+
+def _collect(value: Any, out: list[str], depth: int = 0) -> None:
+    """Destination strings in an argument value (a string, a list, a list of objects)."""
+    if isinstance(value, str):
+        for part in value.split(",") if "," in value and "://" not in value else (value,):
+            part = part.strip()
+            if part and len(part) <= 2048:
+                out.append(part)
+    elif isinstance(value, (list, tuple)) and depth < 2:
+        for item in value[:64]:
+            _collect(item, out, depth + 1)
+    elif isinstance(value, Mapping) and depth < 2:
+        for k in ("email", "address", "url", "id"):
+            if isinstance(value.get(k), str):
+                _collect(value[k], out, depth + 1)
+                break
+
+
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")

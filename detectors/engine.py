@@ -21,7 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detectors.alerting import AlertState, apply_finding
-from detectors.base import Detector, EventContext, Finding, Learner, is_session_aware
+from detectors.base import (
+    Detector,
+    EventContext,
+    Finding,
+    Learner,
+    Timed,
+    Trigger,
+    is_session_aware,
+)
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.session import Scope, SessionState, Step
@@ -84,17 +92,12 @@ class Engine:
         self.detectors = list(detectors)
         self.catalog = catalog or ToolCatalog()
         self.policy = policy or FusionPolicy()
+        # isinstance() on a runtime-checkable Protocol is slow: decide once, not per event
+        self._timed = [d for d in self.detectors if isinstance(d, Timed)]
 
     # -- per event ------------------------------------------------------------------------
     def context(self, event: ActionEvent, *, late: bool = False) -> EventContext:
-        tool = event.tool
-        cls = self.catalog.classify_parts(
-            tool.name if tool is not None else None,
-            event.resources,
-            event.transfer,
-            event.category or (tool.category if tool is not None else None),
-        )
-        return EventContext(event=event, cls=cls, ts=event.ts, late=late)
+        return EventContext(event=event, cls=self.catalog.classify(event), ts=event.ts, late=late)
 
     def new_session(self, event: ActionEvent) -> SessionState:
         return SessionState(event.root_session_id, event.tenant, event.actor.agent_id)
@@ -108,7 +111,30 @@ class Engine:
             if out:
                 findings.extend(out)
         self._after(ctx, session)
-        return self._decide(ctx, session, findings)
+        decisions = self._decide(Trigger.of(ctx), session, findings)
+        if self._timed:
+            due = self.next_deadline(session)
+            if due is not None and due < ctx.ts:
+                # this event's time passed a timer of another session of the tree: fire it
+                decisions.extend(self.tick(session, ctx.ts))
+        return decisions
+
+    def tick(self, session: SessionState, now: float) -> list[Decision]:
+        """Event time reached ``now`` for this session: fire the timers that are due."""
+        out: list[Decision] = []
+        for det in self._timed:
+            for trigger, finding in det.on_tick(session, now):  # type: ignore[attr-defined]
+                out.extend(self._decide(trigger, session, [finding]))
+        return out
+
+    def next_deadline(self, session: SessionState) -> float | None:
+        """The earliest event time at which a timer of this session is due (None: no timer)."""
+        due = None
+        for det in self._timed:
+            d = det.next_deadline(session)  # type: ignore[attr-defined]
+            if d is not None and (due is None or d < due):
+                due = d
+        return due
 
     def close(self, session: SessionState) -> None:
         """The root session ended or was evicted: let learners learn from it."""
@@ -187,29 +213,28 @@ class Engine:
             if ev.session.id == session.root_id:
                 session.ended = True
 
-    def identity(self, ctx: EventContext, session: SessionState) -> Identity:
-        ev = ctx.event
-        m = session.members.get(ev.session.id)
+    def identity(self, ctx: EventContext | Trigger, session: SessionState) -> Identity:
+        t = Trigger.of(ctx) if isinstance(ctx, EventContext) else ctx
+        m = session.members.get(t.session_id)
         root = session.members.get(session.root_id)
         cred_src = m if m is not None and m.credential_jti else root
         return Identity(
             tenant=session.tenant,
             root_session_id=session.root_id,
-            session_id=ev.session.id,
-            agent_id=ev.actor.agent_id,
-            workload_id=(m.workload_id if m is not None else None) or ev.actor.workload_id,
+            session_id=t.session_id,
+            agent_id=t.agent_id,
+            workload_id=(m.workload_id if m is not None else None) or t.workload_id,
             credential_iss=cred_src.credential_iss if cred_src is not None else None,
             credential_jti=cred_src.credential_jti if cred_src is not None else None,
-            on_behalf_of=ev.actor.on_behalf_of,
+            on_behalf_of=t.on_behalf_of,
         )
 
     # -- decisions ------------------------------------------------------------------------
     def _decide(
-        self, ctx: EventContext, session: SessionState, findings: list[Finding]
+        self, ctx: Trigger, session: SessionState, findings: list[Finding]
     ) -> list[Decision]:
         if not findings and not session.contributions:
             return []
-        ev = ctx.event
         out: list[Decision] = []
         who: Identity | None = None
         kill_alert: AlertState | None = None
@@ -228,9 +253,9 @@ class Engine:
                 f,
                 tenant=session.tenant,
                 root_session_id=session.root_id,
-                session_id=ev.session.id,
-                trigger_event_id=ev.event_id,
-                trigger_seq=ev.session.seq,
+                session_id=ctx.session_id,
+                trigger_event_id=ctx.event_id,
+                trigger_seq=ctx.seq,
                 ts=ctx.ts,
             )
             alert = session.alerts[f.alert_key]
@@ -276,8 +301,8 @@ class Engine:
             session.kill_ts = ctx.ts
             kill_alert.kill_jti = jti
             kill_alert.response = "kill_session"
-            kill_alert.trigger_event_id = ev.event_id
-            kill_alert.trigger_seq = ev.session.seq
+            kill_alert.trigger_event_id = ctx.event_id
+            kill_alert.trigger_seq = ctx.seq
             kill_alert.risk = risk
             out = [
                 d
@@ -293,8 +318,8 @@ class Engine:
                     who=who,
                     reason=f"agentwatch {kill_alert.detector}: {kill_alert.message}",
                     event_ts=ctx.ts,
-                    trigger_event_id=ev.event_id,
-                    trigger_seq=ev.session.seq,
+                    trigger_event_id=ctx.event_id,
+                    trigger_seq=ctx.seq,
                     risk=risk,
                 )
             )
@@ -305,7 +330,7 @@ class Engine:
         return out
 
     def _risk_alert(
-        self, ctx: EventContext, session: SessionState, risk: float, alert_t: float, kill_t: float
+        self, ctx: Trigger, session: SessionState, risk: float, alert_t: float, kill_t: float
     ) -> AlertState | None:
         parts = sorted(session.contributions.items(), key=lambda kv: -kv[1][0])
         evidence: list[str] = []
@@ -313,8 +338,8 @@ class Engine:
             a = session.alerts.get(key)
             if a is not None:
                 evidence.extend(e for e in a.evidence if e not in evidence)
-        if ctx.event.event_id not in evidence:
-            evidence.append(ctx.event.event_id)
+        if ctx.event_id not in evidence:
+            evidence.append(ctx.event_id)
         names = ", ".join(f"{k} ({s:.2f})" for k, (s, _, _) in parts[:5])
         over = "kill" if risk >= kill_t else "alert"
         finding = Finding(
@@ -338,8 +363,8 @@ class Engine:
             finding,
             tenant=session.tenant,
             root_session_id=session.root_id,
-            session_id=ctx.event.session.id,
-            trigger_event_id=ctx.event.event_id,
-            trigger_seq=ctx.event.session.seq,
+            session_id=ctx.session_id,
+            trigger_event_id=ctx.event_id,
+            trigger_seq=ctx.seq,
             ts=ctx.ts,
         )

@@ -41,7 +41,10 @@ def _intersect(
         return child
     if child is None:
         return parent
-    kept = [c for c in child if glob_match(c.replace("*", "x"), parent) or c in parent]
+    # keep what both allow: a child pattern inside a parent one, or a parent pattern inside a
+    # child one (child "*" under parent "read_*" leaves "read_*")
+    kept = [c for c in child if glob_match(c, parent)]
+    kept += [p for p in parent if glob_match(p, child)]
     return tuple(sorted(set(kept)))
 
 
@@ -77,6 +80,22 @@ class Scope:
             allowed_environments=_intersect(self.allowed_environments, child.allowed_environments),
             max_duration_s=min(dur) if dur else None,
         )
+
+    def allows_tool(self, name: str) -> bool:
+        """The tool is allowed (always, when no tools were declared)."""
+        return self.allowed_tools is None or glob_match(name, self.allowed_tools)
+
+    def allows_destination(self, destination: str, host: str | None = None) -> bool:
+        """The destination (or its host) is allowed (always, when none were declared)."""
+        allowed = self.allowed_destinations
+        if allowed is None:
+            return True
+        return glob_match(destination, allowed) or (host is not None and glob_match(host, allowed))
+
+    def allows_environment(self, environment: str | None) -> bool:
+        """The environment is allowed (always, when none were declared or it is unknown)."""
+        allowed = self.allowed_environments
+        return allowed is None or environment is None or glob_match(environment, allowed)
 
     @property
     def declared(self) -> bool:

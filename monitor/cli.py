@@ -19,6 +19,10 @@ app = typer.Typer(
 schema_app = typer.Typer(help="Wire contracts as JSON Schema.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
 
+from monitor.rules_cli import rules_app  # noqa: E402
+
+app.add_typer(rules_app, name="rules")
+
 
 @schema_app.command("event")
 def schema_event() -> None:
@@ -82,6 +86,166 @@ def score(
     )
     for reason in summary.invalid_reasons:
         err.print(f"  {reason}", style="yellow")
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Events per second to produce.")] = 200.0,
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka HOST:PORT (default: from AGENTWATCH_BROKER).")
+    ] = None,
+    sessions: Annotated[
+        int | None, typer.Option(help="Root sessions to simulate (default: endless).")
+    ] = None,
+    attack_ratio: Annotated[float, typer.Option(help="Share of sessions that are attacks.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same traffic).")] = 0,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Topic (default: the actions topic of the settings).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write events as JSON lines here instead of Kafka.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="With --out: write per-session labels here.")
+    ] = None,
+) -> None:
+    """Produce realistic agent traffic (six agent types, a share of attacks)."""
+    from datetime import UTC, datetime
+
+    from monitor.settings import Settings
+    from monitor.simulator import EVENTS_PER_SESSION, Simulator, produce, write_files
+
+    if out is not None:
+        sim = Simulator(seed=seed, sessions=sessions or 1000, attack_ratio=attack_ratio)
+        n = write_files(sim, out, labels)
+        attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
+        typer.echo(f"wrote {n} events of {len(sim.labels)} sessions ({attacks} attacks) to {out}")
+        return
+    settings = Settings.from_env()
+    if bootstrap is None:
+        bootstrap = settings.broker.split("://", 1)[-1]
+    sim = Simulator(
+        seed=seed,
+        sessions=sessions,
+        attack_ratio=attack_ratio,
+        start=datetime.now(UTC),
+        session_rate=max(rate / EVENTS_PER_SESSION, 0.01),
+    )
+    sent = produce(
+        sim,
+        bootstrap=bootstrap,
+        topic=topic or settings.topic_actions,
+        rate=rate,
+        duration_s=duration,
+    )
+    typer.echo(f"sent {sent} events to {topic or settings.topic_actions} on {bootstrap}")
+
+
+@app.command()
+def replay(
+    session_id: Annotated[str, typer.Argument(help="Root session id.")],
+    store: Annotated[
+        str | None,
+        typer.Option(help="ClickHouse URL (http://host:8123) or a stopped worker's chdb:///path."),
+    ] = None,
+    worker: Annotated[
+        str | None, typer.Option(help="A running worker's web URL (reads its API).")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: any).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | jsonl")] = "table",
+    png: Annotated[Path | None, typer.Option(help="Also draw the timeline to this PNG.")] = None,
+) -> None:
+    """Replay one root session: its steps, alerts and kill signals, in order."""
+    from monitor import replay as rp
+    from monitor import replay_render as rr
+    from monitor.settings import Settings
+    from schemas.errors import SinkError
+
+    settings = Settings.from_env()
+    try:
+        if worker:
+            rec = rp.fetch_from_worker(worker, session_id, tenant)
+        else:
+            reader = rp.StoreReader(store or settings.store_url, settings.store_database)
+            try:
+                rec = rp.load(reader, session_id, tenant)
+            finally:
+                reader.close()
+    except SinkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not rec.events and not rec.alerts:
+        typer.echo(f"error: no session {session_id!r} in the store", err=True)
+        raise typer.Exit(1)
+    rows = rp.timeline(rec)
+    if fmt == "jsonl":
+        rr.write_jsonl(rows, sys.stdout)
+    elif fmt == "table":
+        rr.render_table(rec, rows)
+    else:
+        typer.echo(f"error: --format must be table or jsonl, not {fmt!r}", err=True)
+        raise typer.Exit(2)
+    if png is not None:
+        rr.write_png(rec, rows, png)
+        typer.echo(f"timeline drawn to {png}", err=True)
+
+
+@app.command()
+def sessions(
+    store: Annotated[
+        str | None,
+        typer.Option(help="ClickHouse URL (http://host:8123) or a stopped worker's chdb:///path."),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: any).")] = None,
+    alerted: Annotated[bool, typer.Option(help="Only sessions with alerts.")] = False,
+    limit: Annotated[int, typer.Option(help="How many (newest activity first).")] = 30,
+) -> None:
+    """List recent root sessions with their risk, alerts and kills (to pick one to replay)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from monitor import replay as rp
+    from monitor.settings import Settings
+    from schemas.errors import SinkError
+
+    settings = Settings.from_env()
+    try:
+        reader = rp.StoreReader(store or settings.store_url, settings.store_database)
+        try:
+            rows = reader.sessions(tenant=tenant, limit=limit, only_alerted=alerted)
+        finally:
+            reader.close()
+    except SinkError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"{len(rows)} root sessions, newest first")
+    for col in (
+        "last activity",
+        "root session",
+        "tenant",
+        "agents",
+        "events",
+        "alerts",
+        "risk",
+        "kills",
+        "task",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["last_time"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["root_session_id"],
+            r["tenant"],
+            ", ".join(r["agents"]),
+            str(r["events"]),
+            str(r["alerts"]),
+            f"{r['risk']:.2f}" if r["alerts"] else "",
+            str(r["kills"]) if r["kills"] else "",
+            (r["task"] or "")[:80],
+            style="bold red" if r["kills"] else ("yellow" if r["alerts"] else None),
+        )
+    Console().print(table)
 
 
 def main() -> None:

@@ -14,7 +14,13 @@ it for each line of a file; tests call it directly. It owns the sessions (one
   late); beyond that it is not evaluated and is returned as :class:`LateEvent` (the worker
   still stores it and counts it, and publishes it to the late-events topic);
 * **evicts** ended sessions after ``ended_ttl_s`` and idle ones after ``idle_ttl_s``
-  (processing time), and the least recently active ones beyond ``max_sessions``.
+  (processing time), and the least recently active ones beyond ``max_sessions``;
+* **fires timers** (absence rules: "A not followed by B within T") on event time: when a
+  later event of the session arrives, or on ``tick`` once the watermark (the newest event
+  time seen, minus ``grace_s``) has passed their deadline;
+* returns a :class:`~schemas.privileged.PrivilegedAction` audit record for every privileged
+  action (secret retrieval, production write, export, payment, credential change,
+  delegation with scopes...), before the decisions the action led to.
 
 Time is passed in (``now``), so tests are deterministic.
 """
@@ -27,8 +33,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detectors.engine import Decision, Engine
+from detectors.privileged import privileged_action
 from detectors.session import SessionState
 from schemas.events import ActionEvent
+from schemas.privileged import PrivilegedAction
 
 
 @dataclass
@@ -44,6 +52,8 @@ class PipelineSettings:
     max_pending: int = 1024
     #: the seq a session's first event carries (0: ``session_start`` is seq 0)
     first_seq: int = 0
+    #: return a PrivilegedAction audit record for each privileged action
+    privileged_log: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class Evicted:
     reason: str
 
 
-Output = Decision | LateEvent | Evicted
+Output = Decision | LateEvent | Evicted | PrivilegedAction
 
 
 @dataclass
@@ -93,6 +103,10 @@ class Pipeline:
         self.stats = PipelineStats()
         #: (partition -> offsets of held-back events), for safe checkpoint offsets
         self._held_offsets: dict[int, dict[int, None]] = {}
+        #: root session -> earliest timer deadline (event time), for sessions with timers
+        self._deadlines: dict[str, float] = {}
+        #: newest event time processed (the watermark is this minus the grace period)
+        self.max_event_ts = float("-inf")
 
     # -- input ----------------------------------------------------------------------------
     def process(
@@ -140,15 +154,35 @@ class Pipeline:
             self._evict_over_capacity(out)
         return out
 
-    def tick(self, now: float) -> list[Output]:
-        """Release held-back events whose wait is over, evict ended and idle sessions."""
+    def tick(self, now: float, *, event_time: float | None = None) -> list[Output]:
+        """Release held-back events whose wait is over, fire timers due by ``event_time``
+        (default: the watermark), evict ended and idle sessions."""
         out: list[Output] = []
         wait = self.settings.reorder_wait_s
         for session in [s for s in self.sessions.values() if s.pending]:
             if any(now - p[0] >= wait for p in session.pending):
                 self._release_all(session, out, now)
+        clock = self.watermark if event_time is None else event_time
+        for root, due in list(self._deadlines.items()):
+            if due < clock and root in self.sessions:
+                session = self.sessions[root]
+                out.extend(self.engine.tick(session, clock))
+                self._track_deadline(session)
+                self.dirty.add(root)
         self._evict(now, out)
         return out
+
+    @property
+    def watermark(self) -> float:
+        """Event time up to which the stream is taken as complete: newest seen minus grace."""
+        return self.max_event_ts - self.settings.grace_s
+
+    def _track_deadline(self, session: SessionState) -> None:
+        due = self.engine.next_deadline(session)
+        if due is None:
+            self._deadlines.pop(session.root_id, None)
+        else:
+            self._deadlines[session.root_id] = due
 
     # -- processing ----------------------------------------------------------------------
     def _run(
@@ -173,7 +207,15 @@ class Pipeline:
                 return
             self.stats.late_processed += 1
         ctx = self.engine.context(event, late=late)
-        out.extend(self.engine.process(ctx, session))
+        decisions = self.engine.process(ctx, session)
+        if self.settings.privileged_log:
+            record = privileged_action(ctx, session)
+            if record is not None:
+                out.append(record)
+        out.extend(decisions)
+        self._track_deadline(session)
+        if ctx.ts > self.max_event_ts:
+            self.max_event_ts = ctx.ts
         self.stats.processed += 1
 
     def _release_ready(self, session: SessionState, out: list[Output], now: float) -> None:
@@ -227,6 +269,7 @@ class Pipeline:
 
     def _drop(self, root: str, reason: str, out: list[Output]) -> None:
         session = self.sessions.pop(root)
+        self._deadlines.pop(root, None)
         for item in session.pending:
             self._unhold(item[3], item[1])
         self.engine.close(session)
@@ -259,10 +302,12 @@ class Pipeline:
         """Load a checkpointed session (None removes it)."""
         if blob is None:
             self.sessions.pop(root, None)
+            self._deadlines.pop(root, None)
             return
         session: SessionState = pickle.loads(blob)
         session.last_active = now
         self.sessions[root] = session
+        self._track_deadline(session)
 
     def take_dirty(self) -> set[str]:
         dirty, self.dirty = self.dirty, set()

@@ -58,6 +58,8 @@ class Settings(BaseModel):
     internal_domains: list[str] = Field(default_factory=list)
     catalog_path: Path | None = None
     rules_paths: list[Path] = Field(default_factory=list)
+    #: how often the worker polls rule files and the catalog for changes (hot reload)
+    rules_reload_interval_s: float = 5.0
     alert_threshold: float = 0.6
     kill_threshold: float = 0.9
     #: "shadow" reports kill decisions without publishing kill signals
@@ -76,6 +78,10 @@ class Settings(BaseModel):
     sink_batch_rows: int = 10_000
     sink_flush_interval_s: float = 1.0
     sink_max_buffer_rows: int = 200_000
+    #: while ClickHouse refuses inserts, rows older than this go to the disk spool
+    sink_spill_after_s: float = 5.0
+    #: run the sink (row building, redaction, inserts) in its own process, off the worker's GIL
+    sink_process: bool = True
     #: redact these argument/output field names (case-insensitive), besides secret-shaped values
     redact_fields: list[str] = Field(
         default_factory=lambda: [
@@ -91,10 +97,15 @@ class Settings(BaseModel):
         ]
     )
     max_stored_output_chars: int = 4_000
+    #: HMAC key file for redaction fingerprints, shared by every worker of a deployment
+    #: (default: ``datadir/redaction.key``, created on first use)
+    redaction_key_path: Path | None = None
 
     # -- web -----------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    #: the worker's log level (faust/mode logging)
+    log_level: str = "warning"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,0 +1,276 @@
+"""The rule matcher's shared machinery: per-session rule state, findings, counts, combinations.
+
+State layout in ``session.det["rules"]`` (plain dicts and lists, so it pickles with the
+session): ``r`` (rule id -> ``{"v": shape, "k": {key: state}}``, ``"#"`` holding match counts),
+``live`` (sequence rules with partial matches or timers), ``facts`` (destinations used,
+credentials issued) and ``deadline`` (the earliest timer).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from detectors.base import Finding
+from detectors.rules.fields import Subject
+from detectors.rules.model import Rule, RuleSet, human_duration
+from detectors.session import SessionState
+
+NAME = "rules"
+MAX_KEYS = 256
+MAX_TIMERS = 16
+MAX_SUM_ENTRIES = 4096
+MAX_DESTS = 512
+MAX_CREDS = 256
+REPORT_FIRST = 8
+
+
+def _should_report(n: int) -> bool:
+    """Report match number ``n`` (1-based): the first few, then at powers of two."""
+    return n <= REPORT_FIRST or (n & (n - 1)) == 0
+
+
+class RuleStats:
+    """Counters the worker exports (Prometheus): per rule, per mode.
+
+    Evaluations are counted per candidate set (one increment per event, not per rule) and
+    summed per rule when read, to keep counting off the per-rule path.
+    """
+
+    def __init__(self) -> None:
+        self.batches: Counter[tuple[Rule, ...]] = Counter()
+        self.live: Counter[str] = Counter()
+        self.matched: Counter[tuple[str, str]] = Counter()
+        self.excepted: Counter[str] = Counter()
+        self.reloads = 0
+
+    @property
+    def evaluated(self) -> Counter[str]:
+        """rule id -> events it was evaluated on."""
+        out: Counter[str] = Counter(self.live)
+        for rules, n in self.batches.items():
+            for r in rules:
+                out[r.id] += n
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "evaluated": dict(self.evaluated),
+            "matched": {f"{r}|{m}": n for (r, m), n in self.matched.items()},
+            "excepted": dict(self.excepted),
+            "reloads": self.reloads,
+        }
+
+
+class Matcher:
+    """State, findings and the window-based rule types (counts, combinations)."""
+
+    ruleset: RuleSet
+    listener: Callable[[Finding], None] | None
+    stats: RuleStats
+
+    @staticmethod
+    def _state(session: SessionState) -> dict[str, Any]:
+        st = session.det.get(NAME)
+        if st is None:
+            st = session.det[NAME] = {"r": {}, "live": {}, "facts": {}, "deadline": None}
+        return st
+
+    def _keys(self, rule: Rule, session: SessionState, create: bool) -> dict[str, Any] | None:
+        """This rule's per-key state in the session (dropped if the rule changed shape)."""
+        st = session.det.get(NAME)
+        if st is None and not create:
+            return None
+        st = st if st is not None else self._state(session)
+        rs = st["r"].get(rule.id)
+        if rs is None or rs["v"] != rule.shape:
+            if rs is not None:  # the rule changed shape in a reload: its state means nothing
+                del st["r"][rule.id]
+                st["live"].pop(rule.id, None)
+            if not create:
+                return None
+            rs = st["r"][rule.id] = {"v": rule.shape, "k": {}}
+        keys: dict[str, Any] = rs["k"]
+        return keys
+
+    @staticmethod
+    def _key(rule: Rule, x: Subject) -> str:
+        return x.ev.session.id if rule.by == "session" else "*"
+
+    def _excepted(self, rule: Rule, x: Subject) -> bool:
+        if rule.exception is not None and rule.exception(x):
+            self.stats.excepted[rule.id] += 1
+            return True
+        return False
+
+    # -- findings -------------------------------------------------------------------------
+    def _report(
+        self,
+        rule: Rule,
+        x: Subject | None,
+        out: list[Finding],
+        evidence: Iterable[str],
+        values: dict[str, Any],
+        stage: str | None,
+        *,
+        early: bool = False,
+        message: str | None = None,
+        session: SessionState | None = None,
+        sid: str | None = None,
+        explanation: dict[str, Any] | None = None,
+    ) -> Finding | None:
+        session = session if session is not None else (x.session if x is not None else None)
+        assert session is not None
+        sid = sid if sid is not None else (x.ev.session.id if x is not None else session.root_id)
+        key = rule.id if rule.by == "root" else f"{rule.id}:{sid}"
+        mode = rule.mode
+        self.stats.matched[(rule.id, mode)] += 1
+        keys = self._keys(rule, session, True)
+        assert keys is not None
+        counts = keys.setdefault("#", {})
+        n = counts[key] = counts.get(key, 0) + 1
+        values.setdefault("rule.id", rule.id)
+        values.setdefault("rule.title", rule.title)
+        values.setdefault("stage", stage)
+        if message is None:
+            assert x is not None
+            message = rule.output.render(x, values)
+        e = rule.early if early else None
+        finding = Finding(
+            detector=rule.id,
+            title=rule.title,
+            message=message,
+            score=e.score if e else rule.score,
+            severity=e.severity if e else rule.severity,
+            action=e.action if e else rule.action,
+            mode=mode,
+            evidence=tuple(dict.fromkeys(evidence)),
+            tags=rule.tags,
+            attacks=rule.attacks,
+            key=key,
+            stage=stage,
+            explanation=explanation or {"rule": rule.id, "type": rule.type},
+            rule_version=rule.version,
+        )
+        if self.listener is not None:
+            self.listener(finding)
+        if not _should_report(n):
+            return None
+        out.append(finding)
+        return finding
+
+    # -- counts ---------------------------------------------------------------------------
+    def _count(self, rule: Rule, x: Subject, out: list[Finding]) -> None:
+        assert rule.cond is not None and rule.window is not None
+        if not rule.cond.fn(x) or self._excepted(rule, x):
+            return
+        value: Any = None
+        if rule.distinct is not None or rule.sum is not None:
+            spec = rule.distinct or rule.sum
+            assert spec is not None
+            value = spec.get(x)
+            if value is None or (rule.sum is not None and not isinstance(value, (int, float))):
+                return
+        keys = self._keys(rule, x.session, True)
+        assert keys is not None
+        ts, eid = x.ctx.ts, x.ev.event_id
+        entries: list[list[Any]] = keys.setdefault(self._key(rule, x), [])
+        newest = max([ts] + [e[0] for e in entries])
+        entries[:] = [e for e in entries if e[0] >= newest - rule.window]
+        if ts < newest - rule.window:
+            return
+        if rule.distinct is not None:
+            vals = (
+                sorted(map(str, value))
+                if isinstance(value, (set, frozenset, list))
+                else [str(value)]
+            )
+            entries[:] = [e for e in entries if e[2] not in vals]
+            entries.extend([ts, eid, v, x.ev.session.id] for v in vals)
+        else:
+            entries.append([ts, eid, value, x.ev.session.id])
+        entries.sort(key=lambda e: e[0])
+        cap = MAX_SUM_ENTRIES if rule.sum is not None else int(rule.threshold)
+        del entries[: max(0, len(entries) - cap)]
+        n = len(entries)
+        total = sum(float(e[2]) for e in entries) if rule.sum is not None else float(n)
+        if total < rule.threshold:
+            return
+        values = {
+            "count": n,
+            "distinct": n if rule.distinct is not None else None,
+            "sum": total if rule.sum is not None else None,
+            "span": human_duration(entries[-1][0] - entries[0][0]),
+            "window": human_duration(rule.window),
+            "sessions": len({e[3] for e in entries}),
+        }
+        self._report(rule, x, out, (e[1] for e in entries), values, None)
+
+    # -- combinations ---------------------------------------------------------------------
+    def _combination(self, rule: Rule, x: Subject, out: list[Finding]) -> None:
+        hits = [m for m in rule.steps if m.cond.fn(x)]
+        if not hits or self._excepted(rule, x):
+            return
+        keys = self._keys(rule, x.session, True)
+        assert keys is not None
+        latest: dict[str, list[Any]] = keys.setdefault(self._key(rule, x), {})
+        ts = x.ctx.ts
+        for m in hits:
+            prev = latest.get(m.name)
+            if prev is None or ts >= prev[0]:
+                latest[m.name] = [
+                    ts,
+                    x.ev.event_id,
+                    x.ev.session.id,
+                    self._capture(rule, m.name, x),
+                ]
+        if rule.window is not None:
+            newest = max(v[0] for v in latest.values())
+            for name in [n for n, v in latest.items() if v[0] < newest - rule.window]:
+                del latest[name]
+        order = {m.name: i for i, m in enumerate(rule.steps)}
+        present = sorted(latest.items(), key=lambda kv: (kv[1][0], order[kv[0]]))
+        need = rule.min or len(rule.steps)
+        if len(present) >= need:
+            chosen = present[-need:]
+            stage = "complete"
+            early = False
+        elif rule.early is not None and len(present) >= rule.early.after:
+            chosen = present
+            stage = "+".join(sorted((n for n, _ in present), key=order.__getitem__))
+            early = True
+        else:
+            return
+        if x.ev.event_id not in {v[1] for _, v in chosen}:
+            return
+        values = self._values(rule, chosen)
+        members = {n: v[1] for n, v in sorted(chosen, key=lambda kv: order[kv[0]])}
+        evidence = [v[1] for _, v in sorted(chosen, key=lambda kv: (kv[1][0], kv[1][1]))]
+        self._report(
+            rule,
+            x,
+            out,
+            evidence,
+            values,
+            stage,
+            early=early,
+            explanation={"rule": rule.id, "type": "combination", "members": members},
+        )
+
+    def _capture(self, rule: Rule, step: str, x: Subject) -> dict[str, Any] | None:
+        got = {f"{step}.{spec.name}": spec.get(x) for s, spec in rule.captures if s == step}
+        return got or None
+
+    @staticmethod
+    def _values(rule: Rule, chosen: Sequence[tuple[str, list[Any]]]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for _, v in chosen:
+            if v[3]:
+                values.update(v[3])
+        stamps = [v[0] for _, v in chosen]
+        values["span"] = human_duration(max(stamps) - min(stamps))
+        values["window"] = human_duration(rule.window) if rule.window is not None else None
+        values["steps"] = ", ".join(n for n, _ in chosen)
+        values["sessions"] = len({v[2] for _, v in chosen})
+        return values

@@ -1,0 +1,322 @@
+"""Compiled rules: what the loader builds and the matcher runs.
+
+A :class:`Rule` is one of four types:
+
+* ``event`` - one condition on one event (Falco's rules);
+* ``sequence`` - ordered steps within ``maxspan``, optional ``until``, steps may be
+  ``missing`` (EQL's ``![...]``): a missing last step is an absence ("A not followed by B
+  within T") and needs timers;
+* ``combination`` - a set of conditions met in any order within ``within`` (all, or ``min``);
+* ``count`` - events matching a condition within ``within``: ``threshold`` events, distinct
+  values of a field, or a sum of a field.
+
+Each is scoped ``by`` the event's session or the root session (the whole delegation tree).
+A :class:`RuleSet` indexes enabled rules by event kind so an event evaluates only the rules
+it can trigger.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from detectors.base import Action, Mode
+from detectors.rules.expr import Compiled, FieldSpec, Pred
+
+#: Falco priorities and Sigma levels -> our severities
+PRIORITIES: dict[str, str] = {
+    "emergency": "critical",
+    "alert": "critical",
+    "critical": "critical",
+    "error": "high",
+    "high": "high",
+    "warning": "medium",
+    "medium": "medium",
+    "notice": "low",
+    "low": "low",
+    "informational": "informational",
+    "info": "informational",
+    "debug": "informational",
+}
+#: a finding's default contribution to the session's fused risk, by severity; chosen so that
+#: no single alert-action rule reaches the default kill threshold (0.9) on its own
+DEFAULT_SCORES: dict[str, float] = {
+    "critical": 0.85,
+    "high": 0.6,
+    "medium": 0.35,
+    "low": 0.15,
+    "informational": 0.05,
+}
+ACTIONS: tuple[str, ...] = ("observe", "alert", "kill_session")
+MODES: tuple[str, ...] = ("enforce", "shadow")
+STATUSES: tuple[str, ...] = ("stable", "test", "experimental", "deprecated", "unsupported")
+TYPES: tuple[str, ...] = ("event", "sequence", "combination", "count")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a sequence, or one member of a combination."""
+
+    name: str
+    cond: Compiled
+    missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Early:
+    """Report a partial match once ``after`` steps/members are in (a new stage each time)."""
+
+    after: int
+    severity: str
+    action: Action
+    score: float
+
+
+_PLACEHOLDER_RE = re.compile(r"%([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)")
+#: values rule outputs may use besides fields: correlation facts
+SPECIAL_VALUES: dict[str, str] = {
+    "rule.id": "the rule's id",
+    "rule.title": "the rule's title",
+    "count": "events counted (count rules)",
+    "distinct": "distinct values counted (count rules)",
+    "sum": "the sum (count rules with sum)",
+    "span": "time between the first and last evidence event",
+    "window": "the rule's window",
+    "stage": "the stage reached",
+    "steps": "the steps/members matched",
+    "sessions": "how many sessions of the tree took part",
+}
+#: argument names never rendered into an alert message
+SECRET_ARG_RE = re.compile(r"pass|secret|token|key|auth|cookie|credential|otp|pin", re.I)
+MAX_VALUE_CHARS = 200
+
+
+def render_value(value: Any) -> str:
+    if value is None:
+        return "<NA>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return ", ".join(sorted(str(v) for v in value)) or "<none>"
+    text = str(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def human_duration(seconds: float) -> str:
+    """``75`` -> ``1m15s``; ``0.5`` -> ``0.5s``."""
+    if seconds < 60:
+        return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
+    s = int(round(seconds))
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if s >= size:
+            out.append(f"{s // size}{unit}")
+            s %= size
+    return "".join(out[:2])
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """An ``output`` sentence with ``%field`` / ``%step.field`` / ``%count`` placeholders."""
+
+    text: str
+    #: (start, end, kind, name, getter) per placeholder; kind: field | step | special
+    parts: tuple[tuple[int, int, str, str, Callable[[Any], Any] | None], ...]
+
+    def render(self, subject: Any, values: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        pos = 0
+        for start, end, kind, name, get in self.parts:
+            out.append(self.text[pos:start])
+            if kind == "field" and get is not None:
+                out.append(render_value(get(subject)))
+            else:
+                out.append(render_value(values.get(name)))
+            pos = end
+        out.append(self.text[pos:])
+        return "".join(out)
+
+    @property
+    def captures(self) -> tuple[tuple[str, str], ...]:
+        """(step, field) pairs the template reads from earlier steps."""
+        return tuple(
+            (name.split(".", 1)[0], name.split(".", 1)[1])
+            for _, _, kind, name, _ in self.parts
+            if kind == "step"
+        )
+
+
+def parse_template(
+    text: str,
+    resolve: Callable[[str], FieldSpec | None],
+    step_names: frozenset[str],
+) -> tuple[Template, list[str]]:
+    """Compile an output sentence; returns it and the problems found (unknown names...)."""
+    parts: list[tuple[int, int, str, str, Callable[[Any], Any] | None]] = []
+    problems: list[str] = []
+    for m in _PLACEHOLDER_RE.finditer(text):
+        name = m.group(1).rstrip(".")
+        end = m.start() + 1 + len(name)
+        head = name.split(".", 1)[0]
+        if name in SPECIAL_VALUES:
+            parts.append((m.start(), end, "special", name, None))
+            continue
+        if head in step_names and "." in name:
+            sub = name.split(".", 1)[1]
+            if resolve(sub) is None:
+                problems.append(f"Unknown field '{sub}' in output placeholder '%{name}'")
+            elif _unsafe(sub):
+                problems.append(f"Output placeholder '%{name}' would copy raw tool data")
+            parts.append((m.start(), end, "step", name, None))
+            continue
+        spec = resolve(name)
+        if spec is None:
+            problems.append(f"Unknown field '{name}' in output placeholder '%{name}'")
+            continue
+        if _unsafe(name):
+            problems.append(f"Output placeholder '%{name}' would copy raw tool data into alerts")
+            continue
+        parts.append((m.start(), end, "field", name, spec.get))
+    return Template(text, tuple(parts)), problems
+
+
+def _unsafe(name: str) -> bool:
+    if name in ("tool.output", "tool.args"):
+        return True
+    return name.startswith("tool.args.") and bool(SECRET_ARG_RE.search(name[10:]))
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One compiled rule (compared and hashed by identity: the matcher keys on it)."""
+
+    id: str
+    title: str
+    type: str
+    severity: str
+    score: float
+    action: Action
+    mode: Mode
+    output: Template
+    where: str
+    version: str
+    by: str = "root"
+    enabled: bool = True
+    desc: str = ""
+    status: str = "experimental"
+    tags: tuple[str, ...] = ()
+    attacks: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+    cond: Compiled | None = None
+    steps: tuple[Step, ...] = ()
+    window: float | None = None
+    #: an absence's wait read from the first event instead (``within: scope.max_duration``)
+    window_field: FieldSpec | None = None
+    until: Compiled | None = None
+    min: int = 0
+    threshold: float = 0.0
+    distinct: FieldSpec | None = None
+    sum: FieldSpec | None = None
+    exception: Pred | None = None
+    early: Early | None = None
+    tests: Path | None = None
+    #: what state of this rule means: kept across reloads while it is unchanged
+    shape: str = ""
+    #: event kinds / capabilities an event needs to start (or complete) a match
+    kinds: frozenset[str] | None = None
+    caps: frozenset[str] | None = None
+    captures: tuple[tuple[str, FieldSpec], ...] = ()
+    source: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def positive(self) -> tuple[Step, ...]:
+        """A sequence's steps that must occur, in order."""
+        return tuple(s for s in self.steps if not s.missing)
+
+    @cached_property
+    def guards(self) -> tuple[tuple[Compiled, ...], ...]:
+        """``guards[g]``: missing steps that must not occur while waiting for positive step g."""
+        out: list[list[Compiled]] = [[] for _ in self.positive]
+        g = 0
+        for s in self.steps:
+            if not s.missing:
+                g += 1
+            elif g < len(self.positive):
+                out[g].append(s.cond)
+        return tuple(tuple(x) for x in out)
+
+    @cached_property
+    def trailing(self) -> tuple[Compiled, ...]:
+        """Missing steps after the last positive one: what must not follow (absence)."""
+        n = len(self.positive)
+        g = 0
+        out = []
+        for s in self.steps:
+            if not s.missing:
+                g += 1
+            elif g >= n:
+                out.append(s.cond)
+        return tuple(out)
+
+    @property
+    def timed(self) -> bool:
+        """A sequence ending in a missing step: it fires when time passes (absence)."""
+        return self.type == "sequence" and bool(self.steps) and self.steps[-1].missing
+
+
+@dataclass
+class RuleSet:
+    """The loaded rules, indexed by event kind."""
+
+    rules: dict[str, Rule]
+    version: str
+    files: tuple[str, ...] = ()
+    #: (name, text) of every source, so a rule set can be rebuilt (pickling, reloads)
+    sources: tuple[tuple[str, str], ...] = ()
+    by_kind: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
+    any_kind: tuple[Rule, ...] = ()
+    timed: tuple[Rule, ...] = ()
+    _candidates: dict[tuple[str, frozenset[str]], tuple[Rule, ...]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        enabled = [r for r in self.rules.values() if r.enabled]
+        self.any_kind = tuple(r for r in enabled if r.kinds is None)
+        kinds = {k for r in enabled if r.kinds for k in r.kinds}
+        self.by_kind = {
+            k: tuple(r for r in enabled if r.kinds is None or k in r.kinds) for k in kinds
+        }
+        self.timed = tuple(r for r in enabled if r.timed)
+
+    def for_kind(self, kind: str) -> tuple[Rule, ...]:
+        return self.by_kind.get(kind, self.any_kind)
+
+    def candidates(self, kind: str, caps: frozenset[str]) -> tuple[Rule, ...]:
+        """The rules an event of this kind and these capabilities can start or complete.
+
+        Capability sets come from the catalog and are few, so the answer is cached: a
+        typical event costs one dict lookup here, however many rules are loaded.
+        """
+        key = (kind, caps)
+        hit = self._candidates.get(key)
+        if hit is None:
+            hit = tuple(
+                r for r in self.for_kind(kind) if r.caps is None or not r.caps.isdisjoint(caps)
+            )
+            if len(self._candidates) < 65536:
+                self._candidates[key] = hit
+        return hit
+
+    @property
+    def enabled(self) -> list[Rule]:
+        return [r for r in self.rules.values() if r.enabled]
+
+    def __len__(self) -> int:
+        return len(self.rules)

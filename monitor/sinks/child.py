@@ -1,0 +1,133 @@
+"""The sink process's side of :class:`~monitor.sinks.process.ProcessSink`.
+
+:func:`child_main` runs a :class:`~monitor.sinks.clickhouse.ClickHouseSink` fed by the
+parent's hand-offs (pickled lists of raw records, alerts and signals), and sends back, after
+every hand-off and every 100 ms, a report: the last hand-off it has taken, the durable offset
+of every partition with rows waiting, and its stats. Flushes and reads arrive as requests and
+are answered in their own threads. When the pipe closes (the worker died), it stores what it
+holds and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from schemas.errors import SinkError
+
+log = logging.getLogger("agentwatch.sink")
+
+
+_READS = frozenset({"session_events", "session_alerts", "session_signals", "sessions"})
+
+
+def child_main(conn: Connection, config: dict[str, Any]) -> None:
+    """Run a ClickHouseSink fed by the parent's hand-offs (see the module docstring)."""
+    from monitor.redaction import Redactor
+    from monitor.sinks.clickhouse import ClickHouseSink
+    from schemas.events import parse_event
+
+    # Ctrl-C reaches the whole process group: the parent decides when this process stops
+    # (close, or the pipe's end if the parent dies), so that nothing buffered is dropped.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=config.get("log_level", "WARNING").upper())
+    send_lock = threading.Lock()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        with send_lock:
+            conn.send_bytes(data)
+
+    try:
+        redactor = Redactor(
+            config["redaction_key"],
+            config["redact_fields"],
+            max_output_chars=config["max_output_chars"],
+        )
+        sink = ClickHouseSink(
+            config["url"],
+            database=config["database"],
+            datadir=config["datadir"],
+            redactor=redactor,
+            batch_rows=config["batch_rows"],
+            flush_interval_s=config["flush_interval_s"],
+            max_buffer_rows=config["max_buffer_rows"],
+            **config.get("extra", {}),
+        )
+        sink.start()
+    except Exception as exc:
+        send(("ready", False, f"{type(exc).__name__}: {exc}"))
+        return
+    send(("ready", True, None))
+    last_seq = 0
+    state_lock = threading.Lock()
+    stop = threading.Event()
+
+    def report() -> None:
+        with state_lock:  # the durable map covers every hand-off up to last_seq
+            send(("report", last_seq, sink.durable_offsets(), sink.stats()))
+
+    def reporter() -> None:
+        while not stop.wait(0.1):
+            try:
+                report()
+            except OSError:
+                return
+
+    def serve(kind: str, rid: int, kw: dict[str, Any]) -> None:
+        try:
+            if kind == "flush":
+                value: Any = sink.flush(kw.get("timeout", 10.0))
+            elif kind == "read" and kw.get("method") in _READS:
+                value = getattr(sink, kw["method"])(**kw.get("kwargs", {}))
+            else:
+                raise SinkError(f"unknown request {kind!r} to the sink process")
+            report()
+            send(("reply", rid, True, value))
+        except Exception as exc:
+            send(("reply", rid, False, SinkError(f"{type(exc).__name__}: {exc}")))
+
+    threading.Thread(target=reporter, daemon=True).start()
+    while True:
+        try:
+            msg = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):  # the parent is gone: keep what we have
+            stop.set()
+            sink.close(timeout=10)
+            return
+        kind = msg[0]
+        if kind == "add":
+            _, seq, items = msg
+            with state_lock:
+                for item in items:
+                    tag = item[0]
+                    if tag == "e":
+                        _, raw, partition, offset, caps = item
+                        try:
+                            event = parse_event(raw)
+                        except Exception as exc:
+                            log.error("the sink cannot parse a handed-over event: %s", exc)
+                            continue
+                        sink.add_event(raw, event, partition=partition, offset=offset, caps=caps)
+                    elif tag == "a":
+                        sink.add_alert(item[1])
+                    else:
+                        _, jti, jws, claims, root = item
+                        sink.add_signal(jti, jws, claims, root_session_id=root)
+                last_seq = seq
+            report()
+        elif kind == "close":
+            _, rid, kw = msg
+            stop.set()
+            sink.close(timeout=kw.get("timeout", 10.0))
+            with state_lock:
+                send(("report", last_seq, sink.durable_offsets(), sink.stats()))
+            send(("reply", rid, True, None))
+            return
+        else:
+            _, rid, kw = msg
+            threading.Thread(target=serve, args=(kind, rid, kw), daemon=True).start()

@@ -1,0 +1,208 @@
+"""The tool catalog on tool names people use: agent toolkits, MCP servers, cloud APIs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from detectors import capabilities as C
+from detectors.catalog import ToolCatalog, tokens
+from detectors.catalog_file import load_catalog
+from detectors.vocabulary import Vocabulary
+from schemas.errors import ConfigError
+from schemas.events import Resource, Transfer, parse_event
+
+CAT = ToolCatalog(internal_domains=("acme.com",))
+
+# tool name -> capabilities it must have (it may have more: read, write...)
+NAMES = {
+    # agent toolkits (banking / workspace / travel / chat assistants)
+    "send_money": {C.PAYMENT},
+    "schedule_transaction": {C.PAYMENT},
+    "update_scheduled_transaction": {C.PAYMENT},
+    "send_email": {C.SEND},
+    "share_file": {C.SEND},
+    "post_webpage": {C.SEND},
+    "get_webpage": {C.FETCH, C.UNTRUSTED_INPUT},
+    "read_file": {C.READ, C.UNTRUSTED_INPUT},
+    "search_emails": {C.READ, C.UNTRUSTED_INPUT},
+    "read_channel_messages": {C.READ, C.UNTRUSTED_INPUT},
+    "get_rating_reviews_for_hotels": {C.READ, C.UNTRUSTED_INPUT},
+    "update_password": {C.CREDENTIAL_CHANGE},
+    "invite_user_to_slack": {C.CREDENTIAL_CHANGE},
+    "add_user_to_channel": {C.CREDENTIAL_CHANGE},
+    "delete_file": {C.DESTRUCTIVE},
+    "get_most_recent_transactions": {C.SENSITIVE_READ},
+    "reserve_hotel": {C.WRITE},
+    # MCP servers (server.tool, mcp__server__tool, camelCase)
+    "mcp__github__delete_repository": {C.DESTRUCTIVE},
+    "github.add_collaborator": {C.CREDENTIAL_CHANGE},
+    "filesystem.write_file": {C.WRITE},
+    "slack.post_message": {C.SEND},
+    "gmail.read_email": {C.UNTRUSTED_INPUT},
+    "puppeteer_navigate": {C.FETCH, C.UNTRUSTED_INPUT},
+    "vault.read_secret": {C.SECRET_READ},
+    "getSecretValue": {C.SECRET_READ},
+    "aws.secretsmanager.get_secret_value": {C.SECRET_READ},
+    "kms.decrypt": {C.SECRET_READ},
+    # cloud and infrastructure
+    "aws.iam.attach_role_policy": {C.CREDENTIAL_CHANGE},
+    "aws.iam.create_access_key": {C.CREDENTIAL_CHANGE},
+    "okta.deactivate_user": {C.CREDENTIAL_CHANGE},
+    "rotate_api_key": {C.CREDENTIAL_CHANGE},
+    "db.drop_table": {C.DESTRUCTIVE},
+    "kubectl_delete": {C.DESTRUCTIVE},
+    "deploy_to_production": {C.PROD_WRITE},
+    "stripe.create_refund": {C.PAYMENT},
+    "wire_transfer": {C.PAYMENT},
+    "dump_database": {C.BULK_READ},
+    # code execution and delegation
+    "run_command": {C.CODE_EXEC},
+    "python_repl": {C.CODE_EXEC},
+    "execute_sql": {C.CODE_EXEC},
+    "invoke_lambda": {C.CODE_EXEC},
+    "invoke_agent": {C.DELEGATION},
+    "transfer_to_agent": {C.DELEGATION},
+    "spawn_subagent": {C.DELEGATION},
+}
+# things these names must NOT be said to be
+NOT = {
+    "get_most_recent_transactions": {C.PAYMENT},
+    "update_user_info": {C.CREDENTIAL_CHANGE},
+    "transfer_to_agent": {C.PAYMENT},
+    "search_contacts_by_email": {C.SEND},
+    "postgres.query": {C.CODE_EXEC},
+    "get_hotels_address": {C.SENSITIVE_READ},
+    "invoke_agent": {C.CODE_EXEC},
+}
+
+
+@pytest.mark.parametrize("name", sorted(NAMES))
+def test_names_people_use(name: str) -> None:
+    caps = CAT.name_capabilities(name)
+    assert NAMES[name] <= caps, (name, sorted(caps))
+    assert not NOT.get(name, set()) & caps, (name, sorted(caps))
+
+
+@pytest.mark.parametrize("name", sorted(NOT))
+def test_what_names_are_not(name: str) -> None:
+    assert not NOT[name] & CAT.name_capabilities(name)
+
+
+def test_tokens_split_every_naming_style() -> None:
+    assert tokens("mcp__github__createIssue") == ["mcp", "github", "create", "issue"]
+    assert tokens("AWS.S3.PutObject") == ["aws", "s3", "put", "object"]
+
+
+def test_destinations_inside_and_outside_the_organisation() -> None:
+    out = CAT.classify_parts("send_email", (), None, None, {"to": ["bob@acme.com", "eve@x.io"]})
+    assert C.EGRESS in out.capabilities and out.external is True
+    assert out.destinations == ("bob@acme.com", "eve@x.io") and out.outside == ("eve@x.io",)
+    inside = CAT.classify_parts("send_email", (), None, None, {"to": "bob@eng.acme.com"})
+    assert C.EGRESS not in inside.capabilities and inside.external is False
+    chat = CAT.classify_parts("send_direct_message", (), None, None, {"recipient": "Alice"})
+    assert C.EGRESS not in chat.capabilities and chat.destinations == ("Alice",)
+    fetch = CAT.classify_parts("get_webpage", (), None, None, {"url": "https://x.io/a"})
+    assert C.EGRESS not in fetch.capabilities and fetch.destination == "https://x.io/a"
+    unknown = ToolCatalog().classify_parts("share_file", (), None, None, {"email": "a@b.io"})
+    assert C.EGRESS in unknown.capabilities and unknown.external is None
+
+
+def test_environment_from_resources_arguments_and_names() -> None:
+    prod_res = CAT.classify_parts(
+        "db.update_rows", [Resource(type="table", environment="production")], None, None
+    )
+    assert C.PROD_WRITE in prod_res.capabilities and prod_res.environment == "production"
+    prod_arg = CAT.classify_parts("kubectl_delete", (), None, None, {"namespace": "prod-eu"})
+    assert C.PROD_WRITE in prod_arg.capabilities
+    staging = CAT.classify_parts("kubectl_delete", (), None, None, {"namespace": "staging"})
+    assert C.PROD_WRITE not in staging.capabilities
+    read_prod = CAT.classify_parts("db.query", [Resource(environment="prod")], None, None)
+    assert C.PROD_WRITE not in read_prod.capabilities
+
+
+def test_resources_transfers_and_sizes() -> None:
+    secret = CAT.classify_parts("fetch", [Resource(type="secret")], None, None)
+    assert C.SECRET_READ in secret.capabilities
+    bulk = CAT.classify_parts("sql.query", (), Transfer(records=50_000), None)
+    assert C.BULK_READ in bulk.capabilities
+    big = CAT.classify_parts("search_rows", (), None, None, {"limit": 5000})
+    assert C.BULK_READ in big.capabilities
+    forced = CAT.classify_parts(
+        "http.post", (), Transfer(destination="https://a.acme.com", external=True), None
+    )
+    assert C.EGRESS in forced.capabilities and forced.external is True
+
+
+def test_the_producers_category_wins() -> None:
+    ev = parse_event(
+        json.dumps(
+            {
+                "event_id": "e",
+                "time": "2026-07-01T12:00:00Z",
+                "kind": "tool_call",
+                "session": {"id": "s"},
+                "actor": {"agent_id": "a"},
+                "category": "secret_retrieval",
+                "tool": {"name": "send_money"},
+            }
+        )
+    )
+    assert CAT.classify(ev).capabilities == {C.SECRET_READ}
+
+
+def test_classification_is_cached_per_tool() -> None:
+    cat = ToolCatalog()
+    first = cat.name_capabilities("send_money")
+    assert cat.name_capabilities("send_money") is first
+    assert ("send_money", None) in cat._cache
+
+
+def test_every_tool_of_the_dev_set_is_classified() -> None:
+    """Every tool name recorded in the real agent sessions gets at least one capability."""
+    here = Path(__file__).resolve()
+    data = next(
+        (
+            p / "shared/data/agentdojo-dev/events.jsonl"
+            for p in here.parents
+            if (p / "shared/data/agentdojo-dev/events.jsonl").exists()
+        ),
+        None,
+    )
+    if data is None:
+        pytest.skip("the shared dev set is not available")
+    names = {
+        e["tool"]["name"] for e in map(json.loads, data.read_text().splitlines()) if e.get("tool")
+    }
+    assert len(names) >= 60
+    unclassified = sorted(n for n in names if not ToolCatalog().name_capabilities(n))
+    assert unclassified == []
+
+
+def test_catalog_files_override_and_report_every_error(tmp_path: Path) -> None:
+    good = tmp_path / "catalog.yaml"
+    good.write_text(
+        "internal_domains: [corp.example]\n"
+        "prod_environments: [live]\n"
+        "tools:\n"
+        "  'billing.*': [payment]\n"
+        "  send_money: [read]\n"
+        "words:\n"
+        "  secret: [sops]\n"
+    )
+    cat = load_catalog(good)
+    assert cat.name_capabilities("billing.frobnicate") == {C.PAYMENT}
+    assert cat.name_capabilities("send_money") == {C.READ}
+    assert C.SECRET_READ in cat.name_capabilities("sops_decrypt")
+    assert cat.is_internal("x.corp.example") and cat.is_prod("live")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tools:\n  a: [paymnt]\nwords:\n  verbs: [x]\nnope: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_catalog(bad)
+    assert str(info.value).splitlines() == [
+        f"Unknown catalog key 'nope' in {bad}:5",
+        f"Unknown capability 'paymnt' for tool 'a' in {bad}:2",
+        f"Unknown word class 'verbs' (one of {', '.join(Vocabulary.classes())}) in {bad}:4",
+    ]
