@@ -218,7 +218,8 @@ class InjectedInstruction:
         mode: str = "enforce",
         tags: tuple[str, ...] = ("ASI01", "ASI06"),
         attacks: tuple[str, ...] = ("AML.T0051.001",),
-        cache_size: int = 2048,
+        cache_size: int = 16_384,
+        cache_chars: int = 4_000_000,
     ) -> None:
         self.name = name
         self.alert_at = alert_at
@@ -230,8 +231,11 @@ class InjectedInstruction:
         self.tags = tags
         self.attacks = attacks
         self.cache_size = cache_size
+        self.cache_chars = cache_chars
+        self._cached_chars = 0
         #: output text -> its passages: the same text (a page, a file, an error) is read again
-        #: and again across sessions; memory only, never checkpointed (see ``__getstate__``)
+        #: and again across sessions; bounded in entries and characters (oldest out first),
+        #: memory only, never checkpointed (see ``__getstate__``)
         self._cache: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
         self.cache_hits = 0
         self.cache_misses = 0
@@ -239,6 +243,7 @@ class InjectedInstruction:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_cache"] = OrderedDict()
+        state["_cached_chars"] = 0
         return state
 
     def state(self, session: SessionState) -> dict[str, Any]:
@@ -267,8 +272,10 @@ class InjectedInstruction:
         ps = tuple(p for p in passages(bounded, hits, self.cluster) if p.score > 0) if hits else ()
         if len(text) <= 4 * self.max_chars:
             self._cache[text] = ps
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._cached_chars += len(text)
+            while len(self._cache) > self.cache_size or self._cached_chars > self.cache_chars:
+                old, _ = self._cache.popitem(last=False)
+                self._cached_chars -= len(old)
         return ps
 
     def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:
