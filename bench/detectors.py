@@ -78,6 +78,7 @@ def sim_lines(path: Path | None, sessions: int, seed: int = 1) -> tuple[list[byt
     """Simulated traffic: from ``monitor.simulator`` if installed, else from ``path``."""
     try:
         import orjson
+
         from monitor.simulator import Simulator  # type: ignore[import-not-found,unused-ignore]
 
         sim = Simulator(seed=seed, sessions=sessions, attack_ratio=0.05)
