@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-throughput bench-sink clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-throughput bench-sink clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ typecheck: $(STAMP)
 ## Detection quality on the labelled dev set (../shared/data/agentdojo-dev; DATA=... to change).
 bench-detection: $(STAMP)
 	$(PY) -m bench.detection $(if $(DATA),--data $(DATA),)
+
+## Detection on held-out variants of the dev set: other attack wrappers, benign look-alikes.
+bench-generality: $(STAMP)
+	$(PY) -m bench.generality $(if $(DATA),--data $(DATA),)
+
+## µs per event of each detector and of the whole pure pipeline (dev set + simulated traffic;
+## SIM=events.jsonl when monitor.simulator is not installed).
+bench-detectors: $(STAMP)
+	$(PY) -m bench.detectors $(if $(DATA),--data $(DATA),) $(if $(SIM),--sim $(SIM),)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -m "not kafka and not clickhouse" $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,30 +69,33 @@ class Outcome:
     killed: bool = False
     kill_seq: int | None = None
     kill_detector: str | None = None
+    #: detectors whose (enforced) alerts the session raised, with the seq of the first one
+    alert_seqs: dict[str, int | None] = field(default_factory=dict)
     #: (seq, fused risk) after each event, for the threshold sweep
     risks: list[tuple[int, float]] = field(default_factory=list)
 
 
-def evaluate(data: Path, progress: bool = True) -> tuple[dict[str, Outcome], dict[str, Any]]:
-    """Score the set; return each session's outcome and run statistics."""
-    labels_path, events_path = data / "labels.jsonl", data / "events.jsonl"
-    total = sum(1 for _ in events_path.open("rb"))
+def score_lines(
+    lines: Iterable[bytes],
+    *,
+    total: int | None = None,
+    progress: bool = True,
+    description: str = "scoring",
+) -> tuple[dict[str, Outcome], dict[str, Any]]:
+    """Score JSONL event lines with the default engine; each root session's outcome + stats."""
     outcomes: dict[str, Outcome] = defaultdict(Outcome)
     summary = ScoreSummary()
     engine = build_engine()
     t0 = time.perf_counter()
-    with (
-        events_path.open("rb") as f,
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not progress,
-        ) as bar,
-    ):
-        task = bar.add_task(f"scoring {events_path.name}", total=total)
-        for step in run(read_events(f, summary), engine, summary=summary):
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        for step in run(read_events(lines, summary), engine, summary=summary):
             bar.advance(task)
             ev = step.event
             o = outcomes[ev.root_session_id]
@@ -99,6 +103,7 @@ def evaluate(data: Path, progress: bool = True) -> tuple[dict[str, Outcome], dic
             for d in step.decisions:
                 if isinstance(d, AlertDecision) and d.alert.mode == "enforce":
                     o.alerted = True
+                    o.alert_seqs.setdefault(d.alert.detector, ev.session.seq)
                 elif isinstance(d, KillDecision) and not o.killed:
                     o.killed, o.kill_seq, o.kill_detector = True, d.trigger_seq, d.detector
     elapsed = time.perf_counter() - t0
@@ -108,6 +113,17 @@ def evaluate(data: Path, progress: bool = True) -> tuple[dict[str, Outcome], dic
         "seconds": round(elapsed, 3),
         "us_per_event": round(elapsed / max(1, summary.events) * 1e6, 1),
     }
+    return outcomes, stats
+
+
+def evaluate(data: Path, progress: bool = True) -> tuple[dict[str, Outcome], dict[str, Any]]:
+    """Score the set; return each session's outcome and run statistics."""
+    labels_path, events_path = data / "labels.jsonl", data / "events.jsonl"
+    total = sum(1 for _ in events_path.open("rb"))
+    with events_path.open("rb") as f:
+        outcomes, stats = score_lines(
+            f, total=total, progress=progress, description=f"scoring {events_path.name}"
+        )
     labels = [orjson.loads(line) for line in labels_path.open("rb") if line.strip()]
     return {lab["session_id"]: outcomes[lab["session_id"]] for lab in labels}, {
         "stats": stats,

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, runtime_checkable
 
+from detectors import values
 from detectors.catalog import Classification
 from schemas.events import ActionEvent
 
@@ -44,12 +45,26 @@ def severity_rank(severity: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class EventContext:
-    """One event and what was derived from it once, for every detector."""
+    """One event and what was derived from it once, for every detector.
+
+    ``memo`` holds what detectors derive from the event and share, computed on first use by
+    whichever detector needs it (:meth:`argument_values`): each event's work is done once.
+    """
 
     event: ActionEvent
     cls: Classification
     ts: float
     late: bool = False
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def argument_values(self) -> dict[str, tuple[str, str]]:
+        """The steering values of the tool call's arguments (``values.argument_values``)."""
+        found: dict[str, tuple[str, str]] | None = self.memo.get("argument_values")
+        if found is None:
+            tool = self.event.tool
+            found = values.argument_values(tool.arguments if tool is not None else None)
+            self.memo["argument_values"] = found
+        return found
 
     @property
     def caps(self) -> frozenset[str]:
@@ -173,3 +188,15 @@ class Learner(Protocol):
     def learned_state(self) -> Any: ...
 
     def load_learned_state(self, state: Any) -> None: ...
+
+
+_SESSION_AWARE: dict[type, bool] = {}
+
+
+def is_session_aware(det: object) -> TypeGuard[SessionAware]:
+    """``isinstance(det, SessionAware)``, decided once per class (a runtime-checkable Protocol
+    check walks the protocol's members on every call: too slow for every session close)."""
+    known = _SESSION_AWARE.get(type(det))
+    if known is None:
+        known = _SESSION_AWARE[type(det)] = isinstance(det, SessionAware)
+    return known

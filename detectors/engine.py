@@ -26,9 +26,9 @@ from detectors.base import (
     EventContext,
     Finding,
     Learner,
-    SessionAware,
     Timed,
     Trigger,
+    is_session_aware,
 )
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
@@ -148,7 +148,7 @@ class Engine:
         """The root session ended or was evicted: let learners learn from it."""
         flagged = session.flagged or session.killed
         for det in self.detectors:
-            if isinstance(det, SessionAware):
+            if is_session_aware(det):
                 det.on_session_close(session, flagged=flagged)
 
     # -- learned state (checkpointed by the worker) ---------------------------------------

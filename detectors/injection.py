@@ -9,12 +9,15 @@ people ("please send me the address", a TODO list, a recipe's "instructions") us
 those cues, or only the weak ones.
 
 The output is scanned for cue families (:mod:`detectors.cues`); hits closer than ``cluster``
-characters form one *passage*, and a passage is scored from which families co-occur in it.
+characters form one *passage*, and a passage is scored from which families co-occur in it
+(cues people also use with each other count only in the same sentence as the order).
 Strong pairs (override; AI address + task reference; task reference + directive; fake role +
 directive; secrecy + directive; tool reference + directive) score high; a lone directive with
-an embedded target (an address, an account, a URL) scores low. The values inside the scored
-passages are the injection's *targets*; they are kept in the session (``session.det[name]``)
-so the provenance detector can tell that a later call uses a value the injection supplied.
+an embedded target (an address, an account, a URL) scores low; only passages that address an
+agent reach the kill level. The values inside the passages' instruction clauses (from the
+order's verb to the end of its sentence) are the injection's *targets*; they are kept in the
+session (``session.det[name]``) so the provenance detector can tell that a later call uses a
+value the injection supplied.
 
 When the task itself delegates to the data ("follow the instructions in the file", "do the
 tasks on my TODO list"), the weak passages are discounted: the user asked for them.
@@ -33,17 +36,21 @@ tasks on my TODO list"), the weak passages are discounted: the user asked for th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from detectors import values
 from detectors.base import EventContext, Finding
-from detectors.cues import Hit, scan
-from detectors.scoring import action_for, mode_of, severity_for
+from detectors.cues import Hit, scan, unfold
+from detectors.scoring import action_for, adds_nothing, mode_of, severity_for
 from detectors.session import SessionState
 
 #: Score of a passage by the set of cue families in it: the best matching row wins.
-#: Each row: (families that must all be present, score).
+#: Each row: (families that must all be present, score). Only passages that address an agent
+#: (override, ai, taskref, role, toolref) reach the kill level; the cues people also use with
+#: each other (secrecy, urgency, "the user", a dismissal, please/TODO) stay at alert level at
+#: most, whatever they combine with: a colleague's urgent request is not an injection.
 PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
     (frozenset(fams.split()), score)
     for fams, score in (
@@ -58,34 +65,57 @@ PASSAGE_SCORES: tuple[tuple[frozenset[str], float], ...] = tuple(
         ("role directive", 0.9),
         ("role taskref", 0.9),
         ("role ai", 0.85),
-        ("secrecy directive target", 0.9),
-        ("secrecy directive", 0.8),
+        ("toolref directive target", 0.9),
         ("toolref directive", 0.85),
         ("toolref taskref", 0.85),
         ("toolref ai", 0.85),
-        ("ai directive target", 0.85),
-        ("ai directive", 0.75),
+        ("ai directive target", 0.9),
         ("ai secrecy", 0.85),
+        ("ai directive", 0.75),
+        ("dismiss directive target", 0.75),
+        ("secrecy directive target", 0.75),
         ("user3p directive target", 0.7),
         ("urgency directive target", 0.65),
+        ("secrecy directive", 0.6),
+        ("dismiss directive", 0.6),
         ("user3p directive", 0.5),
         ("urgency directive", 0.45),
+        ("aimention directive target", 0.3),
         ("marker directive target", 0.3),
+        ("ai", 0.3),
         ("taskref", 0.3),
         ("role", 0.3),
         ("toolref", 0.3),
+        ("dismiss", 0.3),
         ("secrecy", 0.2),
-        ("ai", 0.1),
+        ("aimention", 0.1),
+        ("rolelabel", 0.1),
     )
 )
 #: Families that make a passage "strong" (not discounted when the task delegates to data).
-STRONG = frozenset({"override", "ai", "taskref", "role", "secrecy", "toolref"})
+STRONG = frozenset({"override", "ai", "taskref", "role", "toolref"})
+#: Where an instruction clause ends (sentence ends and line breaks, escaped ones included).
+_CLAUSE_ENDS = (". ", ".\n", "!", "?", "\n\n", "\\n", "\n-", "\n*", '."', ".'")
+_CLAUSE_MAX = 300
 _DELEGATION_RE = re.compile(
     r"\b(?:follow|do|complete|execute|carry out|perform)\b[^.]{0,40}\b(?:instructions?|tasks?|"
     r"todo|to-do|steps|says|said|asks?|requests?)\b|\btodo\b|\bto-do\b|\binstructions (?:in|from|"
     r"on)\b",
     re.IGNORECASE,
 )
+
+
+_DELEGATES: dict[str, bool] = {}
+
+
+def _delegates(task: str) -> bool:
+    """Whether the task hands its instructions to the data (cached: tasks come from templates)."""
+    found = _DELEGATES.get(task)
+    if found is None:
+        if len(_DELEGATES) >= 8192:
+            _DELEGATES.clear()
+        found = _DELEGATES[task] = bool(_DELEGATION_RE.search(task))
+    return found
 
 
 def passage_score(families: frozenset[str]) -> float:
@@ -107,24 +137,70 @@ class Passage:
     score: float = 0.0
 
 
-def passages(text: str, hits: list[Hit], cluster: int = 400) -> list[Passage]:
-    """Group hits closer than ``cluster`` characters; find the values embedded in each group."""
-    out: list[Passage] = []
+def clause_end(low: str, start: int) -> int:
+    """Where the clause starting at ``start`` ends (bounded to ``_CLAUSE_MAX`` characters)."""
+    end = min(len(low), start + _CLAUSE_MAX)
+    for t in _CLAUSE_ENDS:
+        i = low.find(t, start + 1, end)
+        if i >= 0:
+            end = i
+    return end
+
+
+_SENTENCE_ENDS = (". ", ".\n", "\n\n", "? ", "?\n")
+
+
+def _same_sentence(text: str, a: int, b: int, near: int) -> bool:
+    """Positions ``a`` and ``b`` are at most ``near`` apart with no sentence end between."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    if hi - lo > near:
+        return False
+    span = text[lo:hi]
+    return not any(t in span for t in _SENTENCE_ENDS)
+
+
+def passages(text: str, hits: list[Hit], cluster: int = 400, near: int = 150) -> list[Passage]:
+    """Group hits closer than ``cluster`` characters; score each group by its families.
+
+    Cues that address an agent count anywhere in the group (an injection's preamble can be a
+    few lines above its order); the cues people also use with each other count only within
+    ``near`` characters of an order (an "urgent" three records away is not this order's).
+    A passage's *targets* are the values inside its instruction clauses (from a directive verb
+    to the end of its sentence); a passage that addresses an agent also claims the values just
+    around it (an injected goal often follows its preamble on the next line).
+    """
+    groups: list[list[Hit]] = []
     for h in hits:
-        if out and h.start - out[-1].end <= cluster:
-            p = out[-1]
-            p.end = max(p.end, h.end)
+        if groups and h.start - max(x.end for x in groups[-1][-3:]) <= cluster:
+            groups[-1].append(h)
         else:
-            p = Passage(h.start, h.end)
-            out.append(p)
-        p.families.add(h.family)
-    for p in out:
-        lo, hi = max(0, p.start - 150), min(len(text), p.end + 250)
-        p.targets = values.extract_kinds(text[lo:hi], 4_000)
+            groups.append([h])
+    out: list[Passage] = []
+    for g in groups:
+        p = Passage(g[0].start, max(h.end for h in g))
+        orders = [h.start for h in g if h.family == "directive"]
+        for h in g:
+            if (
+                h.family in STRONG
+                or h.family == "directive"
+                or not orders
+                or any(_same_sentence(text, h.start, o, near) for o in orders)
+            ):
+                p.families.add(h.family)
+        targets: dict[str, str] = {}
+        for o in orders:
+            targets.update(values.extract_kinds(text[o : clause_end(text, o)], 4_000))
         fams = set(p.families)
-        if p.targets and "directive" in fams:
+        if targets:
             fams.add("target")
         p.score = passage_score(frozenset(fams))
+        if fams & STRONG and p.score >= 0.6:
+            lo, hi = max(0, p.start - 150), min(len(text), p.end + 250)
+            targets = {**values.extract_kinds(text[lo:hi], 4_000), **targets}
+            if "directive" in fams and "target" not in fams and targets:
+                p.score = max(p.score, passage_score(frozenset(fams | {"target"})))
+        p.targets = targets
+        out.append(p)
     return out
 
 
@@ -142,6 +218,8 @@ class InjectedInstruction:
         mode: str = "enforce",
         tags: tuple[str, ...] = ("ASI01", "ASI06"),
         attacks: tuple[str, ...] = ("AML.T0051.001",),
+        cache_size: int = 16_384,
+        cache_chars: int = 4_000_000,
     ) -> None:
         self.name = name
         self.alert_at = alert_at
@@ -152,6 +230,21 @@ class InjectedInstruction:
         self.mode = mode
         self.tags = tags
         self.attacks = attacks
+        self.cache_size = cache_size
+        self.cache_chars = cache_chars
+        self._cached_chars = 0
+        #: output text -> its passages: the same text (a page, a file, an error) is read again
+        #: and again across sessions; bounded in entries and characters (oldest out first),
+        #: memory only, never checkpointed (see ``__getstate__``)
+        self._cache: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = OrderedDict()
+        state["_cached_chars"] = 0
+        return state
 
     def state(self, session: SessionState) -> dict[str, Any]:
         """Per-session state: ``outputs`` (seq -> (score, event id, tool, targets)), task flags."""
@@ -161,20 +254,38 @@ class InjectedInstruction:
             session.det[self.name] = st
         return st
 
-    def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:
-        """The output's score (its best passage) and its scored passages."""
-        hits = scan(text, self.max_chars)
-        if not hits:
-            return 0.0, []
-        if len(text) > self.max_chars:
+    def analyse(self, text: str) -> tuple[Passage, ...]:
+        """The scored passages of ``text`` (before any task discount), cached by content."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
+        self.cache_misses += 1
+        bounded = text
+        if len(bounded) > self.max_chars:
             half = self.max_chars // 2
-            text = text[:half] + "\n" + text[-half:]
+            bounded = bounded[:half] + "\n" + bounded[-half:]
+        bounded = unfold(bounded)
+        hits = scan(bounded, self.max_chars)
         # Values are read from the original text (IBANs are upper-case); positions are those of
         # the lower-cased text, equal but for rare characters whose case changes their length.
-        ps = [p for p in passages(text, hits, self.cluster) if p.score > 0]
-        for p in ps:
-            if delegated and not (p.families & STRONG):
-                p.score *= self.delegated_discount
+        ps = tuple(p for p in passages(bounded, hits, self.cluster) if p.score > 0) if hits else ()
+        if len(text) <= 4 * self.max_chars:
+            self._cache[text] = ps
+            self._cached_chars += len(text)
+            while len(self._cache) > self.cache_size or self._cached_chars > self.cache_chars:
+                old, _ = self._cache.popitem(last=False)
+                self._cached_chars -= len(old)
+        return ps
+
+    def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:
+        """The output's score (its best passage) and its scored passages."""
+        ps = list(self.analyse(text))
+        if delegated:
+            ps = [
+                p if p.families & STRONG else replace(p, score=p.score * self.delegated_discount)
+                for p in ps
+            ]
         return max((p.score for p in ps), default=0.0), ps
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
@@ -182,7 +293,7 @@ class InjectedInstruction:
         if ev.kind == "session_start":
             task = ev.intent.task if ev.intent is not None else None
             if task and ev.session.id == session.root_id:
-                self.state(session)["delegated"] = bool(_DELEGATION_RE.search(task))
+                self.state(session)["delegated"] = _delegates(task)
             return []
         tool = ev.tool
         if tool is None or not tool.output:
@@ -201,8 +312,10 @@ class InjectedInstruction:
         if len(outputs) > 64:
             del outputs[min(outputs, key=lambda k: outputs[k][0])]
         st["max"] = max(st["max"], score)
-        best = max(ps, key=lambda p: p.score)
         action = action_for(score, alert_at=self.alert_at, kill_at=self.kill_at)
+        if adds_nothing(session, self.name, score, action):
+            return []
+        best = max(ps, key=lambda p: p.score)
         cues = sorted(best.families)
         return [
             Finding(

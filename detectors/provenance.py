@@ -18,6 +18,15 @@ the agent (``detectors.injection``), with this very value inside the instruction
 near-certain evidence of a hijacked agent; an ordinary e-mail is weaker; an output of a call
 the task itself pointed at ("pay the bill in bill.txt") is weaker still.
 
+Whatever the wrapper, an injection's target reaches the harmful call the same way: the data
+*asked* for the action on that value ("send it to X", "please transfer to Y", "TODO: pay Z")
+and the user did not. So a value that sat in a request clause of an earlier output
+(:func:`detectors.cues.in_request`) is kill-level when the call is a payment, a message, an
+export, a credential change or code execution and the task asks for no such action at all;
+alert-level when the task does ask for such actions but did not point at that output; and
+not raised when the task delegates to the data ("do what the e-mail says"). Following a link
+the data recommends (a fetch) is ordinary browsing and is not raised this way.
+
 >>> from detectors.testing import ctx_for, new_session
 >>> det = Provenance()
 >>> s = new_session(task="Summarise my unread e-mails")
@@ -38,6 +47,8 @@ from typing import Any
 from detectors import capabilities as C
 from detectors import values
 from detectors.base import EventContext, Finding
+from detectors.cues import in_request
+from detectors.relevance import asks_for
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -53,9 +64,26 @@ CAPABILITY_WEIGHTS: dict[str, float] = {
     C.WRITE: 0.25,
     C.FETCH: 0.25,
 }
+#: Actions that a request found in data can make kill-level when the task asks for none of
+#: them; following a link the data recommends (a fetch) is ordinary browsing and is not here.
+REQUEST_KILL_CAPS = frozenset({C.PAYMENT, C.SEND, C.EGRESS, C.CREDENTIAL_CHANGE, C.CODE_EXEC})
+REQUEST_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE, C.PROD_WRITE, C.WRITE}
 _ADDRESS_KINDS = frozenset(
     {values.EMAIL, values.URL, values.HOST, values.IBAN, values.PHONE, values.ACCOUNT}
 )
+
+
+_BASE: dict[frozenset[str], float] = {}
+
+
+def _base_weight(caps: frozenset[str]) -> float:
+    """How sensitive an action with these capabilities is (cached per set)."""
+    w = _BASE.get(caps)
+    if w is None:
+        w = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in caps), default=0.0)
+        if len(_BASE) < 4096:
+            _BASE[caps] = w
+    return w
 
 
 class Provenance:
@@ -69,6 +97,8 @@ class Provenance:
         other_output_weight: float = 0.6,
         endorsed_weight: float = 0.3,
         unknown_origin_score: float = 0.1,
+        request_off_task: float = 0.9,
+        request_on_task: float = 0.7,
         alert_at: float = 0.6,
         kill_at: float = 0.9,
         max_outputs: int = 64,
@@ -84,6 +114,8 @@ class Provenance:
         self.other_output_weight = other_output_weight
         self.endorsed_weight = endorsed_weight
         self.unknown_origin_score = unknown_origin_score
+        self.request_off_task = request_off_task
+        self.request_on_task = request_on_task
         self.alert_at = alert_at
         self.kill_at = kill_at
         self.max_outputs = max_outputs
@@ -115,17 +147,19 @@ class Provenance:
         ev = ctx.event
         if ev.kind == "session_start" and ev.intent is not None and ev.intent.task:
             st = self._state(session)
-            st["task"] = (st["task"] + "\n" + ev.intent.task.lower()).strip()
-            st["task_values"] |= values.extract(ev.intent.task)
+            low = ev.intent.task.lower()
+            if low not in st["task"]:  # a sub-agent's own task (the root's is there already)
+                st["task"] = (st["task"] + "\n" + low).strip()
+                st["task_values"] |= values.extract(ev.intent.task)
             return []
         tool = ev.tool
         if tool is None:
             return []
         st = self._state(session)
-        base = max((CAPABILITY_WEIGHTS.get(c, 0.0) for c in ctx.caps), default=0.0)
+        base = _base_weight(ctx.caps)
         found: list[Finding] = []
         if base > 0.0 and tool.arguments:
-            args = values.argument_values(tool.arguments)
+            args = ctx.argument_values()
             if args:
                 found = self._judge(ctx, session, st, args, base)
         if tool.output:
@@ -147,10 +181,12 @@ class Provenance:
             rec = inj.get("outputs", {}).get(ev.session.seq)
             if rec is not None and rec[1] == ev.event_id:
                 inj_score, inj_targets = rec[0], rec[3]
-        endorsed = any(
-            isinstance(a, str) and self._from_task(st, a.strip().lower())
-            for a in (ev.tool.arguments or {}).values()
-        )
+        endorsed = False
+        if ev.tool.arguments:
+            for a in ev.tool.arguments.values():
+                if isinstance(a, str) and self._from_task(st, a.strip().lower()):
+                    endorsed = True
+                    break
         if endorsed:
             weight = self.endorsed_weight
         elif C.UNTRUSTED_INPUT in ctx.caps:
@@ -171,18 +207,33 @@ class Provenance:
 
     def _origin(self, session: SessionState, st: dict[str, Any], v: str) -> tuple[Any, ...] | None:
         """The most telling earlier output that contained ``v``: (seq, event id, tool, weight,
-        injection score, whether ``v`` was inside the injected passage)."""
+        injection score, whether ``v`` was inside the injected passage, whether ``v`` was
+        inside a request - a clause that tells the reader to act)."""
         best: tuple[Any, ...] | None = None
         for seq, event_id, tool, weight, inj_score, inj_targets in st["outputs"]:
             in_passage = v in inj_targets
-            if not in_passage:
-                text = self._texts.get((session.root_id, event_id))
-                if text is None or v not in text:
-                    continue
-            cand = (seq, event_id, tool, weight, inj_score, in_passage)
-            if best is None or (cand[5], cand[4], cand[3]) > (best[5], best[4], best[3]):
+            text = self._texts.get((session.root_id, event_id))
+            i = text.find(v) if text is not None else -1
+            if not in_passage and i < 0:
+                continue
+            request = False
+            while i >= 0 and not request:
+                request = in_request(text, i)  # type: ignore[arg-type]
+                i = text.find(v, i + len(v)) if not request else i  # type: ignore[union-attr]
+            cand = (seq, event_id, tool, weight, inj_score, in_passage, request)
+            if best is None or (cand[5], cand[6], cand[4], cand[3]) > (
+                best[5],
+                best[6],
+                best[4],
+                best[3],
+            ):
                 best = cand
         return best
+
+    def _off_task(self, st: dict[str, Any], caps: frozenset[str]) -> bool:
+        """The task asks for none of this call's sensitive capabilities."""
+        task: str = st["task"]
+        return not any(asks_for(c, task) for c in caps)
 
     # -- judging a call --------------------------------------------------------------------
     def _judge(
@@ -196,6 +247,9 @@ class Provenance:
         ev = ctx.event
         assert ev.tool is not None
         scored: list[tuple[float, str, str, str, tuple[Any, ...] | None]] = []
+        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
+        delegated = bool(inj.get("delegated"))
+        off_task: bool | None = None
         for v, (arg, kind) in args.items():
             if self._from_task(st, v) or len(v) < 3:
                 continue
@@ -204,13 +258,28 @@ class Provenance:
                 if kind in _ADDRESS_KINDS:
                     scored.append((self.unknown_origin_score * base * 2, v, arg, kind, None))
                 continue
-            _, _, _, weight, inj_score, in_passage = o
+            _, _, _, weight, inj_score, in_passage, request = o
             s = base * weight
+            endorsed = weight <= self.endorsed_weight
             if in_passage and inj_score > 0:
-                floor = inj_score if weight <= self.endorsed_weight else 0.5 + 0.5 * inj_score
-                s = max(s, floor)
+                # Inside an injected passage: near-certain when the passage addressed the agent
+                # (its score is kill-level), as telling as the passage otherwise.
+                strong = inj_score >= self.kill_at and not endorsed
+                s = max(s, 0.5 + 0.5 * inj_score if strong else inj_score)
             elif inj_score > 0:
                 s = 1.0 - (1.0 - s) * (1.0 - 0.5 * inj_score * weight)
+            if request and not delegated and ctx.caps & REQUEST_CAPS:
+                # The data asked for this action on this value and the user did not: the agent
+                # is following instructions it read. Kill-level when the task asks for no such
+                # action at all (even from a source the task pointed at: "look up the meeting"
+                # does not mean "do what its description says"); alert-level when the task
+                # does ask for such actions, unless it pointed at this very source.
+                if off_task is None:
+                    off_task = self._off_task(st, ctx.caps & REQUEST_CAPS)
+                if off_task and ctx.caps & REQUEST_KILL_CAPS:
+                    s = max(s, self.request_off_task)
+                elif not endorsed:
+                    s = max(s, self.request_on_task)
             scored.append((min(1.0, s), v, arg, kind, o))
         if not scored:
             return []
@@ -240,7 +309,13 @@ class Provenance:
                 tags=self.tags,
                 attacks=self.attacks,
                 key=self.name,
-                stage="injected" if any(o is not None and o[5] for *_, o in scored) else None,
+                stage=(
+                    "injected"
+                    if any(o is not None and o[5] for *_, o in scored)
+                    else "requested"
+                    if any(o is not None and o[6] for *_, o in scored)
+                    else None
+                ),
                 explanation={
                     "tool": ev.tool.name,
                     "capabilities": caps,
@@ -254,6 +329,7 @@ class Provenance:
                             "origin_seq": o[0] if o else None,
                             "origin_injection": round(o[4], 4) if o else 0.0,
                             "in_injected_passage": bool(o[5]) if o else False,
+                            "in_request": bool(o[6]) if o else False,
                         }
                         for s, v, arg, kind, o in scored[:8]
                     ],

@@ -36,7 +36,7 @@ from detectors import capabilities as C
 from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.catalog import tokens
-from detectors.scoring import mode_of
+from detectors.scoring import adds_nothing, mode_of
 from detectors.session import SessionState
 
 #: Words in a task that ask for actions of a capability (stems; matched as word prefixes).
@@ -221,6 +221,33 @@ _WORD_RE = re.compile(r"\w+")
 _STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
 
 
+#: One compiled search per capability: "does the task text contain any of its cue stems".
+_CUE_RE: dict[str, re.Pattern[str]] = {
+    cap: re.compile("|".join(map(re.escape, cues))) for cap, cues in CAPABILITY_CUES.items()
+}
+
+
+def asks_for(capability: str, task_low: str) -> bool:
+    """Whether the (lower-cased) task text asks for actions of ``capability`` at all."""
+    rx = _CUE_RE.get(capability)
+    return rx is not None and rx.search(task_low) is not None
+
+
+_SENSITIVE: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def _sensitive(caps: frozenset[str]) -> tuple[str, ...]:
+    """The sensitive capabilities among ``caps``, most sensitive first (cached per set)."""
+    found = _SENSITIVE.get(caps)
+    if found is None:
+        found = tuple(
+            sorted((c for c in caps if c in SENSITIVITY), key=lambda c: (-SENSITIVITY[c], c))
+        )
+        if len(_SENSITIVE) < 4096:
+            _SENSITIVE[caps] = found
+    return found
+
+
 def _stem(w: str) -> str:
     return w[:5] if len(w) > 5 else w
 
@@ -269,19 +296,29 @@ class TaskRelevance:
     ) -> tuple[float, dict[str, Any]] | None:
         """The step's off-task score and its reasons (None if not a sensitive action)."""
         tool = ctx.event.tool
-        caps = [c for c in ctx.caps if c in SENSITIVITY]
-        if tool is None or not caps:
+        if tool is None:
+            return None
+        caps = _sensitive(ctx.caps)
+        if not caps:
             return None
         st = self._task(session)
         if st is None:
             return None
-        cap = max(caps, key=lambda c: SENSITIVITY[c])
+        cap = caps[0]
         low = st["low"]
-        off_cap = not any(cue in low for c in caps for cue in CAPABILITY_CUES.get(c, ()))
+        asked: dict[str, bool] = st.setdefault("asked", {})
+        off_cap = True
+        for c in caps:
+            hit = asked.get(c)
+            if hit is None:
+                hit = asked[c] = asks_for(c, low)
+            if hit:
+                off_cap = False
+                break
         off_tool = not (self._stems(tool.name) & st["stems"])
         new = sorted(
             v
-            for v, (_, kind) in values.argument_values(tool.arguments).items()
+            for v, (_, kind) in ctx.argument_values().items()
             if kind != values.IDENT and v not in st["values"] and v not in low
         )
         parts = (0.6 if off_cap else 0.0, 0.2 if off_tool else 0.0, 0.4 if new else 0.0)
@@ -299,7 +336,7 @@ class TaskRelevance:
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         r = self.score_step(ctx, session)
-        if r is None or r[0] < self.min_score:
+        if r is None or r[0] < self.min_score or adds_nothing(session, self.name, r[0], "observe"):
             return []
         score, why = r
         assert ctx.event.tool is not None

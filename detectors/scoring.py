@@ -11,7 +11,12 @@ is deferred to the end of the root session and happens only if the session close
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from detectors.base import Action, Mode
+
+if TYPE_CHECKING:
+    from detectors.session import SessionState
 
 
 def action_for(score: float, *, alert_at: float, kill_at: float) -> Action:
@@ -31,3 +36,14 @@ def severity_for(score: float, *, kill_at: float) -> str:
 def mode_of(mode: str) -> Mode:
     """A configured mode string as a :data:`~detectors.base.Mode`."""
     return "shadow" if mode == "shadow" else "enforce"
+
+
+def adds_nothing(session: SessionState, key: str, score: float, action: str) -> bool:
+    """An ``observe`` finding that would change nothing: the session's contribution under
+    ``key`` is already at least ``score`` (the engine keeps the highest score per key and
+    raises no alert for observations). Detectors skip building it: a Finding with its message
+    costs more than the rest of a cheap detector's work."""
+    if action != "observe":
+        return False
+    prev = session.contributions.get(key)
+    return prev is not None and score <= prev[0]

@@ -46,6 +46,7 @@ _NUMERIC_RE = re.compile(
     r"(?<![\w+])(?:([A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30})|(\+\d[\d ().-]{6,18}\d)|(\d{9,19}))"
     r"(?![\w.-])"
 )
+_DIGIT_RE = re.compile(r"\d")
 _UNIX_PATH_RE = re.compile(r"(?:~|\.{1,2})?/(?:[\w.-]+/)+[\w.-]+")
 _WIN_PATH_RE = re.compile(r"[A-Za-z]:\\(?:[\w .-]+\\)*[\w.-]+")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
@@ -105,11 +106,13 @@ def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
         return {}
     if len(text) > max_chars:
         text = text[:max_chars]
+    if not ("." in text or "@" in text or "/" in text or "\\" in text or _DIGIT_RE.search(text)):
+        return {}  # every kind of value has one of these
     out: dict[str, str] = {}
     emails = _emails(text, out) if "@" in text else []
     taken: list[tuple[int, int]] = list(emails)
     n = len(text)
-    for m in _DOT_RE.finditer(text):
+    for m in _DOT_RE.finditer(text) if "." in text else ():
         a = m.start()
         while a > 0 and text[a - 1] in _HOST_CHARS:
             a -= 1
@@ -138,7 +141,7 @@ def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
     if ":\\" in text:
         for m in _WIN_PATH_RE.finditer(text):
             out.setdefault(m.group(0).lower(), PATH)
-    for m in _NUMERIC_RE.finditer(text):
+    for m in _NUMERIC_RE.finditer(text) if _DIGIT_RE.search(text) else ():
         if m.group(1):
             v = m.group(1).replace(" ", "")
             if len(v) >= 14 and any(c.isdigit() for c in v[4:]):
@@ -222,7 +225,7 @@ def argument_values(arguments: Mapping[str, Any] | None) -> dict[str, tuple[str,
     _walk(arguments, "", 0, strings)
     out: dict[str, tuple[str, str]] = {}
     for key, s in strings:
-        found = extract_kinds(s, 4_000)
+        found = _short_values(s)
         for v, kind in found.items():
             out.setdefault(v, (key, kind))
         if key in DESTINATION_KEYS and not found:
@@ -230,3 +233,21 @@ def argument_values(arguments: Mapping[str, Any] | None) -> dict[str, tuple[str,
             if 2 <= len(v) <= 80 and v not in out:
                 out[v] = (key, IDENT)
     return out
+
+
+#: Values of short argument strings, by string: the same recipient, channel or URL comes back in
+#: call after call. Bounded; cleared when full. Values are never mutated by callers.
+_SHORT_CACHE: dict[str, dict[str, str]] = {}
+_SHORT_MAX_CHARS = 256
+_SHORT_CACHE_SIZE = 16_384
+
+
+def _short_values(s: str) -> dict[str, str]:
+    if len(s) > _SHORT_MAX_CHARS:
+        return extract_kinds(s, 4_000)
+    found = _SHORT_CACHE.get(s)
+    if found is None:
+        if len(_SHORT_CACHE) >= _SHORT_CACHE_SIZE:
+            _SHORT_CACHE.clear()
+        found = _SHORT_CACHE[s] = extract_kinds(s, 4_000)
+    return found

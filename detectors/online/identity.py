@@ -13,6 +13,7 @@ the model of its *template* (the agent id without a trailing version or replica 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _VERSION_RE = re.compile(r"(?:[-_.@:]v?\d[\w.]*)+$", re.IGNORECASE)
 GLOBAL = "*"
@@ -23,6 +24,7 @@ def template_of(agent_id: str) -> str:
     return _VERSION_RE.sub("", agent_id) or agent_id
 
 
+@lru_cache(maxsize=65_536)
 def identity_keys(agent_id: str) -> tuple[str, ...]:
     """Model keys for ``agent_id``: its own, its template's (if different), the global one."""
     t = template_of(agent_id)

@@ -59,9 +59,10 @@ class IdentityDrift:
         self.detectors, self.drifts = state["adwin"], state["drifts"]
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
-        st: dict[str, Any] = session.det.setdefault(
-            self.name, {"calls": 0, "sensitive": 0, "tools": set(), "reported": False}
-        )
+        st: dict[str, Any] | None = session.det.get(self.name)
+        if st is None:
+            st = {"calls": 0, "sensitive": 0, "tools": set(), "reported": False}
+            session.det[self.name] = st
         if ctx.event.tool is not None:
             st["calls"] += 1
             st["sensitive"] += bool(ctx.caps & C.SENSITIVE_ACTIONS)
@@ -106,7 +107,9 @@ class IdentityDrift:
             "tools": len(st["tools"]) / (len(st["tools"]) + 4.0),
         }
         for m in MEASURES:
-            d = self.detectors.setdefault((agent, m), drift.ADWIN(delta=self.delta))
+            d = self.detectors.get((agent, m))
+            if d is None:
+                d = self.detectors[(agent, m)] = drift.ADWIN(delta=self.delta)
             before = d.estimation
             d.update(x[m])
             if d.drift_detected:

@@ -27,7 +27,7 @@ from river import anomaly
 from detectors import capabilities as C
 from detectors.base import EventContext, Finding
 from detectors.online.identity import identity_keys
-from detectors.scoring import mode_of
+from detectors.scoring import adds_nothing, mode_of
 from detectors.session import SessionState
 
 MILESTONES = frozenset({3, 6, 12, 24, 48, 96, 192})
@@ -61,6 +61,17 @@ class SessionAnomaly:
         self.learned: dict[str, int] = {}
         #: identity -> tools seen in its unflagged sessions
         self.known_tools: dict[str, set[str]] = {}
+        #: (identity, sessions learned, features) -> score; memory only
+        self._scores: dict[tuple[Any, ...], float] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_scores"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_scores", {})
 
     def learned_state(self) -> dict[str, Any]:
         return {"models": self.models, "learned": self.learned, "tools": self.known_tools}
@@ -71,6 +82,7 @@ class SessionAnomaly:
             state["learned"],
             state["tools"],
         )
+        self._scores = {}
 
     def _model(self, key: str) -> anomaly.HalfSpaceTrees:
         m = self.models.get(key)
@@ -116,7 +128,17 @@ class SessionAnomaly:
         key = self._warm(session.agent_id)
         if key is None:
             return 0.0
-        return float(self.models[key].score_one(self.features(session)))
+        x = self.features(session)
+        # Sessions of one agent often reach a milestone with the same features, and a model
+        # changes only when it learns: score each (model state, features) once.
+        memo = (key, self.learned[key], tuple(x.values()))
+        score = self._scores.get(memo)
+        if score is None:
+            score = float(self.models[key].score_one(x))
+            if len(self._scores) >= 4096:
+                self._scores.clear()
+            self._scores[memo] = score
+        return score
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
         """Count this step (the model learns at the session's close, if unflagged)."""
@@ -141,7 +163,9 @@ class SessionAnomaly:
         if not at_milestone:
             return []
         score = self.score_one(ctx, session)
-        if score < self.threshold:
+        if score < self.threshold or adds_nothing(
+            session, self.name, round(self.weight * score, 4), "observe"
+        ):
             return []
         return [
             Finding(

@@ -31,7 +31,7 @@ from river import proba
 from detectors import capabilities as C
 from detectors.base import EventContext, Finding
 from detectors.online.identity import identity_keys
-from detectors.scoring import mode_of
+from detectors.scoring import adds_nothing, mode_of
 from detectors.session import SessionState
 
 START = "<start>"
@@ -81,47 +81,60 @@ class TransitionSurprise:
 
     def score_one(self, ctx: EventContext, session: SessionState) -> float:
         """How surprising this step is for the identity (0 = seen before or model cold)."""
-        return self._score(ctx, session)[0]
-
-    def _score(self, ctx: EventContext, session: SessionState) -> tuple[float, list[str], str]:
         tool = ctx.event.tool
         if tool is None:
-            return 0.0, [], ""
-        st: dict[str, Any] = session.det.setdefault(self.name, {"prev": {}, "steps": []})
-        prev = st["prev"].get(ctx.session_id, START)
+            return 0.0
+        prev = self._state(session)["prev"].get(ctx.session_id, START)
+        return self._score(ctx, prev, tool.name, _shape(tool.arguments))[0]
+
+    def _score(self, ctx: EventContext, prev: str, name: str, shape: str) -> tuple[float, str]:
         key = self._warm(ctx.event.actor.agent_id)
         if key is None:
-            return 0.0, [prev, tool.name], ""
-        shape = ",".join(sorted(tool.arguments or {}))
-        sensitive = bool(ctx.caps & C.SENSITIVE_ACTIONS)
+            return 0.0, ""
         why = ""
         dist = self.next_tool.get((key, prev))
-        if dist is None or dist(tool.name) == 0.0:
+        if dist is None or dist(name) == 0.0:
             why = "transition"
         else:
-            shapes = self.arg_shape.get((key, tool.name))
+            shapes = self.arg_shape.get((key, name))
             if shapes is not None and shapes(shape) == 0.0:
                 why = "arguments"
         if not why:
-            return 0.0, [prev, tool.name], ""
-        return (self.score_new_sensitive if sensitive else self.score_new), [prev, tool.name], why
+            return 0.0, ""
+        sensitive = bool(ctx.caps & C.SENSITIVE_ACTIONS)
+        return (self.score_new_sensitive if sensitive else self.score_new), why
+
+    def _state(self, session: SessionState) -> dict[str, Any]:
+        st: dict[str, Any] | None = session.det.get(self.name)
+        if st is None:
+            st = session.det[self.name] = {"prev": {}, "steps": []}
+        return st
+
+    def _learn(self, st: dict[str, Any], session_id: str, prev: str, name: str, shape: str) -> None:
+        if len(st["steps"]) < 512:
+            st["steps"].append((prev, name, shape))
+        st["prev"][session_id] = name
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
         """Buffer this step; it is learned when the session closes unflagged."""
         tool = ctx.event.tool
         if tool is None:
             return
-        st: dict[str, Any] = session.det.setdefault(self.name, {"prev": {}, "steps": []})
+        st = self._state(session)
         prev = st["prev"].get(ctx.session_id, START)
-        shape = ",".join(sorted(tool.arguments or {}))
-        if len(st["steps"]) < 512:
-            st["steps"].append((prev, tool.name, shape))
-        st["prev"][ctx.session_id] = tool.name
+        self._learn(st, ctx.session_id, prev, tool.name, _shape(tool.arguments))
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
-        score, transition, why = self._score(ctx, session)
-        self.learn_one(ctx, session)
-        if score <= 0.0:
+        tool = ctx.event.tool
+        if tool is None:
+            return []
+        st = self._state(session)
+        prev = st["prev"].get(ctx.session_id, START)
+        shape = _shape(tool.arguments)
+        score, why = self._score(ctx, prev, tool.name, shape)
+        self._learn(st, ctx.session_id, prev, tool.name, shape)
+        transition = [prev, tool.name]
+        if score <= 0.0 or adds_nothing(session, self.name, score, "observe"):
             return []
         return [
             Finding(
@@ -150,7 +163,22 @@ class TransitionSurprise:
         for key in identity_keys(session.agent_id):
             self.sessions[key] = self.sessions.get(key, 0) + 1
             for prev, tool, shape in st["steps"]:
-                if len(self.next_tool) < self.max_keys or (key, prev) in self.next_tool:
-                    self.next_tool.setdefault((key, prev), proba.Multinomial()).update(tool)
-                if len(self.arg_shape) < self.max_keys or (key, tool) in self.arg_shape:
-                    self.arg_shape.setdefault((key, tool), proba.Multinomial()).update(shape)
+                _update(self.next_tool, (key, prev), tool, self.max_keys)
+                _update(self.arg_shape, (key, tool), shape, self.max_keys)
+
+
+def _update(
+    table: dict[tuple[str, str], proba.Multinomial], key: tuple[str, str], x: str, max_keys: int
+) -> None:
+    """Count ``x`` in ``table[key]`` (a new distribution only while the table has room)."""
+    dist = table.get(key)
+    if dist is None:
+        if len(table) >= max_keys:
+            return
+        dist = table[key] = proba.Multinomial()
+    dist.update(x)
+
+
+def _shape(arguments: dict[str, Any] | None) -> str:
+    """The shape of a call's arguments: their names, sorted."""
+    return ",".join(sorted(arguments)) if arguments else ""
