@@ -71,7 +71,7 @@ async def passthrough(stream):
             wall = time.perf_counter() - seen[1]
             cpu = time.process_time() - seen[2]
             print(f"RESULT {n_expected} {wall:.6f} {cpu:.6f}", flush=True)
-from monitor.runtime import faust_worker_class
+from monitor.worker import faust_worker_class
 worker = faust_worker_class()(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
 worker.execute_from_commandline()
 """

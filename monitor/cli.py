@@ -52,7 +52,7 @@ def worker(
     web_port: int = typer.Option(None, help="Port of the worker's HTTP endpoints."),
 ) -> None:
     """Run the stream worker (settings from AGENTWATCH_* environment variables)."""
-    from monitor.runtime import run_worker
+    from monitor.worker import run_worker
 
     raise typer.Exit(run_worker(_settings(profile, broker=broker, web_port=web_port)))
 

@@ -50,7 +50,8 @@ from monitor.checkpoint import (
 from schemas.errors import SinkError
 
 if TYPE_CHECKING:
-    from monitor.runtime import Monitor, PartitionState, _Send
+    from monitor.outputs import Send
+    from monitor.runtime import Monitor, PartitionState
 
 log = logging.getLogger("agentwatch.worker")
 
@@ -101,7 +102,7 @@ class Durability:
         if self._started:
             return
         await self.reader.start()
-        await self.m.start_outputs()
+        await self.m.outputs.start()
         # The sink's start is blocking (an embedded store is opened by a child process). After
         # a crash, the previous worker's store process may still hold the embedded store's
         # lock for a moment while it saves what it had: retry rather than fail.
@@ -203,9 +204,8 @@ class Durability:
                     plan.resume = plan.wanted
             else:
                 m.unanchored |= unanchored
-        await m.flush_outbox()
-        inflight, m.inflight = m.inflight, []
-        await self._settle(inflight)
+        await m.outputs.flush()
+        await self._settle(m.outputs.take_inflight())
         if not plans:
             return
         try:
@@ -288,18 +288,19 @@ class Durability:
         )
         await fut
 
-    async def _settle(self, inflight: list[tuple[asyncio.Future[Any], _Send]]) -> None:
-        """Wait for every output sent so far; retry failures; give up loudly."""
+    async def _settle(self, inflight: list[tuple[asyncio.Future[Any], Send]]) -> None:
+        """Wait for every output sent so far; resend what failed; give up loudly."""
+        if not inflight:
+            return
+        await asyncio.wait([slot for slot, _ in inflight], timeout=SETTLE_TIMEOUT_S)
         for slot, item in inflight:
-            try:
-                await asyncio.wait_for(asyncio.shield(slot), SETTLE_TIMEOUT_S)
+            if slot.done() and slot.exception() is None:
                 continue
-            except Exception as exc:
-                error: BaseException = exc
+            error: BaseException | None = slot.exception() if slot.done() else None
             for attempt in range(SEND_RETRIES):
                 await asyncio.sleep(0.2 * (attempt + 1))
                 try:
-                    await asyncio.wait_for(await self.m.send(item), SETTLE_TIMEOUT_S)
+                    await asyncio.wait_for(await self.m.outputs.send(item), SETTLE_TIMEOUT_S)
                     break
                 except Exception as exc:
                     error = exc
@@ -339,5 +340,5 @@ class Durability:
         finally:
             if self._started:
                 await self.reader.stop()
-                await self.m.stop_outputs()
+                await self.m.outputs.stop()
                 await asyncio.to_thread(self.m.sink.close, 10.0)

@@ -14,21 +14,16 @@
 5. **durability** (``monitor.durability``): periodic checkpoints and restore on assignment.
 
 Processing a record is synchronous; only the sends are awaited, by the agent right after the
-record (``flush_outbox``), so a checkpoint's snapshot sees a consistent state.
+record (``monitor.outputs``), so a checkpoint's snapshot sees a consistent state.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
-
-from aiokafka import AIOKafkaProducer
 
 from detectors.engine import AlertDecision, Engine, KillDecision
 from detectors.registry import rule_detector
@@ -44,6 +39,7 @@ from monitor.decisions import (
 from monitor.detection import engine_from_settings, watcher_from_settings
 from monitor.ingest import Headers, dead_letter_headers, decode_record, reason_of
 from monitor.metrics import Metrics
+from monitor.outputs import Outputs, Send
 from monitor.pipeline import Evicted, LateEvent, Output, Pipeline, PipelineSettings
 from monitor.rule_metrics import RuleMetrics
 from monitor.settings import Settings
@@ -75,14 +71,6 @@ class PartitionState:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Send:
-    topic: str
-    record: Record
-    kind: str
-    decided_at: float = 0.0
-
-
 class Monitor:
     """The agentwatch stream worker (build it, then run ``app`` with a faust Worker)."""
 
@@ -100,9 +88,9 @@ class Monitor:
         #: kill signals already on the topic when partitions were restored (jti -> JWS)
         self.published: dict[str, bytes] = {}
         self.ready = False
-        self.outbox: deque[_Send] = deque()
-        self.kill_producer: AIOKafkaProducer | None = None
-        self.inflight: list[tuple[asyncio.Future[Any], _Send]] = []
+        self.outputs = Outputs(self.app, settings, self.metrics)
+        #: records queued while a record is processed (handed to producers right after)
+        self.outbox = self.outputs.outbox
         #: partitions with decisions taken outside a record (held-back events released by the
         #: clock): the sink stores rows in order, and a decision taken while processing a record
         #: is handed over before that record's event, so the sink's durable offset covers it;
@@ -231,7 +219,7 @@ class Monitor:
             offset=offset,
             failed_at_ms=int(time.time() * 1000),
         )
-        self.outbox.append(_Send(self.settings.topic_dlq, Record(key, value, hdrs), "dlq"))
+        self.outbox.append(Send(self.settings.topic_dlq, Record(key, value, hdrs), "dlq"))
 
     def handle(self, outputs: Sequence[Output]) -> None:
         """Turn pipeline outputs into records, sink rows and metrics."""
@@ -240,7 +228,7 @@ class Monitor:
         for out in outputs:
             if isinstance(out, AlertDecision):
                 finding = alert_finding(out)
-                self.outbox.append(_Send(s.topic_alerts, alert_record(finding, s), "alert", now))
+                self.outbox.append(Send(s.topic_alerts, alert_record(finding, s), "alert"))
                 self.sink.add_alert(finding)
                 a = out.alert
                 m.alerts.labels(a.detector, a.mode).inc()
@@ -253,7 +241,7 @@ class Monitor:
                 m.late_dropped.inc()
                 ev = out.event
                 self.outbox.append(
-                    _Send(
+                    Send(
                         s.topic_late,
                         Record(
                             ev.root_session_id.encode(),
@@ -265,7 +253,7 @@ class Monitor:
                 )
             elif isinstance(out, PrivilegedAction):
                 rec = privileged_record(out, s)
-                self.outbox.append(_Send(s.topic_privileged, rec, "privileged"))
+                self.outbox.append(Send(s.topic_privileged, rec, "privileged"))
             elif isinstance(out, Evicted):
                 m.evicted.labels(out.reason).inc()
 
@@ -285,75 +273,8 @@ class Monitor:
             self.sink.add_signal(decision.jti, published.decode(), claims, root_session_id=root)
             return
         signed = signed_kill(decision, s, self.signer, now)
-        self.outbox.append(_Send(s.topic_revocations, signed.record, "kill", time.perf_counter()))
+        self.outbox.append(Send(s.topic_revocations, signed.record, "kill", time.perf_counter()))
         self.sink.add_signal(signed.claims.jti, signed.compact, signed.claims, root_session_id=root)
-
-    # -- sends ----------------------------------------------------------------------------
-    async def start_outputs(self) -> None:
-        """Start the kill-signal producer (before records flow)."""
-        if self.kill_producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.bootstrap,
-                client_id=f"{self.settings.app_id}-kill-signals",
-                acks="all",
-                linger_ms=0,
-                max_request_size=self.settings.producer_max_request_size,
-            )
-            await producer.start()
-            self.kill_producer = producer
-
-    async def stop_outputs(self) -> None:
-        if self.kill_producer is not None:
-            await self.kill_producer.stop()
-            self.kill_producer = None
-
-    async def send(self, item: _Send) -> asyncio.Future[Any]:
-        """Hand one record to its producer; the future resolves when the broker has it.
-
-        Kill signals have a producer of their own that sends at once (``linger_ms=0``);
-        everything else goes through faust's producer, which batches for
-        ``producer_linger_ms`` (a send per alert or audit record would cost more than the
-        detection of the event that caused it)."""
-        rec = item.record
-        fut: Awaitable[Any]
-        if item.kind == "kill" and self.kill_producer is not None:
-            fut = await self.kill_producer.send(
-                item.topic, rec.value, key=rec.key, headers=rec.headers
-            )
-        else:
-            fut = await self.app.producer.send(
-                item.topic, rec.key, rec.value, None, None, rec.headers
-            )
-        return asyncio.ensure_future(fut)
-
-    async def flush_outbox(self) -> None:
-        """Hand every queued record to a producer (a kill signal goes out at once)."""
-        loop = asyncio.get_running_loop()
-        while self.outbox:
-            item = self.outbox.popleft()
-            slot: asyncio.Future[Any] = loop.create_future()
-            self.inflight.append((slot, item))
-            try:
-                fut = await self.send(item)
-            except Exception as exc:
-                slot.set_exception(exc)
-                continue
-            asyncio.ensure_future(fut).add_done_callback(
-                partial(self._settled, slot=slot, item=item)
-            )
-
-    def _settled(self, fut: asyncio.Future[Any], *, slot: asyncio.Future[Any], item: _Send) -> None:
-        if slot.done():
-            return
-        exc = fut.exception()
-        if exc is not None:
-            self.metrics.publish_errors.labels(item.topic).inc()
-            slot.set_exception(exc)
-            return
-        slot.set_result(fut.result())
-        if item.kind == "kill":
-            self.metrics.kill_signals.inc()
-            self.metrics.signal_publish.observe(time.perf_counter() - item.decided_at)
 
     # -- timers ---------------------------------------------------------------------------
     def reload_rules(self) -> None:
@@ -424,36 +345,3 @@ class Monitor:
                 return
             if hw is not None:
                 self.metrics.consumer_lag.labels(str(p)).set(max(0, int(hw) - ps.position))
-
-
-def faust_worker_class() -> Any:
-    """faust's Worker without its terminal spinner.
-
-    The spinner sets the root logger to DEBUG and spins on every record, so every debug line
-    of aiokafka (one per produce and fetch request) was built and handled: ~15% of the
-    worker's CPU in a profile. Without it the root logger stays at the configured level.
-    """
-    import faust
-
-    class Worker(faust.Worker):  # type: ignore[misc]
-        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-            self.spinner = None
-
-    return Worker
-
-
-def run_worker(settings: Settings, sink: Sink | None = None) -> int:
-    """Run the worker until SIGINT/SIGTERM (or a crash); return the process exit code."""
-    monitor = Monitor(settings, sink=sink)
-    worker = faust_worker_class()(
-        monitor.app,
-        loglevel=settings.log_level.upper(),
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-        return 1 if monitor.app.crash_reason is not None else code
-    return 1 if monitor.app.crash_reason is not None else 0

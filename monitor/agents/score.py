@@ -18,6 +18,7 @@ def register(monitor: Monitor) -> None:
     app = monitor.app
     on_record = monitor.on_record
     outbox = monitor.outbox
+    flush = monitor.outputs.flush
 
     @app.agent(monitor.topics.actions, name="agentwatch.score")
     async def score(stream: Any) -> None:
@@ -25,4 +26,4 @@ def register(monitor: Monitor) -> None:
             msg = event.message
             on_record(msg.partition, msg.offset, msg.key, msg.value, msg.headers)
             if outbox:
-                await monitor.flush_outbox()
+                await flush()

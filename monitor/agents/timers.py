@@ -22,7 +22,7 @@ def register(monitor: Monitor) -> None:
     async def tick() -> None:
         monitor.tick()
         if monitor.outbox:
-            await monitor.flush_outbox()
+            await monitor.outputs.flush()
 
     @app.timer(settings.rules_reload_interval_s, name="agentwatch.rules")  # type: ignore[untyped-decorator]
     async def reload_rules() -> None:
