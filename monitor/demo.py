@@ -147,6 +147,20 @@ def _on_alert(seen: Seen, value: bytes) -> None:
     seen.recent.append(("alert", json.dumps(row)))
 
 
+def _rule_of(claims: Any, seen: Seen) -> str:
+    """The rule behind a kill signal: from its alert (``txn``), else from its reason text."""
+    if claims is None:
+        return "?"
+    alert = seen.alerts.get(claims.txn)
+    if alert is not None:
+        return str(alert["finding_info"]["analytic"]["uid"])
+    for event in claims.events.values():
+        reason = str(event.get("reason_admin", {}).get("en", ""))
+        if reason.startswith("agentwatch "):  # "agentwatch AW-COMBO-001: ..."
+            return reason.split()[1].rstrip(":")
+    return "session-revoked"
+
+
 def _on_kill(
     console: Console, seen: Seen, verifier: RevocationVerifier, value: bytes, started: float
 ) -> None:
@@ -171,8 +185,7 @@ def _on_kill(
     with contextlib.suppress(Exception):
         assert r.claims is not None and r.claims.sub_id.agent is not None
         agent = r.claims.sub_id.agent.uri.rsplit("/", 1)[-1]
-    alert = seen.alerts.get(r.claims.txn) if r.claims is not None else None
-    rule = alert["finding_info"]["analytic"]["uid"] if alert else "session-revoked"
+    rule = _rule_of(r.claims, seen)
     row = [time.strftime("%H:%M:%S"), "[bold red]KILL SIGNAL[/]", agent, session, rule, detail]
     seen.recent.append(("kill", json.dumps(row)))
     # one line per kill signal above the live view (and in logs, where the view is not drawn)
