@@ -55,5 +55,10 @@ unit: $(STAMP)
 bench-sink: $(STAMP)
 	$(PY) bench/sink.py
 
+## Worker throughput vs a faust pass-through agent, and kill latency, on the embedded broker
+## (bench/results/throughput-*.json; SOURCE=agentdojo for the labelled dev set's traffic).
+bench-throughput: $(STAMP)
+	$(PY) -m bench.throughput $(if $(SOURCE),--source $(SOURCE),)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

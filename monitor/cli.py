@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,10 @@ app = typer.Typer(
 
 schema_app = typer.Typer(help="Wire contracts as JSON Schema.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+revocations_app = typer.Typer(help="Kill signals on the revocation topic.", no_args_is_help=True)
+app.add_typer(revocations_app, name="revocations")
 
 from monitor.rules_cli import rules_app  # noqa: E402
 
@@ -31,6 +35,105 @@ def schema_event() -> None:
 
     json.dump(event_json_schema(), sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
+
+
+def _settings(profile: str | None, **overrides: Any) -> Any:
+    from monitor.settings import Settings
+
+    return Settings.from_env(
+        profile=profile, **{k: v for k, v in overrides.items() if v is not None}
+    )
+
+
+@app.command("worker")
+def worker(
+    profile: str = typer.Option(None, help="Settings profile (production, embedded)."),
+    broker: str = typer.Option(None, help="Broker URL, e.g. kafka://127.0.0.1:9092."),
+    web_port: int = typer.Option(None, help="Port of the worker's HTTP endpoints."),
+) -> None:
+    """Run the stream worker (settings from AGENTWATCH_* environment variables)."""
+    from monitor.worker import run_worker
+
+    raise typer.Exit(run_worker(_settings(profile, broker=broker, web_port=web_port)))
+
+
+@app.command("demo")
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 60.0,
+    attack_ratio: Annotated[
+        float, typer.Option(help="Share of simulated sessions that attack.")
+    ] = 0.15,
+    seed: Annotated[int, typer.Option(help="Simulator seed (same seed, same traffic).")] = 0,
+    workdir: Annotated[
+        Path, typer.Option(help="Where the demo keeps logs, keys and ClickHouse data.")
+    ] = Path("var/demo"),
+) -> None:
+    """Run everything on this machine and watch it: broker, worker, ClickHouse, agents."""
+    from monitor.demo import run_demo
+
+    raise typer.Exit(
+        run_demo(
+            duration=duration, rate=rate, attack_ratio=attack_ratio, seed=seed, workdir=workdir
+        )
+    )
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: str = typer.Option(..., help="host:port of a broker."),
+    profile: str = typer.Option(None, help="Settings profile (production, embedded)."),
+) -> None:
+    """Create the topics the worker needs (existing ones are left alone)."""
+    from monitor.topics import ensure_topics
+
+    created = ensure_topics(bootstrap, _settings(profile))
+    typer.echo("created: " + (", ".join(created) if created else "nothing (all exist)"))
+
+
+@revocations_app.command("follow")
+def revocations_follow(
+    bootstrap: str = typer.Option(..., help="host:port of a broker."),
+    jwks: str = typer.Option(..., help="JWKS URL of the worker (/.well-known/jwks.json)."),
+    issuer: str = typer.Option(None, help="Expected iss (default: AGENTWATCH_ISSUER)."),
+    audience: str = typer.Option(None, help="This receiver's audience value."),
+    group: str = typer.Option("agentwatch-revocation-consumer", help="Consumer group id."),
+    from_beginning: bool = typer.Option(False, help="Start at the oldest retained signal."),
+    max_age: float = typer.Option(300.0, help="Accept signals issued at most this long ago (s)."),
+) -> None:
+    """Follow kill signals: verify each one, print it once per jti (JSON lines)."""
+    from monitor.revocations import Received, RevocationVerifier, follow
+
+    s = _settings(None)
+    verifier = RevocationVerifier(
+        jwks, issuer=issuer or s.issuer, audience=audience or s.audience[0], max_age_s=max_age
+    )
+
+    def show(r: Received) -> None:
+        out: dict[str, Any] = {"outcome": r.outcome, "jti": r.jti}
+        if r.claims is not None:
+            out["session"] = r.claims.sub_id.session.id
+            out["txn"] = r.claims.txn
+            out["iat"] = r.claims.iat
+        if r.reason:
+            out["reason"] = r.reason
+        stream = sys.stderr if r.outcome == "invalid" else sys.stdout
+        stream.write(json.dumps(out) + "\n")
+        stream.flush()
+
+    try:
+        follow(
+            bootstrap,
+            s.topic_revocations,
+            verifier,
+            show,
+            group_id=group or None,
+            from_beginning=from_beginning,
+        )
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("score")

@@ -20,8 +20,8 @@ import orjson
 
 from detectors.engine import AlertDecision, Decision, Engine, KillDecision
 from detectors.registry import build_engine
+from monitor.decisions import alert_finding
 from monitor.pipeline import Evicted, LateEvent, Pipeline, PipelineSettings
-from schemas.alerts import detection_finding
 from schemas.errors import InvalidEvent
 from schemas.events import ActionEvent, parse_event
 
@@ -53,41 +53,7 @@ class Step:
 
 def alert_document(decision: AlertDecision) -> dict[str, Any]:
     """The alert as it goes on ``monitor.alerts`` (OCSF Detection Finding, JSON-ready)."""
-    a, who = decision.alert, decision.who
-    finding = detection_finding(
-        uid=a.uid,
-        rule_id=a.detector,
-        rule_name=a.title,
-        title=a.title,
-        message=a.message,
-        severity=a.severity,
-        risk_score=a.score,
-        tenant=who.tenant,
-        root_session_id=who.root_session_id,
-        session_id=a.session_id,
-        agent_id=who.agent_id,
-        workload_id=who.workload_id,
-        credential_iss=who.credential_iss,
-        credential_jti=who.credential_jti,
-        on_behalf_of=who.on_behalf_of,
-        evidence=a.evidence,
-        tags=a.tags,
-        attacks=a.attacks,
-        created_ms=int(a.created_ts * 1000),
-        modified_ms=int(a.modified_ts * 1000),
-        first_seen_ms=int(a.first_seen_ts * 1000),
-        last_seen_ms=int(a.last_seen_ts * 1000),
-        update=a.update,
-        response="kill_session" if a.response == "kill_session" else "alert",
-        mode="shadow" if a.mode == "shadow" else "enforce",
-        kill_signal_jti=a.kill_jti,
-        trigger_event_id=a.trigger_event_id,
-        trigger_seq=a.trigger_seq,
-        session_risk=decision.risk,
-        rule_version=a.rule_version,
-        explanation=a.explanation or None,
-    )
-    return finding.model_dump(mode="json", exclude_none=True)
+    return alert_finding(decision).model_dump(mode="json", exclude_none=True)
 
 
 def read_events(lines: Iterable[bytes | str], summary: ScoreSummary) -> Iterator[ActionEvent]:

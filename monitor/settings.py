@@ -3,9 +3,16 @@
 Every topic name is configurable. Lists are comma-separated in the environment
 (``AGENTWATCH_INTERNAL_DOMAINS=acme.com,acme.internal``); durations are seconds.
 
+A *profile* changes defaults before the environment is read: ``embedded`` (the demo and the
+tests, on the embedded Tansu broker and chdb) lowers the consumer fetch wait and the rebalance
+timeouts that Tansu holds requests for; production defaults stay Kafka's.
+``AGENTWATCH_PROFILE=embedded`` or ``Settings.from_env(profile="embedded")``.
+
 >>> s = Settings.from_env({"AGENTWATCH_TOPIC_ACTIONS": "t1", "AGENTWATCH_KILL_THRESHOLD": "0.8"})
 >>> s.topic_actions, s.kill_threshold
 ('t1', 0.8)
+>>> Settings.from_env({}, profile="embedded").fetch_max_wait_ms
+5
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ class Settings(BaseModel):
     topic_alerts: str = "monitor.alerts"
     topic_revocations: str = "agent.revocations"
     topic_privileged: str = "agent.privileged"
+    #: session checkpoints, co-partitioned with ``topic_actions`` (default ``<app_id>-sessions``)
+    topic_checkpoints: str = ""
     topic_partitions: int = 4
     topic_replication: int = 1
     #: consumer fetch wait (ms); low on the embedded broker, which holds fetches until it expires
@@ -41,6 +50,8 @@ class Settings(BaseModel):
     broker_rebalance_timeout_s: float = 60.0
     broker_session_timeout_s: float = 60.0
     producer_linger_ms: int = 5
+    #: largest record the worker produces (dead-lettered records keep their original size)
+    producer_max_request_size: int = 16_777_216
 
     # -- input validation ----------------------------------------------------------------
     max_event_bytes: int = 1_048_576
@@ -52,6 +63,8 @@ class Settings(BaseModel):
     idle_ttl_s: float = 3600.0
     max_sessions: int = 1_000_000
     checkpoint_interval_s: float = 1.0
+    #: how often held-back events are released and idle sessions evicted
+    tick_interval_s: float = 0.25
     datadir: Path = Path("var/agentwatch")
 
     # -- detection -----------------------------------------------------------------------
@@ -107,11 +120,34 @@ class Settings(BaseModel):
     #: the worker's log level (faust/mode logging)
     log_level: str = "warning"
 
+    @property
+    def bootstrap(self) -> list[str]:
+        """``host:port`` of each broker in ``broker`` (``kafka://h1:9092;h2:9092``)."""
+        out = []
+        for part in self.broker.replace(",", ";").split(";"):
+            part = part.strip()
+            if part:
+                out.append(part.split("://", 1)[-1].rstrip("/"))
+        return out
+
+    @property
+    def checkpoint_topic(self) -> str:
+        """The changelog topic holding session checkpoints (one partition per source partition)."""
+        return self.topic_checkpoints or f"{self.app_id}-sessions"
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Defaults, then ``AGENTWATCH_*`` variables, then keyword overrides."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, profile: str | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults, then the profile's, then ``AGENTWATCH_*`` variables, then keyword overrides."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
+        profile = profile or env.get("AGENTWATCH_PROFILE") or "production"
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"unknown settings profile {profile!r} (AGENTWATCH_PROFILE); "
+                f"choose one of {', '.join(PROFILES)}"
+            )
+        values: dict[str, Any] = dict(PROFILES[profile])
         for name, field in cls.model_fields.items():
             raw = env.get("AGENTWATCH_" + name.upper())
             if raw is None:
@@ -128,3 +164,17 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except Exception as exc:  # pydantic.ValidationError, with field names
             raise ConfigError(f"invalid agentwatch settings: {exc}") from None
+
+
+#: Defaults per profile. ``embedded`` is for the embedded Tansu broker (demo, tests): Tansu
+#: holds a fetch until the fetch wait expires even when data arrives, and holds a group join
+#: for about half the rebalance timeout (infra.md), so both are short there. Real Kafka answers
+#: fetches as soon as data is there and does not need this.
+PROFILES: dict[str, dict[str, Any]] = {
+    "production": {},
+    "embedded": {
+        "fetch_max_wait_ms": 5,
+        "broker_rebalance_timeout_s": 6.0,
+        "broker_session_timeout_s": 6.0,
+    },
+}

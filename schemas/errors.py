@@ -8,6 +8,7 @@
     ├── ConfigError             a setting, catalog or rule file is wrong
     │   └── RuleError           one or more rule files do not load (all errors, with file:line)
     ├── SigningError            a kill signal could not be signed or a key could not be loaded
+    ├── InvalidSignal           a received kill signal failed verification (signature, claims)
     └── SinkError               the event store refused or could not be reached
 
 Every message says what was wrong and where (the field path, the file and line).
@@ -68,6 +69,10 @@ class RuleError(ConfigError):
 
 class SigningError(AgentwatchError):
     """A kill signal could not be signed, or the signing key could not be loaded."""
+
+
+class InvalidSignal(AgentwatchError):
+    """A received kill signal failed verification: signature, type, issuer, audience or age."""
 
 
 class SinkError(AgentwatchError):

@@ -1,0 +1,117 @@
+"""Records on their way to Kafka: alerts, kill signals, dead letters, audit records.
+
+Processing a record queues what it produced (``outbox``); the agent hands the queue to the
+producers right after the record, so nothing waits for a batch of records. Each record is
+then tracked (``inflight``) until the broker acknowledges it: a checkpoint waits for all of
+them before it lets the committed offset move past the records that produced them.
+
+Kill signals have a producer of their own that sends at once (``linger_ms=0``, the kill
+latency target is p99 <= 50 ms); everything else goes through faust's producer, which
+batches for ``producer_linger_ms`` (a produce request per alert or audit record would cost
+more than detecting the event that caused it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from monitor.decisions import Record
+from monitor.metrics import Metrics
+from monitor.settings import Settings
+
+
+@dataclass
+class Send:
+    """A record waiting for (or handed to) a producer."""
+
+    topic: str
+    record: Record
+    kind: str  # alert | kill | dlq | late | privileged
+    #: perf_counter() of the decision (kill signals: for the publish-duration histogram)
+    decided_at: float = 0.0
+
+
+class Outputs:
+    """The outbox, the kill-signal producer and the records not yet acknowledged."""
+
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.outbox: deque[Send] = deque()
+        #: (resolved when the broker has it, the record) for everything handed over
+        self.inflight: list[tuple[asyncio.Future[Any], Send]] = []
+        self.kill_producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Start the kill-signal producer (before records flow)."""
+        if self.kill_producer is None:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                client_id=f"{self.settings.app_id}-kill-signals",
+                acks="all",
+                linger_ms=0,
+                max_request_size=self.settings.producer_max_request_size,
+            )
+            await producer.start()
+            self.kill_producer = producer
+
+    async def stop(self) -> None:
+        if self.kill_producer is not None:
+            await self.kill_producer.stop()
+            self.kill_producer = None
+
+    async def send(self, item: Send) -> asyncio.Future[Any]:
+        """Hand one record to its producer; the future resolves when the broker has it."""
+        rec = item.record
+        fut: Awaitable[Any]
+        if item.kind == "kill" and self.kill_producer is not None:
+            fut = await self.kill_producer.send(
+                item.topic, rec.value, key=rec.key, headers=rec.headers
+            )
+        else:
+            fut = await self.app.producer.send(
+                item.topic, rec.key, rec.value, None, None, rec.headers
+            )
+        return asyncio.ensure_future(fut)
+
+    async def flush(self) -> None:
+        """Hand every queued record to a producer."""
+        loop = asyncio.get_running_loop()
+        while self.outbox:
+            item = self.outbox.popleft()
+            slot: asyncio.Future[Any] = loop.create_future()
+            self.inflight.append((slot, item))
+            try:
+                fut = await self.send(item)
+            except Exception as exc:
+                slot.set_exception(exc)
+                continue
+            fut.add_done_callback(partial(self._settled, slot=slot, item=item))
+
+    def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
+        """Everything handed over so far (a checkpoint waits for these)."""
+        inflight, self.inflight = self.inflight, []
+        return inflight
+
+    def _settled(self, fut: asyncio.Future[Any], *, slot: asyncio.Future[Any], item: Send) -> None:
+        if slot.done():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self.metrics.publish_errors.labels(item.topic).inc()
+            slot.set_exception(exc)
+            return
+        slot.set_result(fut.result())
+        if item.kind == "kill":
+            self.metrics.kill_signals.inc()
+            self.metrics.signal_publish.observe(time.perf_counter() - item.decided_at)
