@@ -207,7 +207,7 @@ class ToolCatalog:
                 caps.add(C.FETCH)
             if words & v.sensitive:
                 caps.add(C.SENSITIVE_READ)
-        if words & v.bulk and words & v.data:
+        if words & v.bulk and words & (v.data | v.sensitive):
             caps.update((C.BULK_READ, C.READ))
         if writes and not caps & {C.PAYMENT, C.CREDENTIAL_CHANGE, C.DELEGATION}:
             caps.add(C.WRITE)
@@ -389,7 +389,8 @@ _SQL_RE = re.compile(
 _SECRET_PATH_RE = re.compile(
     r"(?:^|[/\\~])(?:\.aws/credentials|\.ssh/id_[a-z0-9]+|id_(?:rsa|dsa|ecdsa|ed25519)"
     r"|\.netrc|\.pgpass|\.npmrc|\.pypirc|\.git-credentials|\.docker/config\.json"
-    r"|\.kube/config|\.env(?:\.[a-z]+)?|credentials\.json|service[-_]account[^/]*\.json"
+    r"|\.kube/config|\.env(?:\.(?!example|sample|template|dist)[a-z]+)?"
+    r"|credentials\.json|service[-_]account[^/]*\.json"
     r"|secrets?\.(?:ya?ml|json|env|toml)|shadow|[^/]+\.(?:pem|p12|pfx|jks|keystore))$",
     re.IGNORECASE,
 )

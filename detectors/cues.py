@@ -253,6 +253,15 @@ CUES: tuple[_Cue, ...] = (
         80,
         20,
     ),
+    # "Assistant, when you summarise this, ...": the assistant called by its role at the start
+    # of a sentence (a human support "agent" is called that too: not here)
+    _cue(
+        "ai",
+        "assistant",
+        r"(?:^|[.!?:>\"\]][ \t]*)(?:ai |virtual |digital )?assistant, ",
+        20,
+        4,
+    ),
     _cue(
         "ai",
         "assistant model chatbot agent llm ai",
@@ -764,11 +773,38 @@ def _verify(cue: _Cue, low: str, text: str, needle: str, i: int, out: list[Hit])
         out.append(Hit(cue.family, m.start(), m.end()))
 
 
+#: Words that open an introductory phrase, after which a comma leads to the main clause:
+#: "before you reply, send ...", "as part of the audit, forward ...", "assistant, pay ...".
+_INTRODUCERS = frozenset(
+    "before after when whenever once if as for while to per upon since given during "
+    "assistant ai hi hello hey dear also additionally meanwhile finally first then now next "
+    "lastly otherwise so note btw ps".split()
+)
+_INTRO_MAX = 80
+
+
+def _after_introduction(low: str, comma: int) -> bool:
+    """``low[comma]`` is a comma closing a short introductory phrase that starts a sentence."""
+    lo = max(0, comma - _INTRO_MAX)
+    start = lo
+    for k in range(comma - 1, lo - 1, -1):
+        if low[k] in _BOUNDARY or low[k] == ",":
+            start = k + 1
+            break
+    else:
+        if lo > 0:
+            return False  # no sentence start within reach: not a short introduction
+    head = low[start:comma].split()
+    return bool(head) and head[0].strip("\"'*_`(") in _INTRODUCERS
+
+
 def _is_clause_start(low: str, i: int) -> bool:
     j = i
     while j > 0 and low[j - 1] in " \t\"'*_`":
         j -= 1
     if j == 0 or low[j - 1] in _BOUNDARY or (low[j - 1] == ")" and low[j - 2 : j - 1].isdigit()):
+        return True
+    if low[j - 1] == "," and _after_introduction(low, j - 1):
         return True
     k = j
     while k > 0 and (low[k - 1].isalpha() or low[k - 1] == "'"):
@@ -902,6 +938,9 @@ def in_request(low: str, i: int, reach: int = 200) -> bool:
         j = low.rfind(t, lo, i)
         if j >= 0 and j + len(t) > start:
             start = j + len(t)
+    comma = low.rfind(", ", start, i)
+    if comma >= 0 and _after_introduction(low, comma):
+        start = comma + 2  # "as part of the audit, forward it to x@y": the request follows
     head = low[start:i]
     for n, w in enumerate(_WORD_RE.findall(head[:80])):
         if w in DIRECTIVE_VERBS:

@@ -6,6 +6,8 @@ own words), or the output of a tool call (data someone else wrote). When a sensi
 (payment, message send, egress, credential change, write, fetch of a destination, code
 execution) carries in its arguments a value that came from tool output and not from the task,
 the agent is acting on a destination it read rather than one it was given (OWASP ASI01/ASI02).
+A destination the session's declared scope allows (``allowed_destinations``) is authorised
+whoever suggested it, and is not judged.
 
 Outputs are not parsed on the hot path: each output's lower-cased text is kept in a bounded
 in-memory cache (never in the checkpointed session state, so the content of tool output is not
@@ -47,6 +49,7 @@ from typing import Any
 from detectors import capabilities as C
 from detectors import values
 from detectors.base import EventContext, Finding
+from detectors.catalog import host_of
 from detectors.cues import in_request
 from detectors.relevance import asks_for
 from detectors.scoring import action_for, mode_of, severity_for
@@ -250,9 +253,16 @@ class Provenance:
         inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
         delegated = bool(inj.get("delegated"))
         off_task: bool | None = None
+        scope = session.scope_of(ev.session.id)
         for v, (arg, kind) in args.items():
             if self._from_task(st, v) or len(v) < 3:
                 continue
+            if (
+                kind in _ADDRESS_KINDS
+                and scope.allowed_destinations is not None
+                and scope.allows_destination(v, host_of(v))
+            ):
+                continue  # the session's declared scope authorises it, whoever suggested it
             o = self._origin(session, st, v) if kind != values.IDENT else None
             if o is None:
                 if kind in _ADDRESS_KINDS:

@@ -148,21 +148,37 @@ def score(
         Path | None,
         typer.Option("--learned-state", help="Load learned baselines from this file first."),
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            exists=True,
+            dir_okay=False,
+            help="Labels (JSONL, as `simulate --labels` writes): print kill/alert rates per "
+            "attack family and benign agent.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score a file of events offline with the stream worker's detectors; write alerts.
 
-    Events are processed in file order, as a stream would deliver them. Alerts (OCSF
-    Detection Findings, kill decisions included, with the trigger event's seq under
-    ``unmapped.agentwatch.trigger_seq``) go to ``--out`` or to standard output.
+    Events are processed in file order, as a stream would deliver them, by the engine the
+    worker's settings describe (AGENTWATCH_RULES_PATHS, AGENTWATCH_CATALOG_PATH,
+    AGENTWATCH_INTERNAL_DOMAINS, thresholds). Alerts (OCSF Detection Findings, kill decisions
+    included, with the trigger event's seq under ``unmapped.agentwatch.trigger_seq``) go to
+    ``--out`` or to standard output.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    from detectors.registry import build_engine
+    from monitor.detection import engine_from_settings
+    from monitor.evaluation import Outcomes, family_tables, tally
     from monitor.scoring import score_file
+    from monitor.settings import Settings
 
-    engine = build_engine()
+    engine = engine_from_settings(Settings.from_env())
+    labelled = [json.loads(line) for line in labels.open("rb") if line.strip()] if labels else None
+    outcomes = Outcomes(lab.get("harm_event_id") for lab in labelled or () if lab)
     if learned_state is not None:
         engine.load_learned_state(learned_state.read_bytes())
     with events.open("rb") as fh:
@@ -178,7 +194,12 @@ def score(
             disable=quiet,
         ) as bar:
             task = bar.add_task(f"scoring {events.name}", total=max(1, lines))
-            summary = score_file(events, sink, engine, on_event=lambda _: bar.advance(task))
+
+            def seen(ev: Any) -> None:
+                bar.advance(task)
+                outcomes.saw(ev.event_id, ev.ts)
+
+            summary = score_file(events, sink, engine, on_event=seen, on_decisions=outcomes.add)
             bar.update(task, completed=max(1, lines))
     finally:
         if out is not None:
@@ -189,6 +210,9 @@ def score(
     )
     for reason in summary.invalid_reasons:
         err.print(f"  {reason}", style="yellow")
+    if labelled is not None:
+        for table in family_tables(tally(labelled, outcomes), events.name):
+            err.print(table)
 
 
 @app.command()
