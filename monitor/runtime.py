@@ -274,6 +274,7 @@ class Monitor:
             return
         signed = signed_kill(decision, s, self.signer, now)
         self.outbox.append(Send(s.topic_revocations, signed.record, "kill", time.perf_counter()))
+        self.outputs.urgent = True
         self.sink.add_signal(signed.claims.jti, signed.compact, signed.claims, root_session_id=root)
 
     # -- timers ---------------------------------------------------------------------------
