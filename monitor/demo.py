@@ -58,7 +58,7 @@ def _child(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 #: would configure its own
 DEMO_DOMAINS = ("acme.com", "acme.internal")
 #: share of simulated sessions whose gateway ignores kill signals (AW-REVOKE-002 finds them)
-IGNORE_SHARE = 0.05
+IGNORE_SHARE = 0.1
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -97,6 +97,16 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
                 return
         time.sleep(0.1)
     raise TimeoutError(f"the worker was not ready after {timeout:.0f}s; see {log}")
+
+
+def _on_alert(console: Console, seen: Seen, alert: dict[str, Any]) -> None:
+    new = alert["finding_info"]["uid"] not in seen.alerts
+    row = seen.on_alert(alert)
+    if new and row[4] in seen.user_rules:  # the engineer's own rule: one line each time
+        console.print(
+            f"{row[0]} [bold magenta]YOUR RULE {row[4]}[/] fired on session [bold]{row[3]}[/]"
+            f" ({row[2]}): {alert.get('message', '')}"
+        )
 
 
 def _on_kill(
@@ -153,10 +163,12 @@ def run_demo(
     or directories the worker loads after the built-in pack (checked before anything starts)."""
     console = console or Console()
     rules = [p.resolve() for p in rules_paths or ()]
+    yours: set[str] = set()
     if rules:
-        from detectors.rules.detector import RuleDetector
+        from detectors.rules.loader import load_rules
 
-        RuleDetector.from_paths(rules)  # a bad file fails here, with file:line, not in the worker
+        # a bad file fails here, with every error and its file:line, before anything starts
+        yours = set(load_rules(rules).rules) - set(load_rules([]).rules)
     started = time.monotonic()
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -167,7 +179,7 @@ def run_demo(
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
-    seen = Seen()
+    seen = Seen(user_rules=yours)
     files = _Files(workdir / "simulator-stats.json", workdir / "labels.jsonl")
     settings: Settings | None = None
     code = 0
@@ -223,6 +235,7 @@ def run_demo(
         with contextlib.suppress(Exception):
             stored = _stored(settings)
     _read_simulator(files.stats, seen)  # its last totals, written as it stopped
+    console.print()
     console.print(summary(seen, stored, time.monotonic() - started, files.labels))
     if seen.kills_invalid:
         code = code or 1
@@ -269,7 +282,7 @@ def _watch(
                             continue
                         if tp.topic == settings.topic_alerts:
                             with contextlib.suppress(ValueError, KeyError):
-                                seen.on_alert(json.loads(r.value))
+                                _on_alert(console, seen, json.loads(r.value))
                         else:
                             _on_kill(console, seen, verifier, r.value, started)
                 if time.monotonic() - scraped > 1.0:

@@ -46,6 +46,8 @@ class Seen:
     histograms: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
     simulator: dict[str, Any] = field(default_factory=dict)
     first_kill_after_s: float | None = None
+    #: ids of the rules loaded with ``--rules`` that the built-in pack does not have
+    user_rules: set[str] = field(default_factory=set)
 
     def on_alert(self, a: dict[str, Any]) -> list[str]:
         uid = a["finding_info"]["uid"]
@@ -175,15 +177,21 @@ def live_view(seen: Seen, started: float, where: str, width: int) -> Group:
         )
     wide = width >= WIDE
     table = Table(expand=True, box=None, pad_edge=False)
-    cols = ("time", "what", "agent", "root session", "rule", "detail") if wide else (
-        "time", "what", "rule", "session")  # fmt: skip
-    for col in cols:
-        table.add_column(col, overflow="fold" if wide else "ellipsis", no_wrap=not wide)
+    table.add_column("time", width=8, no_wrap=True)
+    table.add_column("what", width=11, no_wrap=True)
+    if wide:
+        table.add_column("agent", ratio=2, overflow="fold")
+        table.add_column("root session", ratio=2, overflow="fold")
+        table.add_column("rule", width=13, no_wrap=True)
+        table.add_column("detail", ratio=5, overflow="fold")
+    else:
+        table.add_column("rule", width=13, no_wrap=True)
+        table.add_column("session", ratio=1, no_wrap=True, overflow="ellipsis")
     for row in reversed(seen.recent):
         if wide:
             table.add_row(*row)
         else:
-            table.add_row(row[0], row[1], row[4], "…" + row[3][-8:])
+            table.add_row(row[0], row[1], row[4], f"{row[2]} …{row[3][-6:]}")
     return Group(Panel(head, title="agentwatch demo", subtitle=where, border_style="blue"), table)
 
 
@@ -216,12 +224,20 @@ def summary(seen: Seen, stored: dict[str, int], elapsed: float, labels_path: Pat
     t.add_row("records dead-lettered", f"{m.get('agentwatch_events_rejected_total', 0):,.0f}")
     benign = [lab for lab in labels if lab["label"] == "benign"]
     attacks = [lab for lab in labels if lab["label"] == "attack"]
+    g = seen.simulator.get("gateway") or {}
+    # attacks that got to their harmful step (it happened, or the gateway stopped it): the
+    # others were still on their way when the demo stopped
+    reached = set(seen.simulator.get("harmed_roots", ())) | set(g.get("prevented_roots", ()))
+    done = [lab for lab in attacks if lab["session_id"] in reached]
     if labels:
         t.add_row("sessions simulated: benign", f"{len(benign)}")
-        t.add_row("sessions simulated: attacks", f"{len(attacks)}")
-        by_family = Counter(lab["attack_type"] for lab in attacks)
+        t.add_row(
+            "sessions simulated: attacks (reached their harmful step)",
+            f"{len(attacks)} ({len(done)})",
+        )
+        by_family = Counter(lab["attack_type"] for lab in done)
         killed_by_family = Counter(
-            lab["attack_type"] for lab in attacks if lab["session_id"] in seen.killed_roots
+            lab["attack_type"] for lab in done if lab["session_id"] in seen.killed_roots
         )
         for fam, n in sorted(by_family.items()):
             t.add_row(f"  {fam}", f"{killed_by_family[fam]}/{n} killed")
@@ -240,13 +256,15 @@ def summary(seen: Seen, stored: dict[str, int], elapsed: float, labels_path: Pat
         ids = {lab["session_id"] for lab in benign}
         t.add_row("benign sessions alerted", _frac(len(ids & seen.alerted_roots), len(ids)))
         t.add_row("benign sessions killed", _frac(len(ids & seen.killed_roots), len(ids)))
-        atk = {lab["session_id"] for lab in attacks}
-        t.add_row("attack sessions killed", _frac(len(atk & seen.killed_roots), len(atk)))
-    g = seen.simulator.get("gateway")
+        atk = {lab["session_id"] for lab in done}
+        t.add_row(
+            "attacks killed (of those that reached their harmful step)",
+            _frac(len(atk & seen.killed_roots), len(atk)),
+        )
     if g:
         section("the gateway (honours kill signals)")
         stopped = len(set(g["prevented_roots"]))
-        t.add_row("attacks stopped before their harmful step", _frac(stopped, len(attacks)))
+        t.add_row("attacks stopped before their harmful step", _frac(stopped, len(done)))
         t.add_row("harmful steps prevented", f"{g['harms_prevented']}")
         t.add_row("agent calls refused after a kill", f"{g['events_blocked']}")
         ignored = g["events_after_kill_ignored"]

@@ -252,6 +252,8 @@ def produce(
                 if out is not None:
                     key = out["session"].get("root_id") or out["session"]["id"]
                     producer.send(topic, key=key.encode(), value=orjson.dumps(out))
+                    if out is ev and ev["event_id"] in sim.harm_roots:
+                        report.harmed.add(sim.harm_roots[ev["event_id"]])
                 if sent % 200 == 0:
                     attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
                     elapsed = max(time.monotonic() - began, 1e-6)
@@ -292,6 +294,8 @@ class _Report:
         self.stats_path, self.labels_path = stats_path, labels_path
         self.labels_written = 0
         self.last = 0.0
+        #: attack root sessions whose harmful step was produced (it happened)
+        self.harmed: set[str] = set()
         if labels_path is not None:
             labels_path.write_bytes(b"")
 
@@ -313,7 +317,12 @@ class _Report:
         for lab in labels:
             key = lab.attack_type or "benign"
             families[key] = families.get(key, 0) + 1
-        doc: dict[str, Any] = {"events_tried": sent, "sessions": len(labels), "by_kind": families}
+        doc: dict[str, Any] = {
+            "events_tried": sent,
+            "sessions": len(labels),
+            "by_kind": families,
+            "harmed_roots": sorted(self.harmed),
+        }
         if self.gateway is not None:
             doc["gateway"] = self.gateway.stats.as_dict()
         tmp = self.stats_path.with_suffix(".tmp")
