@@ -94,4 +94,4 @@ def test_the_example_user_pack_passes() -> None:
     examples = Path(__file__).resolve().parents[2] / "examples" / "rules"
     result = runner.invoke(app, ["rules", "test", str(examples)])
     assert result.exit_code == 0, result.output
-    assert "4/4 cases passed for 1 rules" in result.output
+    assert "8/8 cases passed for 2 rules" in result.output
