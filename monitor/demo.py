@@ -123,7 +123,7 @@ def _on_kill(
         seen.recent.append(row)
     else:
         kid = verifier.jwks["keys"][0]["kid"][:10]
-        detail = f"[green]signature verified[/] (kid {kid}…) · jti {r.jti}"
+        detail = f"[green]signature verified[/] (kid {kid}…) · jti {(r.jti or '')[:13]}…"
         row = seen.on_kill(r.claims, detail, started)
     # one line per kill signal above the live view (and in logs, where the view is not drawn)
     console.print(
