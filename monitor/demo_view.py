@@ -279,7 +279,7 @@ def summary(seen: Seen, stored: dict[str, int], elapsed: float, labels_path: Pat
     p50, p99 = (histogram_quantile(dec, 0.5), histogram_quantile(dec, 0.99)) if dec else (None,) * 2
     if p50 is not None and p99 is not None:
         t.add_row(
-            "kill decision latency: event time -> decision", f"p50 {p50 * 1000:.0f} ms · "
+            "worker: event time -> kill decision (simulator clock)", f"p50 {p50 * 1000:.0f} ms · "
             f"p99 {p99 * 1000:.0f} ms"
         )  # fmt: skip
     if stored:
