@@ -257,6 +257,7 @@ class Monitor:
             elif isinstance(out, PrivilegedAction):
                 rec = privileged_record(out, s)
                 self.outbox.append(Send(s.topic_privileged, rec, "privileged"))
+                self.sink.add_privileged(out)
             elif isinstance(out, Evicted):
                 m.evicted.labels(out.reason).inc()
 
