@@ -10,7 +10,8 @@ alert and risk bookkeeping of the decisions taken so far.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -27,10 +28,26 @@ def _norm(items: Iterable[str] | None) -> tuple[str, ...] | None:
     return tuple(sorted({i.strip().lower() for i in items if i and i.strip()}))
 
 
+_GLOBS: dict[tuple[str, ...], Callable[[str], object]] = {}
+
+
 def glob_match(value: str, patterns: Iterable[str]) -> bool:
-    """Case-insensitive shell-style match (``send_*``, ``*.acme.com``)."""
-    v = value.lower()
-    return any(fnmatch.fnmatchcase(v, p) for p in patterns)
+    """Case-insensitive shell-style match (``send_*``, ``*.acme.com``).
+
+    Each set of patterns is compiled once into one regular expression (``fnmatch``'s own
+    translation, joined): scopes and allow-lists are few, and they are asked on most events.
+    """
+    pats = patterns if isinstance(patterns, tuple) else tuple(patterns)
+    match = _GLOBS.get(pats)
+    if match is None:
+        match = (
+            re.compile("|".join(fnmatch.translate(p) for p in pats)).match
+            if pats
+            else (lambda _: None)
+        )
+        if len(_GLOBS) < 4096:
+            _GLOBS[pats] = match
+    return match(value.lower()) is not None
 
 
 def host_allowed(host: str, patterns: Iterable[str]) -> bool:
