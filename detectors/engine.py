@@ -120,7 +120,11 @@ class Engine:
             if out:
                 findings.extend(out)
         self._after(ctx, session)
-        decisions = self._decide(Trigger.of(ctx), session, findings)
+        decisions = (
+            self._decide(Trigger.of(ctx), session, findings)
+            if findings or session.contributions
+            else []  # nothing found and no risk so far: nothing to decide
+        )
         if self._timed:
             due = self.next_deadline(session)
             if due is not None and due < ctx.ts:
