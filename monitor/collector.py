@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("agentwatch.worker")
@@ -83,7 +83,8 @@ class CollectorPolicy:
 
 
 class CollectorMetrics(Collector):
-    """``agentwatch_gc_*``: full collections, their time, objects frozen (read at scrape)."""
+    """``agentwatch_gc_*``: full collections and their time (read at scrape; not the number of
+    frozen objects: ``gc.get_freeze_count()`` walks them all)."""
 
     def __init__(self, policy: CollectorPolicy) -> None:
         self.policy = policy
@@ -99,9 +100,4 @@ class CollectorMetrics(Collector):
             "agentwatch_gc_full_collection_seconds",
             "Time spent in those full collections.",
             value=p.full_seconds,
-        )
-        yield GaugeMetricFamily(
-            "agentwatch_gc_frozen_objects",
-            "Objects kept out of the cyclic garbage collector's sight.",
-            value=gc.get_freeze_count(),
         )

@@ -93,14 +93,16 @@ def test_disabled_leaves_the_collector_alone() -> None:
     assert policy.full_collections == 0 and keep
 
 
-def test_metrics_report_full_collections_and_frozen_objects() -> None:
+def test_metrics_report_full_collections() -> None:
     policy = CollectorPolicy(full_interval_s=600, clock=Clock())
     policy.settle(full=True)
     registry = CollectorRegistry()
     registry.register(CollectorMetrics(policy))
     text = generate_latest(registry).decode()
     assert "agentwatch_gc_full_collections_total 1.0" in text
-    frozen = next(
-        line for line in text.splitlines() if line.startswith("agentwatch_gc_frozen_objects ")
+    seconds = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("agentwatch_gc_full_collection_seconds_total ")
     )
-    assert float(frozen.split()[1]) > 0
+    assert float(seconds.split()[1]) > 0
