@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-throughput bench-sink clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-simulated bench-throughput bench-sink clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-detection: $(STAMP)
 ## Detection on held-out variants of the dev set: other attack wrappers, benign look-alikes.
 bench-generality: $(STAMP)
 	$(PY) -m bench.generality $(if $(DATA),--data $(DATA),)
+
+## Kill/alert rates per attack family and benign agent on simulated traffic (JSON + PNG).
+bench-simulated: $(STAMP)
+	$(PY) -m bench.simulated
 
 ## µs per event of each detector and of the whole pure pipeline (dev set + simulated traffic;
 ## SIM=events.jsonl when monitor.simulator is not installed).

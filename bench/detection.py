@@ -98,12 +98,14 @@ def score_lines(
         for step in run(read_events(lines, summary), engine, summary=summary):
             bar.advance(task)
             ev = step.event
-            o = outcomes[ev.root_session_id]
-            o.risks.append((ev.session.seq or 0, step.risk))
+            outcomes[ev.root_session_id].risks.append((ev.session.seq or 0, step.risk))
             for d in step.decisions:
+                # a step's decisions may belong to another session (held-back events released
+                # and timers fired while this event was processed): attribute them to theirs
+                o = outcomes[d.who.root_session_id]
                 if isinstance(d, AlertDecision) and d.alert.mode == "enforce":
                     o.alerted = True
-                    o.alert_seqs.setdefault(d.alert.detector, ev.session.seq)
+                    o.alert_seqs.setdefault(d.alert.detector, d.alert.trigger_seq)
                 elif isinstance(d, KillDecision) and not o.killed:
                     o.killed, o.kill_seq, o.kill_detector = True, d.trigger_seq, d.detector
     elapsed = time.perf_counter() - t0

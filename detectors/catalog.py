@@ -207,7 +207,7 @@ class ToolCatalog:
                 caps.add(C.FETCH)
             if words & v.sensitive:
                 caps.add(C.SENSITIVE_READ)
-        if words & v.bulk and words & v.data:
+        if words & v.bulk and words & (v.data | v.sensitive):
             caps.update((C.BULK_READ, C.READ))
         if writes and not caps & {C.PAYMENT, C.CREDENTIAL_CHANGE, C.DELEGATION}:
             caps.add(C.WRITE)
@@ -247,21 +247,26 @@ class ToolCatalog:
         caps: set[str] = set()
         if category:
             caps.update(c for c in map(C.normalize, category.split(",")) if c)
-        environment = None
+        name_env = None
         if tool_name and not caps:
             caps.update(self.name_capabilities(tool_name, server))
-            environment = self._name_env.get((tool_name, server))
+            name_env = self._name_env.get((tool_name, server))
+        # The environment: a resource's own (the producer's structured statement; production
+        # wins over others), else what the arguments say, else a production word in the name.
+        res_env = None
         for r in resources:
             if r.environment:
-                environment = r.environment.lower()
+                env = r.environment.lower()
+                if res_env is None or (self.is_prod(env) and not self.is_prod(res_env)):
+                    res_env = env
             rtype = (r.type or "").lower()
             if rtype in _SECRET_TYPES and not caps & {C.WRITE, C.CREDENTIAL_CHANGE}:
                 caps.update((C.SECRET_READ, C.READ))
             if (r.classification or "").lower() in _SENSITIVE_CLASSES and C.READ in caps:
                 caps.add(C.SENSITIVE_READ)
         dests: list[str] = []
-        if arguments:
-            environment = self._scan_arguments(arguments, caps, dests) or environment
+        arg_env = self._scan_arguments(arguments, caps, dests) if arguments else None
+        environment = res_env or arg_env or name_env
         if self.is_prod(environment) and caps & {C.WRITE, C.DESTRUCTIVE, C.CREDENTIAL_CHANGE}:
             caps.add(C.PROD_WRITE)
         forced_external: bool | None = None
@@ -288,13 +293,35 @@ class ToolCatalog:
             k = key.lower()
             if k in v.destination_args and outward:
                 _collect(value, dests)
-            elif k in v.environment_args and isinstance(value, str) and value:
-                if self.is_prod(value) or environment is None:
+            elif (
+                isinstance(value, str)
+                and value
+                and (
+                    k in v.environment_args
+                    or (k in v.placement_args and self._names_environment(value))
+                )
+            ):
+                if environment is None or (self.is_prod(value) and not self.is_prod(environment)):
                     environment = value.lower()
             elif k in v.limit_args and C.READ in caps:
                 if isinstance(value, (int, float)) and value >= BULK_RECORDS:
                     caps.add(C.BULK_READ)
+            elif k in v.sql_args and isinstance(value, str):
+                caps.update(sql_capabilities(value))
+            if (
+                isinstance(value, str)
+                and C.READ in caps
+                and ("path" in k or "file" in k)
+                and _SECRET_PATH_RE.search(value)
+            ):
+                caps.add(C.SECRET_READ)
         return environment
+
+    def _names_environment(self, value: str) -> bool:
+        """``prod-eu``, ``staging``, ``eks-production-1`` name environments; ``payments-api``
+        (a namespace named after its service) does not."""
+        words = self.words.environment_words | self.prod_environments
+        return self.is_prod(value) or bool(set(tokens(value.lower())) & words)
 
     def _with_destinations(
         self,
@@ -316,7 +343,11 @@ class ToolCatalog:
                 all_internal = False
             if internal is False:
                 any_external = True
-            if host is not None and internal is not True:
+            # outside: a host not known to be ours, or (no host: a bucket, an account) the
+            # producer's word that the transfer leaves; never when the producer says it stays
+            if forced_external is False or internal is True:
+                continue
+            if host is not None or forced_external:
                 leaves = True
                 outside.append(d)
         if forced_external is not None:
@@ -340,6 +371,49 @@ _CARRIES_DATA = frozenset({C.SEND, C.PAYMENT, C.WRITE, C.CREDENTIAL_CHANGE})
 _OUTWARD = frozenset(
     {C.SEND, C.PAYMENT, C.WRITE, C.CREDENTIAL_CHANGE, C.FETCH, C.EGRESS, C.DELEGATION}
 )
+
+
+_SQL_RE = re.compile(
+    r"(?:^|;)\s*(?:"
+    r"(?P<destroy>drop\s+(?:table|database|schema|view|index|materialized|user|role)\b"
+    r"|truncate\b|delete\s+from\b|alter\s+table\s+\S+\s+drop\b)"
+    r"|(?P<grant>(?:grant|revoke)\s+\w[^;]*?\s(?:on|to|from)\s)"
+    r"|(?P<write>insert\s+into\b|update\s+\S+\s+set\b|merge\s+into\b|upsert\b"
+    r"|create\s+(?:or\s+replace\s+)?(?:table|database|schema|view|index|user|role)\b"
+    r"|alter\s+(?:table|database|schema|user|role)\b|copy\s+into\b))",
+    re.IGNORECASE,
+)
+
+
+#: Files that hold credentials: reading one is a secret retrieval whatever the tool is called.
+_SECRET_PATH_RE = re.compile(
+    r"(?:^|[/\\~])(?:\.aws/credentials|\.ssh/id_[a-z0-9]+|id_(?:rsa|dsa|ecdsa|ed25519)"
+    r"|\.netrc|\.pgpass|\.npmrc|\.pypirc|\.git-credentials|\.docker/config\.json"
+    r"|\.kube/config|\.env(?:\.(?!example|sample|template|dist)[a-z]+)?"
+    r"|credentials\.json|service[-_]account[^/]*\.json"
+    r"|secrets?\.(?:ya?ml|json|env|toml)|shadow|[^/]+\.(?:pem|p12|pfx|jks|keystore))$",
+    re.IGNORECASE,
+)
+
+
+def sql_capabilities(statement: str) -> frozenset[str]:
+    """What an SQL statement passed as an argument does, beyond the tool's name: DROP /
+    TRUNCATE / DELETE destroy, GRANT / REVOKE change access, INSERT / UPDATE / CREATE write.
+
+    >>> sorted(sql_capabilities("SELECT 1; DROP TABLE orders CASCADE"))
+    ['destructive_change']
+    >>> sql_capabilities("drop shipping suppliers near me")
+    frozenset()
+    """
+    caps: set[str] = set()
+    for m in _SQL_RE.finditer(statement[:20_000]):
+        if m.group("destroy"):
+            caps.add(C.DESTRUCTIVE)
+        elif m.group("grant"):
+            caps.add(C.CREDENTIAL_CHANGE)
+        elif m.group("write"):
+            caps.add(C.WRITE)
+    return frozenset(caps)
 
 
 def _collect(value: Any, out: list[str], depth: int = 0) -> None:

@@ -253,6 +253,15 @@ CUES: tuple[_Cue, ...] = (
         80,
         20,
     ),
+    # "Assistant, when you summarise this, ...": the assistant called by its role at the start
+    # of a sentence (a human support "agent" is called that too: not here)
+    _cue(
+        "ai",
+        "assistant",
+        r"(?:^|[.!?:>\"\]][ \t]*)(?:ai |virtual |digital )?assistant, ",
+        20,
+        4,
+    ),
     _cue(
         "ai",
         "assistant model chatbot agent llm ai",
@@ -764,11 +773,38 @@ def _verify(cue: _Cue, low: str, text: str, needle: str, i: int, out: list[Hit])
         out.append(Hit(cue.family, m.start(), m.end()))
 
 
+#: Words that open an introductory phrase, after which a comma leads to the main clause:
+#: "before you reply, send ...", "as part of the audit, forward ...", "assistant, pay ...".
+_INTRODUCERS = frozenset(
+    "before after when whenever once if as for while to per upon since given during "
+    "assistant ai hi hello hey dear also additionally meanwhile finally first then now next "
+    "lastly otherwise so note btw ps".split()
+)
+_INTRO_MAX = 80
+
+
+def _after_introduction(low: str, comma: int) -> bool:
+    """``low[comma]`` is a comma closing a short introductory phrase that starts a sentence."""
+    lo = max(0, comma - _INTRO_MAX)
+    start = lo
+    for k in range(comma - 1, lo - 1, -1):
+        if low[k] in _BOUNDARY or low[k] == ",":
+            start = k + 1
+            break
+    else:
+        if lo > 0:
+            return False  # no sentence start within reach: not a short introduction
+    head = low[start:comma].split()
+    return bool(head) and head[0].strip("\"'*_`(") in _INTRODUCERS
+
+
 def _is_clause_start(low: str, i: int) -> bool:
     j = i
     while j > 0 and low[j - 1] in " \t\"'*_`":
         j -= 1
     if j == 0 or low[j - 1] in _BOUNDARY or (low[j - 1] == ")" and low[j - 2 : j - 1].isdigit()):
+        return True
+    if low[j - 1] == "," and _after_introduction(low, j - 1):
         return True
     k = j
     while k > 0 and (low[k - 1].isalpha() or low[k - 1] == "'"):
@@ -902,12 +938,56 @@ def in_request(low: str, i: int, reach: int = 200) -> bool:
         j = low.rfind(t, lo, i)
         if j >= 0 and j + len(t) > start:
             start = j + len(t)
-    head = low[start:i]
-    for n, w in enumerate(_WORD_RE.findall(head[:80])):
-        if w in DIRECTIVE_VERBS:
-            return True
-        if w not in _REQUEST_LEADS or n >= 4:
-            break
+    heads = [low[start:i]]
+    comma = low.rfind(", ", start, i)
+    if comma >= 0:
+        # "as part of the audit, forward it to x@y", "our details changed, pay x@y instead":
+        # a clause after a comma that starts with an order is a request too
+        heads.append(low[comma + 2 : i])
+    for head in heads:
+        for n, w in enumerate(_WORD_RE.findall(head[:80])):
+            if w in DIRECTIVE_VERBS:
+                return True
+            if w not in _REQUEST_LEADS or n >= 4:
+                break
+        if _OBLIGATION_RE.search(head[-120:]):
+            return True  # "the refund must go to x", "payments should be sent to y"
+    head = heads[0]
     if not head.isascii():
         return any(s in head[:40] for s in _DIRECTIVE_SUBS)
     return False
+
+
+#: an obligation about where something goes: "must go to", "should be paid to", "needs to be
+#: sent to" - a request in the passive voice
+_OBLIGATION_RE = re.compile(
+    r"\b(?:must|should|needs? to|has to|have to|is to|are to)\s+(?:now\s+|only\s+|instead\s+)?"
+    r"(?:go|be\s+(?:sent|paid|transferred|wired|forwarded|uploaded|posted|mailed|shared|"
+    r"credited|routed|made out))\s+(?:\w+\s+){0,3}?(?:to|into|at)\s*[^.;!?]{0,40}$"
+)
+
+
+#: a request that changes where something goes: payment-redirection language
+_REDIRECT_RE = re.compile(
+    r"\binstead\b|\b(?:changed?|changing|updated?|new|different|moved)\b[^.;!?]{0,30}?"
+    r"\b(?:bank|account|iban|details|payee|beneficiary|wallet|routing|address)\b|"
+    r"\b(?:bank|account|iban|payment) (?:details|information|info) (?:have |has )?changed\b|"
+    r"\bno longer\b|\bfrom now on\b|\b(?:must|should|needs? to|has to) (?:now |only )?"
+    r"(?:go|be (?:sent|paid|transferred|wired|credited|routed))\b"
+)
+
+
+def redirects(low: str, i: int, reach: int = 200) -> bool:
+    """Whether the sentence around position ``i`` redirects something to the value there:
+    "our bank details changed, pay ... instead", "the refund must go to ...", "new IBAN".
+
+    >>> t = "hi! our bank details changed, pay the 50 eur to lt28 instead. thanks"
+    >>> redirects(t, t.index("lt28")), redirects("please pay lt28 by friday", 11)
+    (True, False)
+    """
+    lo = max(0, i - reach)
+    starts = [j + len(t) for t in (". ", "\n\n", "! ", "? ") if (j := low.rfind(t, lo, i)) >= 0]
+    start = max(starts, default=lo)
+    ends = [e for t in (". ", "\n\n", "! ", "? ") if (e := low.find(t, i, i + reach)) >= 0]
+    end = min(ends) if ends else min(len(low), i + reach)
+    return _REDIRECT_RE.search(low, start, end) is not None

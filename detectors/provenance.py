@@ -6,6 +6,8 @@ own words), or the output of a tool call (data someone else wrote). When a sensi
 (payment, message send, egress, credential change, write, fetch of a destination, code
 execution) carries in its arguments a value that came from tool output and not from the task,
 the agent is acting on a destination it read rather than one it was given (OWASP ASI01/ASI02).
+A destination the session's declared scope allows (``allowed_destinations``) is authorised
+whoever suggested it, and is not judged.
 
 Outputs are not parsed on the hot path: each output's lower-cased text is kept in a bounded
 in-memory cache (never in the checkpointed session state, so the content of tool output is not
@@ -47,7 +49,8 @@ from typing import Any
 from detectors import capabilities as C
 from detectors import values
 from detectors.base import EventContext, Finding
-from detectors.cues import in_request
+from detectors.catalog import host_of
+from detectors.cues import in_request, redirects
 from detectors.relevance import asks_for
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
@@ -68,6 +71,7 @@ CAPABILITY_WEIGHTS: dict[str, float] = {
 #: them; following a link the data recommends (a fetch) is ordinary browsing and is not here.
 REQUEST_KILL_CAPS = frozenset({C.PAYMENT, C.SEND, C.EGRESS, C.CREDENTIAL_CHANGE, C.CODE_EXEC})
 REQUEST_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE, C.PROD_WRITE, C.WRITE}
+_PAYEE_KINDS = frozenset({values.IBAN, values.ACCOUNT})
 _ADDRESS_KINDS = frozenset(
     {values.EMAIL, values.URL, values.HOST, values.IBAN, values.PHONE, values.ACCOUNT}
 )
@@ -208,7 +212,8 @@ class Provenance:
     def _origin(self, session: SessionState, st: dict[str, Any], v: str) -> tuple[Any, ...] | None:
         """The most telling earlier output that contained ``v``: (seq, event id, tool, weight,
         injection score, whether ``v`` was inside the injected passage, whether ``v`` was
-        inside a request - a clause that tells the reader to act)."""
+        inside a request - a clause that tells the reader to act -, and whether that request
+        redirects something to it: "instead", "our account changed", "must go to")."""
         best: tuple[Any, ...] | None = None
         for seq, event_id, tool, weight, inj_score, inj_targets in st["outputs"]:
             in_passage = v in inj_targets
@@ -220,7 +225,8 @@ class Provenance:
             while i >= 0 and not request:
                 request = in_request(text, i)  # type: ignore[arg-type]
                 i = text.find(v, i + len(v)) if not request else i  # type: ignore[union-attr]
-            cand = (seq, event_id, tool, weight, inj_score, in_passage, request)
+            redirect = request and redirects(text, i)  # type: ignore[arg-type]
+            cand = (seq, event_id, tool, weight, inj_score, in_passage, request, redirect)
             if best is None or (cand[5], cand[6], cand[4], cand[3]) > (
                 best[5],
                 best[6],
@@ -250,15 +256,22 @@ class Provenance:
         inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
         delegated = bool(inj.get("delegated"))
         off_task: bool | None = None
+        scope = session.scope_of(ev.session.id)
         for v, (arg, kind) in args.items():
             if self._from_task(st, v) or len(v) < 3:
                 continue
+            if (
+                kind in _ADDRESS_KINDS
+                and scope.allowed_destinations is not None
+                and scope.allows_destination(v, host_of(v))
+            ):
+                continue  # the session's declared scope authorises it, whoever suggested it
             o = self._origin(session, st, v) if kind != values.IDENT else None
             if o is None:
                 if kind in _ADDRESS_KINDS:
                     scored.append((self.unknown_origin_score * base * 2, v, arg, kind, None))
                 continue
-            _, _, _, weight, inj_score, in_passage, request = o
+            _, _, _, weight, inj_score, in_passage, request, redirect = o
             s = base * weight
             endorsed = weight <= self.endorsed_weight
             if in_passage and inj_score > 0:
@@ -277,6 +290,17 @@ class Provenance:
                 if off_task is None:
                     off_task = self._off_task(st, ctx.caps & REQUEST_CAPS)
                 if off_task and ctx.caps & REQUEST_KILL_CAPS:
+                    s = max(s, self.request_off_task)
+                elif (
+                    redirect
+                    and not endorsed
+                    and weight >= self.untrusted_weight
+                    and kind in _PAYEE_KINDS
+                    and C.PAYMENT in ctx.caps
+                ):
+                    # payment redirection: content the task did not point at asks to pay
+                    # this account *instead* ("our bank details changed", "the refund must go
+                    # to ..."), however the task is worded
                     s = max(s, self.request_off_task)
                 elif not endorsed:
                     s = max(s, self.request_on_task)

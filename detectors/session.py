@@ -33,6 +33,12 @@ def glob_match(value: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(v, p) for p in patterns)
 
 
+def host_allowed(host: str, patterns: Iterable[str]) -> bool:
+    """``host`` matches a pattern; ``*.example.com`` also allows ``example.com`` itself."""
+    h = host.lower()
+    return any(fnmatch.fnmatchcase(h, p) or (p.startswith("*.") and h == p[2:]) for p in patterns)
+
+
 def _intersect(
     parent: tuple[str, ...] | None, child: tuple[str, ...] | None
 ) -> tuple[str, ...] | None:
@@ -86,11 +92,23 @@ class Scope:
         return self.allowed_tools is None or glob_match(name, self.allowed_tools)
 
     def allows_destination(self, destination: str, host: str | None = None) -> bool:
-        """The destination (or its host) is allowed (always, when none were declared)."""
+        """The destination is allowed (always, when none were declared).
+
+        A pattern matches the destination as written (``s3://acme-*``, ``*@acme.com``), the
+        destination without its URL scheme (``acme.slack.com/archives/*``), or its host (the
+        host of a URL, the domain of an e-mail address): ``*.acme.com`` allows
+        ``https://wiki.acme.com/x``, ``bob@eng.acme.com`` and the domain itself,
+        ``acme.com`` / ``bob@acme.com``.
+        """
         allowed = self.allowed_destinations
         if allowed is None:
             return True
-        return glob_match(destination, allowed) or (host is not None and glob_match(host, allowed))
+        if glob_match(destination, allowed):
+            return True
+        scheme = destination.find("://")
+        if scheme > 0 and glob_match(destination[scheme + 3 :], allowed):
+            return True
+        return host is not None and host_allowed(host, allowed)
 
     def allows_environment(self, environment: str | None) -> bool:
         """The environment is allowed (always, when none were declared or it is unknown)."""

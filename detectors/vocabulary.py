@@ -103,10 +103,19 @@ DESTINATION_ARGS: Final = frozenset(
     "hostname domain destination dest target_url callback_url remote share_with iban "
     "account_number".split()
 )
-#: Argument names whose values name the environment a call acts on.
-ENVIRONMENT_ARGS: Final = frozenset(
-    "environment env stage namespace cluster context profile deployment tier".split()
+#: Argument names whose values name the environment a call acts on, whatever the value.
+ENVIRONMENT_ARGS: Final = frozenset("environment env stage tier".split())
+#: Argument names whose values *may* name an environment (``namespace: prod-eu``) but usually
+#: name something else (``namespace: payments-api``): their value counts only when one of its
+#: words is an environment word.
+PLACEMENT_ARGS: Final = frozenset("namespace cluster context profile deployment workspace".split())
+#: Words that name a deployment environment (production words included).
+ENVIRONMENT_WORDS: Final = frozenset(
+    "prod production prd live staging stage stg dev development test testing qa uat preview "
+    "sandbox demo perf canary preprod integration".split()
 )
+#: Argument names holding an SQL statement (read for DROP / DELETE / UPDATE ...).
+SQL_ARGS: Final = frozenset("sql query statement stmt sql_query".split())
 #: Argument names whose (numeric) value is how many records a read asks for.
 LIMIT_ARGS: Final = frozenset("n limit count page_size max_results top size batch_size".split())
 
@@ -140,6 +149,9 @@ class Vocabulary:
     data: frozenset[str] = DATA_NOUNS
     destination_args: frozenset[str] = DESTINATION_ARGS
     environment_args: frozenset[str] = ENVIRONMENT_ARGS
+    placement_args: frozenset[str] = PLACEMENT_ARGS
+    environment_words: frozenset[str] = ENVIRONMENT_WORDS
+    sql_args: frozenset[str] = SQL_ARGS
     limit_args: frozenset[str] = LIMIT_ARGS
 
     @classmethod

@@ -14,7 +14,7 @@ import faust
 from faust.types import TP
 
 from monitor.settings import Settings
-from monitor.transport import ResumeHook, Transport
+from monitor.transport import BatchHandler, ResumeHook, Transport
 
 
 class AgentwatchApp(faust.App):
@@ -27,6 +27,9 @@ class AgentwatchApp(faust.App):
 
     fetch_max_wait_ms: int | None = None
     on_streams_resume: ResumeHook | None = None
+    #: the source topic's records, a fetch at a time (``monitor.transport.Consumer``)
+    on_source_batch: BatchHandler | None = None
+    source_topic: str | None = None
     #: awaited when the worker stops, while the consumer and producer still run
     before_stop: Callable[[], Awaitable[None]] | None = None
 

@@ -70,15 +70,33 @@ def demo(
     workdir: Annotated[
         Path, typer.Option(help="Where the demo keeps logs, keys and ClickHouse data.")
     ] = Path("var/demo"),
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--rules",
+            exists=True,
+            help="Rule files or directories to load after the built-in pack (repeatable); "
+            "the worker hot-reloads them while the demo runs.",
+        ),
+    ] = None,
 ) -> None:
     """Run everything on this machine and watch it: broker, worker, ClickHouse, agents."""
     from monitor.demo import run_demo
+    from schemas.errors import AgentwatchError
 
-    raise typer.Exit(
-        run_demo(
-            duration=duration, rate=rate, attack_ratio=attack_ratio, seed=seed, workdir=workdir
+    try:
+        code = run_demo(
+            duration=duration,
+            rate=rate,
+            attack_ratio=attack_ratio,
+            seed=seed,
+            workdir=workdir,
+            rules_paths=rules,
         )
-    )
+    except AgentwatchError as exc:
+        typer.echo(f"agentwatch demo: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @topics_app.command("create")
@@ -148,21 +166,37 @@ def score(
         Path | None,
         typer.Option("--learned-state", help="Load learned baselines from this file first."),
     ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            exists=True,
+            dir_okay=False,
+            help="Labels (JSONL, as `simulate --labels` writes): print kill/alert rates per "
+            "attack family and benign agent.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score a file of events offline with the stream worker's detectors; write alerts.
 
-    Events are processed in file order, as a stream would deliver them. Alerts (OCSF
-    Detection Findings, kill decisions included, with the trigger event's seq under
-    ``unmapped.agentwatch.trigger_seq``) go to ``--out`` or to standard output.
+    Events are processed in file order, as a stream would deliver them, by the engine the
+    worker's settings describe (AGENTWATCH_RULES_PATHS, AGENTWATCH_CATALOG_PATH,
+    AGENTWATCH_INTERNAL_DOMAINS, thresholds). Alerts (OCSF Detection Findings, kill decisions
+    included, with the trigger event's seq under ``unmapped.agentwatch.trigger_seq``) go to
+    ``--out`` or to standard output.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    from detectors.registry import build_engine
+    from monitor.detection import engine_from_settings
+    from monitor.evaluation import Outcomes, family_tables, tally
     from monitor.scoring import score_file
+    from monitor.settings import Settings
 
-    engine = build_engine()
+    engine = engine_from_settings(Settings.from_env())
+    labelled = [json.loads(line) for line in labels.open("rb") if line.strip()] if labels else None
+    outcomes = Outcomes(lab.get("harm_event_id") for lab in labelled or () if lab)
     if learned_state is not None:
         engine.load_learned_state(learned_state.read_bytes())
     with events.open("rb") as fh:
@@ -178,7 +212,12 @@ def score(
             disable=quiet,
         ) as bar:
             task = bar.add_task(f"scoring {events.name}", total=max(1, lines))
-            summary = score_file(events, sink, engine, on_event=lambda _: bar.advance(task))
+
+            def seen(ev: Any) -> None:
+                bar.advance(task)
+                outcomes.saw(ev.event_id, ev.ts)
+
+            summary = score_file(events, sink, engine, on_event=seen, on_decisions=outcomes.add)
             bar.update(task, completed=max(1, lines))
     finally:
         if out is not None:
@@ -189,6 +228,9 @@ def score(
     )
     for reason in summary.invalid_reasons:
         err.print(f"  {reason}", style="yellow")
+    if labelled is not None:
+        for table in family_tables(tally(labelled, outcomes), events.name):
+            err.print(table)
 
 
 @app.command()
@@ -210,7 +252,21 @@ def simulate(
         Path | None, typer.Option(help="Write events as JSON lines here instead of Kafka.")
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option(help="With --out: write per-session labels here.")
+        Path | None,
+        typer.Option(help="Write per-session labels here (JSON lines; to Kafka: as they start)."),
+    ] = None,
+    jwks: Annotated[
+        str | None,
+        typer.Option(
+            help="Act as a gateway that honours kill signals: follow the revocation topic, "
+            "verify each signal against this JWKS URL, stop revoked sessions."
+        ),
+    ] = None,
+    ignore_revocations: Annotated[
+        float, typer.Option(help="With --jwks: share of sessions whose gateway ignores kills.")
+    ] = 0.0,
+    stats: Annotated[
+        Path | None, typer.Option(help="Write running totals here (JSON, every second).")
     ] = None,
 ) -> None:
     """Produce realistic agent traffic (six agent types, a share of attacks)."""
@@ -228,6 +284,12 @@ def simulate(
     settings = Settings.from_env()
     if bootstrap is None:
         bootstrap = settings.broker.split("://", 1)[-1]
+    import signal
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # stop as Ctrl-C does: flush, write the last totals
+
+    signal.signal(signal.SIGTERM, on_term)
     sim = Simulator(
         seed=seed,
         sessions=sessions,
@@ -235,14 +297,39 @@ def simulate(
         start=datetime.now(UTC),
         session_rate=max(rate / EVENTS_PER_SESSION, 0.01),
     )
-    sent = produce(
-        sim,
-        bootstrap=bootstrap,
-        topic=topic or settings.topic_actions,
-        rate=rate,
-        duration_s=duration,
-    )
+    gateway = None
+    if jwks is not None:
+        from monitor.gateway import Gateway
+        from monitor.revocations import RevocationVerifier
+
+        verifier = RevocationVerifier(
+            jwks, issuer=settings.issuer, audience=settings.audience[0], max_age_s=600
+        )
+        gateway = Gateway(
+            verifier, harm_of=sim.harm_roots.get, ignore_share=ignore_revocations, seed=seed
+        )
+        gateway.follow(bootstrap, settings.topic_revocations, settings.topic_partitions)
+    try:
+        sent = produce(
+            sim,
+            bootstrap=bootstrap,
+            topic=topic or settings.topic_actions,
+            rate=rate,
+            duration_s=duration,
+            gateway=gateway,
+            stats_path=stats,
+            labels_path=labels,
+        )
+    finally:
+        if gateway is not None:
+            gateway.close()
     typer.echo(f"sent {sent} events to {topic or settings.topic_actions} on {bootstrap}")
+    if gateway is not None:
+        g = gateway.stats
+        typer.echo(
+            f"gateway: {g.sessions_revoked} sessions revoked, {g.events_blocked} events refused,"
+            f" {g.harms_prevented} harmful steps prevented"
+        )
 
 
 @app.command()

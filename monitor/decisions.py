@@ -154,6 +154,16 @@ def kill_claims(decision: KillDecision, settings: Settings, now: float) -> Sessi
         iat=int(now),
         event_timestamp=int(decision.event_ts),
         reason=decision.reason,
+        # which event and rule the decision was taken on, for receivers that want to measure
+        # or explain (an extension member of the event; CAEP receivers ignore unknown ones)
+        extra_event_claims={
+            "agentwatch": {
+                "root_session_id": who.root_session_id,
+                "trigger_event_id": decision.trigger_event_id,
+                "trigger_seq": decision.trigger_seq,
+                "rule": decision.detector,
+            }
+        },
     )
     if claims.jti != decision.jti:  # both are set_jti(alert uid); a mismatch is a bug
         raise AssertionError(

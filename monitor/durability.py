@@ -139,6 +139,7 @@ class Durability:
                 offsets[TP(topic, p)] = ps.position
             if since:
                 self.m.published.update(await self.reader.published_signals(since))
+            self.m.collector.settle(full=True)  # start-up and restored state, frozen once
             self.m.ready = True
             return offsets
 

@@ -51,6 +51,8 @@ class Outputs:
         #: (resolved when the broker has it, the record) for everything handed over
         self.inflight: list[tuple[asyncio.Future[Any], Send]] = []
         self.kill_producer: AIOKafkaProducer | None = None
+        #: a kill signal is queued: hand the outbox over now, not at the end of the fetch
+        self.urgent = False
 
     async def start(self) -> None:
         """Start the kill-signal producer (before records flow)."""
@@ -87,6 +89,7 @@ class Outputs:
     async def flush(self) -> None:
         """Hand every queued record to a producer."""
         loop = asyncio.get_running_loop()
+        self.urgent = False
         while self.outbox:
             item = self.outbox.popleft()
             slot: asyncio.Future[Any] = loop.create_future()

@@ -14,7 +14,11 @@ it for each line of a file; tests call it directly. It owns the sessions (one
   late); beyond that it is not evaluated and is returned as :class:`LateEvent` (the worker
   still stores it and counts it, and publishes it to the late-events topic);
 * **evicts** ended sessions after ``ended_ttl_s`` and idle ones after ``idle_ttl_s``
-  (processing time), and the least recently active ones beyond ``max_sessions``;
+  (processing time), and the least recently active ones beyond ``max_sessions``; an ended or
+  killed session leaves a small **tombstone** (its members' end, last seq, scope and
+  credential, and the kill) for ``tombstone_ttl_s``, so a credential replayed minutes after
+  its session ended, or a session acting on after its kill signal, is still recognised
+  (tombstones live in memory only: a restarted worker forgets them);
 * **fires timers** (absence rules: "A not followed by B within T") on event time: when a
   later event of the session arrives, or on ``tick`` once the watermark (the newest event
   time seen, minus ``grace_s``) has passed their deadline;
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 
 from detectors.engine import Decision, Engine
 from detectors.privileged import privileged_action
-from detectors.session import SessionState
+from detectors.session import Member, SessionState
 from schemas.events import ActionEvent
 from schemas.privileged import PrivilegedAction
 
@@ -54,6 +58,10 @@ class PipelineSettings:
     first_seq: int = 0
     #: return a PrivilegedAction audit record for each privileged action
     privileged_log: bool = True
+    #: how long (processing time) an evicted ended or killed session's tombstone is kept,
+    #: and at most how many are kept
+    tombstone_ttl_s: float = 3600.0
+    max_tombstones: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,47 @@ class PipelineStats:
     evicted: dict[str, int] = field(default_factory=lambda: {"ended": 0, "idle": 0, "capacity": 0})
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is kept of an evicted ended or killed root session: enough for the rules on
+    activity after the end (AW-REVOKE-001) or after a kill (AW-REVOKE-002) to fire if it acts
+    again, and for its next events not to wait for predecessors that were processed long ago."""
+
+    members: tuple[Member, ...]
+    ended: bool
+    kill_jti: str | None
+    kill_ts: float | None
+    started_ts: float | None
+    last_ts: float | None
+
+    @classmethod
+    def of(cls, session: SessionState) -> Tombstone:
+        kept = []
+        for m in session.members.values():
+            c = Member(m.session_id, m.agent_id, m.parent_id)
+            c.scope, c.workload_id = m.scope, m.workload_id
+            c.credential_iss, c.credential_jti = m.credential_iss, m.credential_jti
+            c.started_ts, c.ended_ts, c.last_seq = m.started_ts, m.ended_ts, m.last_seq
+            c.granted_scopes = m.granted_scopes
+            kept.append(c)
+        return cls(
+            tuple(kept),
+            session.ended,
+            session.kill_jti,
+            session.kill_ts,
+            session.started_ts,
+            session.last_ts,
+        )
+
+    def revive(self, session: SessionState) -> None:
+        """Put what was kept into a new state for the same root session."""
+        for m in self.members:
+            session.members[m.session_id] = m
+        session.ended = self.ended
+        session.kill_jti, session.kill_ts = self.kill_jti, self.kill_ts
+        session.started_ts, session.last_ts = self.started_ts, self.last_ts
+
+
 def _dedup_key(event_id: str) -> int:
     return hash(event_id)
 
@@ -107,6 +156,8 @@ class Pipeline:
         self._deadlines: dict[str, float] = {}
         #: newest event time processed (the watermark is this minus the grace period)
         self.max_event_ts = float("-inf")
+        #: root session -> (evicted at, tombstone) of ended or killed sessions, oldest first
+        self._tombstones: OrderedDict[str, tuple[float, Tombstone]] = OrderedDict()
 
     # -- input ----------------------------------------------------------------------------
     def process(
@@ -122,6 +173,9 @@ class Pipeline:
         session = self.sessions.get(root)
         if session is None:
             session = self.engine.new_session(event)
+            buried = self._tombstones.pop(root, None)
+            if buried is not None:
+                buried[1].revive(session)
             self.sessions[root] = session
         else:
             self.sessions.move_to_end(root)
@@ -170,6 +224,9 @@ class Pipeline:
                 self._track_deadline(session)
                 self.dirty.add(root)
         self._evict(now, out)
+        horizon = now - self.settings.tombstone_ttl_s
+        while self._tombstones and next(iter(self._tombstones.values()))[0] < horizon:
+            self._tombstones.popitem(last=False)
         return out
 
     @property
@@ -273,6 +330,11 @@ class Pipeline:
         for item in session.pending:
             self._unhold(item[3], item[1])
         self.engine.close(session)
+        if session.ended or session.killed:
+            self._tombstones[root] = (session.last_active, Tombstone.of(session))
+            self._tombstones.move_to_end(root)
+            while len(self._tombstones) > self.settings.max_tombstones:
+                self._tombstones.popitem(last=False)
         self.stats.evicted[reason] += 1
         self.dirty.add(root)
         out.append(Evicted(root, reason))

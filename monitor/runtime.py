@@ -29,6 +29,7 @@ from detectors.engine import AlertDecision, Engine, KillDecision
 from detectors.registry import rule_detector
 from monitor.app import AgentwatchApp, create_app
 from monitor.checkpoint import claims_of
+from monitor.collector import CollectorMetrics, CollectorPolicy
 from monitor.decisions import (
     Record,
     alert_finding,
@@ -88,6 +89,8 @@ class Monitor:
         #: kill signals already on the topic when partitions were restored (jti -> JWS)
         self.published: dict[str, bytes] = {}
         self.ready = False
+        self.collector = CollectorPolicy(settings.gc_full_interval_s)
+        self.metrics.registry.register(CollectorMetrics(self.collector))
         self.outputs = Outputs(self.app, settings, self.metrics)
         #: records queued while a record is processed (handed to producers right after)
         self.outbox = self.outputs.outbox
@@ -254,6 +257,7 @@ class Monitor:
             elif isinstance(out, PrivilegedAction):
                 rec = privileged_record(out, s)
                 self.outbox.append(Send(s.topic_privileged, rec, "privileged"))
+                self.sink.add_privileged(out)
             elif isinstance(out, Evicted):
                 m.evicted.labels(out.reason).inc()
 
@@ -274,6 +278,7 @@ class Monitor:
             return
         signed = signed_kill(decision, s, self.signer, now)
         self.outbox.append(Send(s.topic_revocations, signed.record, "kill", time.perf_counter()))
+        self.outputs.urgent = True
         self.sink.add_signal(signed.claims.jti, signed.compact, signed.claims, root_session_id=root)
 
     # -- timers ---------------------------------------------------------------------------

@@ -123,11 +123,15 @@ def score_file(
     engine: Engine | None = None,
     *,
     on_event: Callable[[ActionEvent], None] | None = None,
+    on_decisions: Callable[[tuple[Decision, ...]], None] | None = None,
 ) -> ScoreSummary:
-    """Score ``path`` (JSONL events); write each alert (OCSF JSON) as a line to ``out``."""
+    """Score ``path`` (JSONL events); write each alert (OCSF JSON) as a line to ``out``; hand
+    each step's decisions to ``on_decisions``."""
     summary = ScoreSummary()
     with path.open("rb") as f:
         for step in run(read_events(f, summary), engine, summary=summary, on_event=on_event):
+            if on_decisions is not None and step.decisions:
+                on_decisions(step.decisions)
             if out is None:
                 continue
             for d in step.decisions:

@@ -65,6 +65,9 @@ class Settings(BaseModel):
     checkpoint_interval_s: float = 1.0
     #: how often held-back events are released and idle sessions evicted
     tick_interval_s: float = 0.25
+    #: surviving objects are frozen out of Python's cyclic GC after each checkpoint and fully
+    #: collected this often (s); 0 leaves the GC as CPython runs it (``monitor.collector``)
+    gc_full_interval_s: float = 600.0
     datadir: Path = Path("var/agentwatch")
 
     # -- detection -----------------------------------------------------------------------

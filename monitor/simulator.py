@@ -26,13 +26,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from monitor.attacks import ATTACKS
 from monitor.scenarios import BENIGN, Label
 from monitor.trace import Trace, rand_id
+
+if TYPE_CHECKING:
+    from monitor.gateway import Gateway
 
 #: a fixed default epoch, so ``generate(seed)`` is the same on every run
 DEFAULT_START = datetime(2026, 7, 1, 9, 0, 0, tzinfo=UTC)
@@ -85,6 +88,8 @@ class Simulator:
     tenants: tuple[str, ...] = ("acme", "globex")
     attacks: tuple[str, ...] = tuple(ATTACKS)
     labels: dict[str, SessionLabel] = field(default_factory=dict)
+    #: harmful event id -> its root session (what a gateway would prevent)
+    harm_roots: dict[str, str] = field(default_factory=dict)
     #: secret values planted in tool outputs (redaction tests check none is stored)
     secrets: set[str] = field(default_factory=set)
 
@@ -113,6 +118,8 @@ class Simulator:
         label: Label = scenario(t)
         self.secrets.update(t.planted)
         harm = label.harm
+        if harm is not None:
+            self.harm_roots[harm["event_id"]] = root
         self.labels[root] = SessionLabel(
             session_id=root,
             agent_id=agent,
@@ -195,10 +202,17 @@ def produce(
     duration_s: float | None = None,
     progress: bool = True,
     producer_config: dict[str, Any] | None = None,
+    gateway: Gateway | None = None,
+    stats_path: Path | None = None,
+    labels_path: Path | None = None,
 ) -> int:
     """Send the simulator's events to ``topic`` at ``rate`` events/s (key: the root session
     id, so a delegation tree stays on one partition); returns the events sent. Ctrl-C stops
-    it after flushing what was sent."""
+    it after flushing what was sent.
+
+    With a ``gateway``, each event first goes through :meth:`Gateway.admit`: revoked sessions
+    stop acting. ``stats_path`` (JSON, rewritten every second) and ``labels_path`` (JSON
+    lines, appended as sessions start) let a watcher (the demo) follow along."""
     from kafka import KafkaProducer
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -216,12 +230,14 @@ def produce(
         TextColumn(
             "{task.completed:,} events · {task.fields[rate]:,.0f}/s · "
             "{task.fields[sessions]:,} sessions · {task.fields[attacks]} attacks"
+            "{task.fields[blocked]}"
         ),
         TimeElapsedColumn(),
     )
     sent = 0
+    report = _Report(sim, gateway, stats_path, labels_path)
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task("send", total=total, rate=0.0, sessions=0, attacks=0)
+        task = bar.add_task("send", total=total, rate=0.0, sessions=0, attacks=0, blocked="")
         began = time.monotonic()
         try:
             for ev in sim.events():
@@ -231,25 +247,87 @@ def produce(
                     time.sleep(due - now)
                 if duration_s is not None and now - began >= duration_s:
                     break
-                key = ev["session"].get("root_id") or ev["session"]["id"]
-                producer.send(topic, key=key.encode(), value=orjson.dumps(ev))
-                sent += 1
+                out = gateway.admit(ev) if gateway is not None else ev
+                sent += 1  # paced on what the agents tried, whatever the gateway let through
+                if out is not None:
+                    key = out["session"].get("root_id") or out["session"]["id"]
+                    producer.send(topic, key=key.encode(), value=orjson.dumps(out))
+                    if out is ev and ev["event_id"] in sim.harm_roots:
+                        report.harmed.add(sim.harm_roots[ev["event_id"]])
                 if sent % 200 == 0:
                     attacks = sum(1 for lab in sim.labels.values() if lab.label == "attack")
                     elapsed = max(time.monotonic() - began, 1e-6)
+                    blocked = (
+                        f" · {gateway.stats.events_blocked} blocked by the gateway"
+                        if gateway is not None
+                        else ""
+                    )
                     bar.update(
                         task,
                         completed=sent,
                         rate=sent / elapsed,
                         sessions=len(sim.labels),
                         attacks=attacks,
+                        blocked=blocked,
                     )
+                report.maybe(sent)
         except KeyboardInterrupt:
             pass
         producer.flush()
+        report.write(sent)
         bar.update(task, completed=sent, total=sent)
     producer.close()
     return sent
+
+
+class _Report:
+    """Writes the simulator's running totals and new labels for a watcher, every second."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        gateway: Gateway | None,
+        stats_path: Path | None,
+        labels_path: Path | None,
+    ) -> None:
+        self.sim, self.gateway = sim, gateway
+        self.stats_path, self.labels_path = stats_path, labels_path
+        self.labels_written = 0
+        self.last = 0.0
+        #: attack root sessions whose harmful step was produced (it happened)
+        self.harmed: set[str] = set()
+        if labels_path is not None:
+            labels_path.write_bytes(b"")
+
+    def maybe(self, sent: int) -> None:
+        if (self.stats_path or self.labels_path) and time.monotonic() - self.last >= 1.0:
+            self.write(sent)
+
+    def write(self, sent: int) -> None:
+        self.last = time.monotonic()
+        labels = list(self.sim.labels.values())
+        if self.labels_path is not None and len(labels) > self.labels_written:
+            with self.labels_path.open("ab") as f:
+                for lab in labels[self.labels_written :]:
+                    f.write(orjson.dumps(lab.as_dict()) + b"\n")
+            self.labels_written = len(labels)
+        if self.stats_path is None:
+            return
+        families: dict[str, int] = {}
+        for lab in labels:
+            key = lab.attack_type or "benign"
+            families[key] = families.get(key, 0) + 1
+        doc: dict[str, Any] = {
+            "events_tried": sent,
+            "sessions": len(labels),
+            "by_kind": families,
+            "harmed_roots": sorted(self.harmed),
+        }
+        if self.gateway is not None:
+            doc["gateway"] = self.gateway.stats.as_dict()
+        tmp = self.stats_path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(doc))
+        tmp.replace(self.stats_path)
 
 
 __all__ = ["Simulator", "SessionLabel", "generate", "produce", "write_files"]

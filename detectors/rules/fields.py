@@ -140,6 +140,9 @@ _f("cred.exp", NUM, "its expiry (epoch s): its own, or from when it was issued")
 _f("cred.expired", BOOL, "the credential had expired at the event's time")(
     lambda x: (e := _cred_exp(x)) is not None and x.ctx.ts > e
 )
+_f("cred.expired_age", NUM, "seconds since the credential expired (negative: still valid)")(
+    lambda x: x.ctx.ts - e if (e := _cred_exp(x)) is not None else None
+)
 _f("cred.issued_to", STR, "the session the credential was issued to (if seen)")(
     lambda x: i[0] if (i := _issued(x)) else None
 )
@@ -396,6 +399,9 @@ _f("session.killed", BOOL, "a kill signal covering this session was issued befor
 )
 _f("session.kill_age", NUM, "seconds between the kill signal and this event")(
     lambda x: x.ctx.ts - k if _killed(x) and (k := x.session.kill_ts) is not None else None
+)
+_f("session.caps_seen", SET, "capabilities of the tree's earlier events (untrusted_content...)")(
+    lambda x: frozenset(x.session.cap_first)
 )
 _f("root.agent_id", STR, "the root session's agent")(lambda x: x.session.agent_id)
 _f("root.ended", BOOL, "the root session had ended before this event")(lambda x: x.session.ended)

@@ -1,29 +1,56 @@
-"""The scoring agent: every record of the action topic through the partition's pipeline.
+"""The scoring loop: every record of the action topic through its partition's pipeline.
 
-One agent instance consumes every assigned partition; records are processed one at a time
-and synchronously (``Monitor.on_record``), and whatever they produced (alerts, a kill signal,
-dead letters) is handed to the producer before the next record, so a kill signal leaves as
-soon as its decision is taken.
+Records come a fetch at a time from the consumer (``monitor.transport``: faust's per-record
+stream machinery costs more than detection), partition by partition in offset order, and are
+processed one at a time and synchronously (``Monitor.on_record``). What they produce is
+queued; a kill signal is handed to its producer as soon as it is decided (the loop awaits
+the send before the next record), everything else at the end of the fetch. The loop also
+lets the event loop run (timers, web, heartbeats) at least every ``YIELD_EVERY_S``, and stops
+as soon as a rebalance begins: the records left are fetched again after it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from faust.types import TP, TopicT
 
 if TYPE_CHECKING:
     from monitor.runtime import Monitor
+
+#: longest stretch of processing without letting other tasks run (s)
+YIELD_EVERY_S = 0.005
 
 
 def register(monitor: Monitor) -> None:
     app = monitor.app
     on_record = monitor.on_record
-    outbox = monitor.outbox
-    flush = monitor.outputs.flush
+    outputs = monitor.outputs
+    outbox = outputs.outbox
+    flush = outputs.flush
+    clock = time.perf_counter
 
-    @app.agent(monitor.topics.actions, name="agentwatch.score")
-    async def score(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            on_record(msg.partition, msg.offset, msg.key, msg.value, msg.headers)
-            if outbox:
-                await flush()
+    async def on_batch(generation: int, records: Mapping[TP, list[Any]]) -> None:
+        consumer: Any = app.consumer
+        pause_at = clock() + YIELD_EVERY_S
+        for tp, recs in records.items():
+            partition = tp.partition
+            for rec in recs:
+                on_record(partition, rec.offset, rec.key, rec.value, rec.headers)
+                if outputs.urgent or clock() >= pause_at:
+                    if outbox:
+                        await flush()
+                    await asyncio.sleep(0)
+                    if app.consumer_generation_id != generation or not consumer.flow_active:
+                        return  # a rebalance started: the rest is fetched again after it
+                    pause_at = clock() + YIELD_EVERY_S
+        if outbox:
+            await flush()
+
+    app.on_source_batch = on_batch
+    app.source_topic = monitor.settings.topic_actions
+    # subscribe to the action topic (what iterating it in an agent would do)
+    app.topics.add(cast(TopicT, monitor.topics.actions.clone(is_iterator=True)))

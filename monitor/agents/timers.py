@@ -21,6 +21,7 @@ def register(monitor: Monitor) -> None:
     @app.timer(settings.tick_interval_s, name="agentwatch.tick")  # type: ignore[untyped-decorator]
     async def tick() -> None:
         monitor.tick()
+        monitor.collector.settle()
         if monitor.outbox:
             await monitor.outputs.flush()
 

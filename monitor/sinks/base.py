@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from schemas.alerts import DetectionFinding
 from schemas.events import ActionEvent
+from schemas.privileged import PrivilegedAction
 from schemas.signals import SessionRevokedClaims
 
 
@@ -54,7 +55,7 @@ class SinkStats:
 
 
 class Sink(Protocol):
-    """Event, alert and kill-signal storage, and the reads replay needs.
+    """Event, alert, kill-signal and privileged-action storage, and the reads replay needs.
 
     ``add_*`` are called on the event loop: O(1), never blocking. ``durable_offset(p)``: every
     event added for partition ``p`` with a lower offset is durable (in ClickHouse or in the
@@ -81,6 +82,8 @@ class Sink(Protocol):
     def add_signal(
         self, jti: str, compact_jws: str, claims: SessionRevokedClaims, *, root_session_id: str
     ) -> None: ...
+
+    def add_privileged(self, action: PrivilegedAction) -> None: ...
 
     def durable_offset(self, partition: int) -> int | None: ...
 
@@ -131,6 +134,9 @@ class NullSink:
     def add_signal(
         self, jti: str, compact_jws: str, claims: SessionRevokedClaims, *, root_session_id: str
     ) -> None:
+        return None
+
+    def add_privileged(self, action: PrivilegedAction) -> None:
         return None
 
     def durable_offset(self, partition: int) -> int | None:

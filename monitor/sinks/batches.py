@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.redaction import Redactor
-from monitor.sinks.rows import Row, alert_row, event_row, signal_row
+from monitor.sinks.rows import Row, alert_row, event_row, privileged_row, signal_row
 from monitor.sinks.schema import COLUMNS
 
 log = logging.getLogger("agentwatch.sink")
@@ -59,7 +59,8 @@ def build_tables(
     redactor: Redactor, items: Iterable[tuple[Any, ...]]
 ) -> tuple[dict[str, list[Row]], int]:
     """Rows per table for buffered items (events: 5-tuples, alerts: 1-tuples, signals:
-    4-tuples), and how many items could not be built (logged, redacted, and skipped)."""
+    4-tuples, privileged actions: ``("privileged", record)``), and how many items could not be
+    built (logged, redacted, and skipped)."""
     now = datetime.now(UTC)
     tables: dict[str, list[Row]] = {t: [] for t in COLUMNS}
     errors = 0
@@ -72,6 +73,8 @@ def build_tables(
                 )
             elif len(item) == 1:
                 tables["alerts"].append(alert_row(redactor, item[0], now))
+            elif len(item) == 2:  # ("privileged", record)
+                tables["privileged_actions"].append(privileged_row(redactor, item[1], now))
             else:
                 jti, jws, claims, root = item
                 tables["kill_signals"].append(signal_row(jti, jws, claims, root, now))

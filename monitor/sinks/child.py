@@ -115,6 +115,8 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
                         sink.add_event(raw, event, partition=partition, offset=offset, caps=caps)
                     elif tag == "a":
                         sink.add_alert(item[1])
+                    elif tag == "p":
+                        sink.add_privileged(item[1])
                     else:
                         _, jti, jws, claims, root = item
                         sink.add_signal(jti, jws, claims, root_session_id=root)

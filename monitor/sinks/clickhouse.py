@@ -40,6 +40,7 @@ from monitor.sinks.spool import Spool
 from schemas.alerts import DetectionFinding
 from schemas.errors import SinkError
 from schemas.events import ActionEvent
+from schemas.privileged import PrivilegedAction
 from schemas.signals import SessionRevokedClaims
 
 log = logging.getLogger("agentwatch.sink")
@@ -136,6 +137,12 @@ class ClickHouseSink(queries.StoreReads):
     ) -> None:
         with self._cond:
             self._items.append((jti, compact_jws, claims, root_session_id))
+            if len(self._items) == 1:
+                self._since = time.time()
+
+    def add_privileged(self, action: PrivilegedAction) -> None:
+        with self._cond:
+            self._items.append(("privileged", action))
             if len(self._items) == 1:
                 self._since = time.time()
 

@@ -36,6 +36,7 @@ from monitor.sinks.child import child_main
 from schemas.alerts import DetectionFinding
 from schemas.errors import SinkError
 from schemas.events import ActionEvent
+from schemas.privileged import PrivilegedAction
 from schemas.signals import SessionRevokedClaims
 
 log = logging.getLogger("agentwatch.sink")
@@ -121,6 +122,12 @@ class ProcessSink:
     ) -> None:
         with self._cond:
             self._items.append(("s", jti, compact_jws, claims, root_session_id))
+            if len(self._items) == 1:
+                self._since = time.monotonic()
+
+    def add_privileged(self, action: PrivilegedAction) -> None:
+        with self._cond:
+            self._items.append(("p", action))
             if len(self._items) == 1:
                 self._since = time.monotonic()
 

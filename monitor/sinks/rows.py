@@ -14,8 +14,10 @@ import orjson
 
 from detectors.catalog import host_of
 from monitor.redaction import Redactor
+from monitor.sinks.schema import PRIVILEGED_COLUMNS
 from schemas.alerts import DetectionFinding
 from schemas.events import ActionEvent
+from schemas.privileged import PrivilegedAction
 from schemas.signals import SessionRevokedClaims
 
 Row = tuple[Any, ...]
@@ -161,3 +163,20 @@ def signal_row(
         claims.model_dump_json(exclude_none=True),
         compact_jws,
     )
+
+
+def privileged_row(redactor: Redactor, action: PrivilegedAction, stored_at: datetime) -> Row:
+    """One ``privileged_actions`` row (``PrivilegedAction.row()``). Destinations and the
+    scope (which holds the task's text) are redacted; the record has no argument values."""
+    r = action.row()
+    r["time"] = action.time
+    r["tenant"] = r["tenant"] or ""
+    r["destinations"] = [redactor.text(d) for d in action.destinations]
+    r["resources"] = [redactor.text(u) for u in action.resources]
+    for key in ("credential", "scope", "delegation"):
+        r[key] = redactor.text(r[key]) if r[key] else ""
+    for key in ("parent_session_id", "tool_name", "tool_server", "tool_call_id", "outcome",
+                "environment", "agent_version", "workload_id", "on_behalf_of"):  # fmt: skip
+        r[key] = r[key] or ""
+    r["stored_at"] = stored_at
+    return tuple(r[c] for c in PRIVILEGED_COLUMNS)

@@ -9,6 +9,11 @@
 * ``alerts`` — one row per alert *version* (OCSF Detection Finding), ``ReplacingMergeTree
   (modified_time)`` keyed by ``finding_info.uid``: the latest version wins.
 * ``kill_signals`` — the signed SETs published on the revocation topic, one per ``jti``.
+* ``privileged_actions`` — the privileged-action audit log (``schemas/privileged.py``: who
+  retrieved a secret, wrote to production, exported, paid, changed a credential, under which
+  task and scope, on whose behalf), one row per record ``uid``, ``ReplacingMergeTree
+  (stored_at)`` ordered by ``(tenant, root_session_id, time, uid)``; the same records go to
+  ``agent.privileged``. Ordinary events are not in it.
 * ``sessions`` — a lookup table filled by a materialized view from ``events``: each root
   session's time range, agents, event count (``uniqExact`` of event ids, so duplicates do not
   inflate it), task and end. Replay reads it first and then only the parts of ``events`` in
@@ -109,13 +114,56 @@ SIGNAL_COLUMNS: Final = (
     "compact_jws",
 )
 
+#: ``PrivilegedAction.row()`` members, in the table's order, then ``stored_at``.
+PRIVILEGED_COLUMNS: Final = (
+    "tenant",
+    "root_session_id",
+    "time",
+    "uid",
+    "event_id",
+    "session_id",
+    "parent_session_id",
+    "seq",
+    "kind",
+    "tool_name",
+    "tool_server",
+    "tool_call_id",
+    "outcome",
+    "argument_names",
+    "capabilities",
+    "all_capabilities",
+    "destinations",
+    "external",
+    "environment",
+    "resources",
+    "agent_id",
+    "agent_version",
+    "workload_id",
+    "on_behalf_of",
+    "act_chain",
+    "credential",
+    "scope",
+    "in_scope",
+    "delegation",
+    "risk",
+    "killed",
+    "schema_version",
+    "stored_at",
+)
+
 #: Columns holding times (converted back from the disk spool's JSON).
 DATETIME_COLUMNS: Final = {
     "events": frozenset({"time", "stored_at"}),
     "alerts": frozenset({"created_time", "modified_time", "stored_at"}),
     "kill_signals": frozenset({"iat", "stored_at"}),
+    "privileged_actions": frozenset({"time", "stored_at"}),
 }
-COLUMNS: Final = {"events": EVENT_COLUMNS, "alerts": ALERT_COLUMNS, "kill_signals": SIGNAL_COLUMNS}
+COLUMNS: Final = {
+    "events": EVENT_COLUMNS,
+    "alerts": ALERT_COLUMNS,
+    "kill_signals": SIGNAL_COLUMNS,
+    "privileged_actions": PRIVILEGED_COLUMNS,
+}
 
 _DDL = (
     "CREATE DATABASE IF NOT EXISTS {db}",
@@ -219,6 +267,51 @@ CREATE TABLE IF NOT EXISTS {db}.kill_signals
 )
 ENGINE = ReplacingMergeTree(stored_at)
 ORDER BY (tenant, root_session_id, jti)
+SETTINGS non_replicated_deduplication_window = 1000
+""",
+    """
+CREATE TABLE IF NOT EXISTS {db}.privileged_actions
+(
+    tenant            LowCardinality(String),
+    root_session_id   String,
+    time              DateTime64(3, 'UTC') CODEC(Delta, ZSTD(1)),
+    uid               String,
+    event_id          String,
+    session_id        String,
+    parent_session_id String,
+    seq               Nullable(UInt64),
+    kind              LowCardinality(String),
+    tool_name         LowCardinality(String),
+    tool_server       LowCardinality(String),
+    tool_call_id      String CODEC(ZSTD(1)),
+    outcome           LowCardinality(String),
+    argument_names    Array(String),
+    capabilities      Array(String),
+    all_capabilities  Array(String),
+    destinations      Array(String),
+    external          Nullable(Bool),
+    environment       LowCardinality(String),
+    resources         Array(String),
+    agent_id          LowCardinality(String),
+    agent_version     LowCardinality(String),
+    workload_id       LowCardinality(String),
+    on_behalf_of      String CODEC(ZSTD(1)),
+    act_chain         Array(String),
+    credential        String CODEC(ZSTD(3)),
+    scope             String CODEC(ZSTD(3)),
+    in_scope          Nullable(Bool),
+    delegation        String CODEC(ZSTD(3)),
+    risk              Float32,
+    killed            Bool,
+    schema_version    LowCardinality(String),
+    stored_at         DateTime64(3, 'UTC'),
+    INDEX idx_event_id event_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_caps capabilities TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_agent agent_id TYPE set(1000) GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(stored_at)
+PARTITION BY toDate(time)
+ORDER BY (tenant, root_session_id, time, uid)
 SETTINGS non_replicated_deduplication_window = 1000
 """,
     """

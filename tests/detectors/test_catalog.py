@@ -206,3 +206,88 @@ def test_catalog_files_override_and_report_every_error(tmp_path: Path) -> None:
         f"Unknown capability 'paymnt' for tool 'a' in {bad}:2",
         f"Unknown word class 'verbs' (one of {', '.join(Vocabulary.classes())}) in {bad}:4",
     ]
+
+
+def test_environment_resource_beats_arguments_and_namespaces_need_an_environment_word() -> None:
+    # a namespace named after its service says nothing; the resource says where it acts
+    apply = CAT.classify_parts(
+        "kubectl.apply",
+        [Resource(type="k8s_deployment", environment="staging")],
+        None,
+        None,
+        {"namespace": "payments-api", "image": "payments:v2"},
+    )
+    assert apply.environment == "staging" and C.PROD_WRITE not in apply.capabilities
+    svc_ns = CAT.classify_parts("kubectl.apply", (), None, None, {"namespace": "checkout"})
+    assert svc_ns.environment is None
+    env_ns = CAT.classify_parts("kubectl.apply", (), None, None, {"namespace": "eks-prod-1"})
+    assert C.PROD_WRITE in env_ns.capabilities
+    # an argument called environment counts whatever its value; prod wins over others
+    both = CAT.classify_parts(
+        "deploy", (), None, None, {"context": "staging", "environment": "prod-eu"}
+    )
+    assert both.environment == "prod-eu"
+    prod_res = CAT.classify_parts(
+        "kubectl.apply",
+        [Resource(environment="staging"), Resource(environment="prod")],
+        None,
+        None,
+    )
+    assert prod_res.environment == "prod" and C.PROD_WRITE in prod_res.capabilities
+
+
+@pytest.mark.parametrize(
+    ("sql", "cap"),
+    [
+        ("DROP TABLE orders CASCADE", C.DESTRUCTIVE),
+        ("select 1;\n truncate table events", C.DESTRUCTIVE),
+        ("DELETE FROM users WHERE 1=1", C.DESTRUCTIVE),
+        ("UPDATE accounts SET balance = 0", C.WRITE),
+        ("GRANT ALL ON payments TO mallory", C.CREDENTIAL_CHANGE),
+        ("SELECT * FROM orders", None),
+        ("drop shipping suppliers for small shops", None),
+    ],
+)
+def test_sql_statements_in_arguments(sql: str, cap: str | None) -> None:
+    out = CAT.classify_parts(
+        "postgres.execute", [Resource(type="database", environment="prod")], None, None,
+        {"sql": sql},
+    )  # fmt: skip
+    if cap is None:
+        assert not out.capabilities & {C.DESTRUCTIVE, C.WRITE, C.PROD_WRITE}
+    else:
+        assert cap in out.capabilities and C.PROD_WRITE in out.capabilities
+
+
+@pytest.mark.parametrize(
+    ("path", "secret"),
+    [
+        ("~/.aws/credentials", True),
+        ("/home/dev/.ssh/id_ed25519", True),
+        ("config/.env.production", True),
+        ("deploy/tls.pem", True),
+        ("k8s/secrets.yaml", True),
+        ("src/amounts.py", False),
+        ("docs/shadow-it.md", False),
+        ("README.md", False),
+    ],
+)
+def test_reading_a_credentials_file_is_a_secret_retrieval(path: str, secret: bool) -> None:
+    out = CAT.classify_parts("fs.read_file", (), None, None, {"path": path})
+    assert (C.SECRET_READ in out.capabilities) is secret
+    write = CAT.classify_parts("fs.write_file", (), None, None, {"path": path})
+    assert C.SECRET_READ not in write.capabilities
+
+
+def test_the_producers_word_on_where_a_transfer_goes() -> None:
+    out = ToolCatalog().classify_parts(
+        "s3.put_object", (), Transfer(destination="s3://dump-x/a.csv", external=True), None
+    )
+    assert C.EGRESS in out.capabilities and out.outside == ("s3://dump-x/a.csv",)
+    stays = ToolCatalog().classify_parts(
+        "slack.post_message",
+        (),
+        Transfer(destination="https://acme.slack.com/archives/C1", external=False),
+        None,
+    )
+    assert C.EGRESS not in stays.capabilities and stays.outside == ()

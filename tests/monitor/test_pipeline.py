@@ -120,3 +120,46 @@ def test_sessions_are_evicted_after_end_and_idle() -> None:
     assert {o.root_session_id for o in p.tick(50.0) if isinstance(o, Evicted)} == {"a"}
     assert [o.reason for o in p.tick(200.0) if isinstance(o, Evicted)] == ["idle"]
     assert len(p) == 0
+
+
+def test_an_ended_session_acting_after_eviction_is_still_recognised() -> None:
+    """A replayed credential minutes after the end: the tombstone keeps the end and last seq."""
+    p = Pipeline(build_engine(), PipelineSettings(ended_ttl_s=10, tombstone_ttl_s=3600))
+    start = ev(0, "session_start", sid="r")
+    for e in (
+        start,
+        ev(1, "tool_call", "reports.get_usage", sid="r"),
+        ev(2, "session_end", sid="r"),
+    ):
+        p.process(e, now=0.0)
+    assert any(isinstance(o, Evicted) for o in p.tick(60.0))
+    replay = ev(3, "tool_call", "s3.get_object", sid="r", time="2026-07-01T12:20:00Z")
+    out = p.process(replay, now=600.0)  # no wait for seq 0-2: they were processed long ago
+    kills = [o for o in out if isinstance(o, KillDecision)]
+    assert [k.detector for k in kills] == ["AW-REVOKE-001"]
+    assert kills[0].trigger_event_id == "r-e3"
+
+
+def test_tombstones_expire() -> None:
+    p = Pipeline(build_engine(), PipelineSettings(ended_ttl_s=10, tombstone_ttl_s=100))
+    for e in (ev(0, "session_start", sid="r"), ev(1, "session_end", sid="r")):
+        p.process(e, now=0.0)
+    p.tick(60.0)
+    p.tick(500.0)  # the tombstone is older than its ttl
+    out = p.process(ev(2, "tool_call", "s3.get_object", sid="r"), now=500.0)
+    out += p.tick(510.0)  # the gap (seq 0-1 unknown) is waited out, then processed
+    assert not [o for o in out if isinstance(o, KillDecision)]
+
+
+def test_a_killed_session_is_not_killed_twice_after_eviction() -> None:
+    p = Pipeline(build_engine(), PipelineSettings(ended_ttl_s=10))
+    out: list[Any] = []
+    for e in trifecta("k"):
+        out += p.process(e, now=0.0)
+    assert len([o for o in out if isinstance(o, KillDecision)]) == 1
+    p.tick(60.0)
+    out_again = {"destination": "https://paste.example.net/y", "external": True}
+    late = ev(5, "tool_call", "http.post", sid="k", time="2026-07-01T12:01:00Z", transfer=out_again)
+    again = p.process(late, now=70.0)
+    assert not [o for o in again if isinstance(o, KillDecision)]
+    assert "AW-REVOKE-002" in {o.alert.detector for o in again if isinstance(o, AlertDecision)}

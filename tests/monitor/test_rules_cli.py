@@ -55,7 +55,7 @@ def test_every_builtin_rule_has_fixtures_and_they_pass() -> None:
 def test_rules_test_command_on_the_builtin_pack() -> None:
     result = runner.invoke(app, ["rules", "test"])
     assert result.exit_code == 0, result.output
-    assert "cases passed for 19 rules" in result.output
+    assert "cases passed for 22 rules" in result.output
 
 
 def test_rules_test_on_a_user_pack_passes_and_fails(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_rules_lint_lists_every_error(tmp_path: Path) -> None:
 
 def test_rules_lint_and_list_on_the_builtin_pack() -> None:
     lint = runner.invoke(app, ["rules", "lint"])
-    assert lint.exit_code == 0 and "19 rules OK" in lint.output
+    assert lint.exit_code == 0 and "22 rules OK" in lint.output
     listing = runner.invoke(app, ["rules", "list"], env={"COLUMNS": "200"})
     assert listing.exit_code == 0 and "AW-COMBO-001" in listing.output
     fields = runner.invoke(app, ["rules", "fields"], env={"COLUMNS": "200"})
@@ -94,4 +94,4 @@ def test_the_example_user_pack_passes() -> None:
     examples = Path(__file__).resolve().parents[2] / "examples" / "rules"
     result = runner.invoke(app, ["rules", "test", str(examples)])
     assert result.exit_code == 0, result.output
-    assert "4/4 cases passed for 1 rules" in result.output
+    assert "8/8 cases passed for 2 rules" in result.output

@@ -126,15 +126,26 @@ def test_attacks_are_not_keyed_on_one_string(sim: Any) -> None:
 
 
 def test_credential_used_after_its_session_ended(sim: Any) -> None:
+    """Each credential_after_end attack presents, after the end of the session it was issued
+    to, a credential issued there: replayed by the same session, or handed to another."""
     s, events = sim
-    ended: dict[str, str] = {}
-    late = 0
+    issued_to: dict[str, str] = {}
+    ended: set[str] = set()
+    late: set[str] = set()
     for e in events:
-        if e["kind"] == "session_end":
-            ended[e["session"]["id"]] = e["time"]
-        elif e["session"]["id"] in ended and e["actor"].get("credential"):
-            late += 1
-    assert late >= sum(1 for lab in s.labels.values() if lab.attack_type == "credential_after_end")
+        if e["kind"] == "credential_issued":
+            issued_to[e["credential_issued"]["jti"]] = e["session"]["id"]
+        elif e["kind"] == "session_end":
+            ended.add(e["session"]["id"])
+        cred = e["actor"].get("credential") or {}
+        if e["kind"] == "tool_call" and issued_to.get(cred.get("jti", "")) in ended:
+            late.add(e["session"]["root_id"])
+    attacks = {k for k, lab in s.labels.items() if lab.attack_type == "credential_after_end"}
+    assert attacks and attacks <= late
+    notes = {s.labels[k].note for k in attacks}
+    assert notes == {"replayed", "handed-on"}
+    benign = {k for k, lab in s.labels.items() if lab.label == "benign"}
+    assert not benign & late
 
 
 def test_planted_secrets_are_in_outputs(sim: Any) -> None:

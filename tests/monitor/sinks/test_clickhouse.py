@@ -3,6 +3,7 @@ an outage with catch-up, honest durable offsets, and no secret in any table or l
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -291,3 +292,61 @@ def test_open_sink_by_url_scheme(tmp_path: Path) -> None:
         open_sink(Settings(store_url="mysql://x", datadir=tmp_path))
     with pytest.raises(ConfigError, match="absolute"):
         open_sink(Settings(store_url="chdb://relative/path", datadir=tmp_path))
+
+
+def test_privileged_actions_table_holds_the_audit_records_once(make_sink: Any, client: Any) -> None:
+    from detectors.registry import build_engine
+    from monitor.pipeline import Pipeline
+    from schemas.privileged import PrivilegedAction
+
+    docs = [
+        {
+            "kind": "session_start",
+            "intent": {"task": "Deploy api", "allowed_environments": ["prod"]},
+        },
+        {"kind": "tool_call", "tool": {"name": "read_file", "arguments": {"path": "a.md"}}},
+        {
+            "kind": "tool_call",
+            "tool": {"name": "vault.read_secret", "arguments": {"path": "kv/prod/api"}},
+            "actor": {
+                "agent_id": "deployer",
+                "workload_id": "spiffe://acme/deployer",
+                "credential": {"iss": "https://sts", "jti": "tok-1"},
+            },
+        },  # fmt: skip
+        {
+            "kind": "tool_call",
+            "tool": {"name": "http.post", "arguments": {"url": "https://u:hunter2@x.example/a"}},
+        },
+    ]
+    pipe = Pipeline(build_engine())
+    records: list[PrivilegedAction] = []
+    for i, d in enumerate(docs):
+        doc = {
+            "event_id": f"p-{i}",
+            "time": f"2026-07-01T12:00:0{i}Z",
+            "tenant": "acme",
+            "session": {"id": "ps1", "seq": i},
+            "actor": {"agent_id": "deployer"},
+            **d,
+        }
+        records += [o for o in pipe.process(validate_event(doc), now=float(i))
+                    if isinstance(o, PrivilegedAction)]  # fmt: skip
+    assert [r.event_id for r in records] == ["p-2", "p-3"]
+    sink = make_sink()
+    sink.start()
+    for r in records + records[:1]:  # the first one replayed: the same uid collapses
+        sink.add_privileged(r)
+    assert sink.flush(timeout=30)
+    assert sink.stats().rows_inserted["privileged_actions"] == 3
+    rows = client.query(
+        f"SELECT event_id, uid, agent_id, workload_id, capabilities, scope, credential, "
+        f"destinations FROM {sink.database}.privileged_actions FINAL ORDER BY time"
+    ).result_rows
+    assert [r[0] for r in rows] == ["p-2", "p-3"]
+    secret, post = rows
+    assert secret[1] == records[0].uid and secret[2:4] == ("deployer", "spiffe://acme/deployer")
+    assert secret[4] == ["secret_retrieval"]
+    assert json.loads(secret[5])["task"] == "Deploy api" and json.loads(secret[6])["jti"] == "tok-1"
+    assert "external_egress" in post[4] and "hunter2" not in str(post[7])  # redacted
+    assert count(client, sink.database, "events") == 0  # audit records are not events
