@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 
@@ -49,21 +50,28 @@ class SignedKill:
     record: Record
 
 
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _rfc3339(ts: float | datetime) -> str:
+    when = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=64)
+def _encoded(text: str) -> bytes:
+    """Header values that repeat on every record (types, issuer, content types), once."""
+    return text.encode()
 
 
 def _ce(
-    id_: str, type_: str, source: str, subject: str, ts: float, content_type: str
+    id_: str, type_: str, source: str, subject: str, ts: float | datetime, content_type: str
 ) -> list[Header]:
     return [
         ("ce_specversion", b"1.0"),
         ("ce_id", id_.encode()),
-        ("ce_type", type_.encode()),
-        ("ce_source", source.encode()),
+        ("ce_type", _encoded(type_)),
+        ("ce_source", _encoded(source)),
         ("ce_subject", subject.encode()),
         ("ce_time", _rfc3339(ts).encode()),
-        ("content-type", content_type.encode()),
+        ("content-type", _encoded(content_type)),
     ]
 
 
@@ -129,7 +137,7 @@ def privileged_record(action: PrivilegedAction, settings: Settings) -> Record:
             PRIVILEGED_CE_TYPE,
             settings.issuer,
             root,
-            action.time.timestamp(),
+            action.time,
             "application/json",
         ),  # fmt: skip
     )

@@ -162,6 +162,7 @@ class Monitor:
         ps = self.partitions.get(partition)
         if ps is None:  # delivered across a rebalance for a partition no longer held
             return
+        kind = None
         try:
             decoded = decode_record(value, headers, self.settings.max_event_bytes)
         except InvalidEvent as exc:
@@ -171,7 +172,7 @@ class Monitor:
             self.dead_letter(partition, offset, key, value, headers, exc)
         else:
             event = decoded.event
-            self.metrics.events_by_kind[event.kind].inc()
+            kind = event.kind
             pipeline = ps.pipeline
             try:
                 outputs = pipeline.process(
@@ -199,7 +200,7 @@ class Monitor:
             )
         if offset >= ps.position:
             ps.position = offset + 1
-        self.metrics.processing.observe(time.perf_counter() - t0)
+        self.metrics.records.record(kind, time.perf_counter() - t0)
 
     def dead_letter(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -204,9 +205,9 @@ class _EventBase(_Model):
         """The root of the delegation tree (``session.root_id``, defaulting to ``session.id``)."""
         return self.session.root_id or self.session.id
 
-    @property
+    @cached_property
     def ts(self) -> float:
-        """Event time as epoch seconds."""
+        """Event time as epoch seconds (computed once: detectors ask for it several times)."""
         return self.time.timestamp()
 
 

@@ -27,13 +27,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.ids import uuid5_text
+
 SCHEMA_VERSION = "1"
 _NS = uuid.UUID("0b5f8a59-61d4-4f6e-9a9c-3f0c7d0e2a77")
 
 
 def privileged_uid(tenant: str | None, event_id: str) -> str:
     """Deterministic record id: one per (tenant, event)."""
-    return "pa-" + str(uuid.uuid5(_NS, f"{tenant or ''}\x1f{event_id}"))
+    return "pa-" + uuid5_text(_NS, f"{tenant or ''}\x1f{event_id}")
 
 
 class _Rec(BaseModel):

@@ -25,6 +25,14 @@ log = logging.getLogger("agentwatch.sink")
 _READS = frozenset({"session_events", "session_alerts", "session_signals", "sessions"})
 
 
+def _warm_up() -> None:
+    """Import now what clickhouse-connect imports on the first insert (pandas, if installed:
+    ~2 s of CPU), so the first batch is not held up behind it."""
+    from clickhouse_connect.driver import options
+
+    options.pd  # noqa: B018 (the attribute access resolves the lazy import)
+
+
 def child_main(conn: Connection, config: dict[str, Any]) -> None:
     """Run a ClickHouseSink fed by the parent's hand-offs (see the module docstring)."""
     from monitor.redaction import Redactor
@@ -59,6 +67,7 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
             **config.get("extra", {}),
         )
         sink.start()
+        _warm_up()
     except Exception as exc:
         send(("ready", False, f"{type(exc).__name__}: {exc}"))
         return
