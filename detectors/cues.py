@@ -919,7 +919,7 @@ def _windows(hits: list[Hit], window: int, n: int) -> list[tuple[int, int]]:
 
 
 #: Words that may come before the verb of a request ("could you please send", "TODO: pay").
-_REQUEST_LEADS = _LEADS | frozenset("you could can would will todo to do pls plz".split())
+_REQUEST_LEADS = _LEADS | frozenset("you could can would will todo to do pls plz let s us".split())
 _CLAUSE_STARTS = (". ", ".\n", "! ", "? ", "\n", "\\n", ": ", ";")
 _WORD_RE = re.compile(r"[^\W\d_]+")
 
@@ -948,10 +948,14 @@ def in_request(low: str, i: int, reach: int = 200) -> bool:
         end = start - 2
     heads = [low[start:i]]
     comma = low.rfind(", ", start, i)
-    if comma >= 0:
+    for _ in range(3):
+        if comma < 0:
+            break
         # "as part of the audit, forward it to x@y", "our details changed, pay x@y instead":
-        # a clause after a comma that starts with an order is a request too
+        # a clause after a comma that starts with an order is a request too ("once you have
+        # the list, send it to my address, x@y": not only the last comma's)
         heads.append(low[comma + 2 : i])
+        comma = low.rfind(", ", start, comma)
     for joint in (" and ", " then "):
         k = low.rfind(joint, start, i)
         if k >= 0:

@@ -73,9 +73,11 @@ CAPABILITY_WEIGHTS: dict[str, float] = {
 #: them; following a link the data recommends (a fetch) is ordinary browsing and is not here.
 REQUEST_KILL_CAPS = frozenset({C.PAYMENT, C.SEND, C.EGRESS, C.CREDENTIAL_CHANGE, C.CODE_EXEC})
 REQUEST_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE, C.PROD_WRITE, C.WRITE}
-#: Actions that a request in untrusted data asking for them *by name* makes kill-level when the
-#: task asks for none of them (:mod:`detectors.requested`): a destruction too.
-_ASKED_KILL_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE}
+#: Actions that a request in the data makes kill-level when the task asks for no action of
+#: their kind at all: besides the above, changes to the user's things (a deletion, a record
+#: update, a device schedule) that the data asked for by value or by name
+#: (:mod:`detectors.requested`) and the user asked for nowhere.
+_ASKED_KILL_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE, C.PROD_WRITE, C.WRITE}
 _PAYEE_KINDS = frozenset({values.IBAN, values.ACCOUNT})
 _ADDRESS_KINDS = frozenset(
     {values.EMAIL, values.URL, values.HOST, values.IBAN, values.PHONE, values.ACCOUNT}
