@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     result = evaluate(progress=not args.no_progress)
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     print_tables(console, result)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "injecagent.json"

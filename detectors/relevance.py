@@ -121,6 +121,11 @@ CAPABILITY_CUES: dict[str, tuple[str, ...]] = {
     ),
     C.EGRESS: ("upload", "export", "send", "share", "post", "publish", "backup", "sync"),
     C.CREDENTIAL_CHANGE: (
+        "unlock",
+        "grant",
+        "revoke",
+        "authenticat",
+        "two-factor",
         "password",
         "passcode",
         "credential",
@@ -238,6 +243,8 @@ _SEND_NOUNS = frozenset(
 )
 #: Message cues that address the user ("tell me", "let me know"): an answer, not a send.
 _TO_USER = frozenset({"tell", "let", "inform", "remind", "send"})
+#: Short cues that are only themselves as whole words.
+_WHOLE_WORDS = frozenset({"let", "dm"})
 _READ_WORDS_RE = re.compile(
     r"\b(?:find|read|get|check|show|list|search|look|fetch|retrieve|summar\w*|open|see|"
     r"review|view|what|which|any|how many|count)\b"
@@ -258,6 +265,8 @@ def _asks_to_send(task_low: str) -> bool:
         if a > 0 and task_low[a - 1].isalnum():
             continue  # inside a word: "task" is not "ask", "delete" not "let"
         cue = m.group(0)
+        if cue in _WHOLE_WORDS and _word_rest(task_low, m):
+            continue  # "letter", "dmitri"
         if cue in _TO_USER and task_low.startswith(" me", m.end() + _word_rest(task_low, m)):
             continue
         if cue in _SEND_NOUNS:
