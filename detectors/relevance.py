@@ -232,15 +232,27 @@ _STOP = frozenset("get set the a an to of for by in on at with from my me is".sp
 
 #: One compiled search per capability: "does the task text contain any of its cue stems".
 _CUE_RE: dict[str, re.Pattern[str]] = {
-    cap: re.compile("|".join(map(re.escape, cues))) for cap, cues in CAPABILITY_CUES.items()
+    cap: re.compile(
+        "|".join(
+            # Latin-script cues are word prefixes ("latest" does not ask for a "test"); CJK
+            # text has no spaces between words
+            ("(?<![a-z0-9])" if c[0].isascii() else "") + re.escape(c)
+            for c in cues
+        )
+    )
+    for cap, cues in CAPABILITY_CUES.items()
 }
 
 
 #: Message cues that are nouns: "read my text messages" names something to read, not a message
 #: to send; they ask for a send only when no read verb governs them in their clause.
-_SEND_NOUNS = frozenset(
-    {"email", "e-mail", "mail", "message", "messag", "channel", "post", "dm", "nachricht"}
-)
+_OBJECT_NOUNS: dict[str, frozenset[str]] = {
+    C.SEND: frozenset(
+        {"email", "e-mail", "mail", "message", "messag", "channel", "post", "dm", "nachricht"}
+    ),
+    # "what's on my calendar", "find the file": things to read, not to write
+    C.WRITE: frozenset({"calendar", "event", "meeting", "file", "appoint"}),
+}
 #: Message cues that address the user ("tell me", "let me know"): an answer, not a send.
 _TO_USER = frozenset({"tell", "let", "inform", "remind", "send"})
 #: Short cues that are only themselves as whole words.
@@ -250,34 +262,38 @@ _READ_WORDS_RE = re.compile(
     r"review|view|what|which|any|how many|count)\b"
 )
 _CLAUSE_RE = re.compile(r"[.;!?\n]|, | and | then | also ")
-_SEND_ASKED: dict[str, bool] = {}
+_GOVERNED: dict[tuple[str, str], bool] = {}
 
 
-def _asks_to_send(task_low: str) -> bool:
-    """Whether the task asks for a message to be sent: a message verb not addressed to the user
-    ("tell me"), or a message noun that no read verb governs (cached per task)."""
-    hit = _SEND_ASKED.get(task_low)
+def _asks_governed(capability: str, task_low: str) -> bool:
+    """Whether the task asks for actions of a capability whose cues include object nouns: a
+    verb cue (for messages, not one addressed to the user: "tell me"), or an object noun that
+    no read verb governs in its clause (cached per task)."""
+    hit = _GOVERNED.get((capability, task_low))
     if hit is not None:
         return hit
     hit = False
-    for m in _CUE_RE[C.SEND].finditer(task_low):
-        a = m.start()
-        if a > 0 and task_low[a - 1].isalnum():
-            continue  # inside a word: "task" is not "ask", "delete" not "let"
-        cue = m.group(0)
+    nouns = _OBJECT_NOUNS[capability]
+    for m in _CUE_RE[capability].finditer(task_low):
+        cue = m.group(0).lstrip()
         if cue in _WHOLE_WORDS and _word_rest(task_low, m):
             continue  # "letter", "dmitri"
-        if cue in _TO_USER and task_low.startswith(" me", m.end() + _word_rest(task_low, m)):
+        if (
+            capability == C.SEND
+            and cue in _TO_USER
+            and task_low.startswith(" me", m.end() + _word_rest(task_low, m))
+        ):
             continue
-        if cue in _SEND_NOUNS:
+        if cue in nouns:
+            a = m.start()
             starts = [c.end() for c in _CLAUSE_RE.finditer(task_low, 0, a)]
             if _READ_WORDS_RE.search(task_low, starts[-1] if starts else 0, a):
                 continue
         hit = True
         break
-    if len(_SEND_ASKED) >= 4096:
-        _SEND_ASKED.clear()
-    _SEND_ASKED[task_low] = hit
+    if len(_GOVERNED) >= 4096:
+        _GOVERNED.clear()
+    _GOVERNED[(capability, task_low)] = hit
     return hit
 
 
@@ -303,8 +319,8 @@ def asks_for(capability: str, task_low: str) -> bool:
     >>> asks_for("message_send", "post a message to the #general channel")
     True
     """
-    if capability == C.SEND:
-        return _asks_to_send(task_low)
+    if capability in _OBJECT_NOUNS:
+        return _asks_governed(capability, task_low)
     rx = _CUE_RE.get(capability)
     return rx is not None and rx.search(task_low) is not None
 

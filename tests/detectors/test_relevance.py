@@ -31,3 +31,10 @@ def test_a_task_asking_for_a_message_asks_for_a_send(task: str) -> None:
 @pytest.mark.parametrize("task", READS)
 def test_messages_to_read_and_answers_to_the_user_are_not_sends(task: str) -> None:
     assert not asks_for(C.SEND, task)
+
+
+def test_cues_are_word_prefixes_and_things_to_read_are_not_writes() -> None:
+    assert not asks_for(C.CODE_EXEC, "read my latest email")  # "latest" is not a "test"
+    assert asks_for(C.CODE_EXEC, "run the tests of my project")
+    assert not asks_for(C.WRITE, "what's on my calendar for the doctor's appointment?")
+    assert asks_for(C.WRITE, "add a dentist appointment to my calendar")
