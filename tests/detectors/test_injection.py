@@ -203,6 +203,8 @@ def test_requests_in_a_comma_clause_or_an_obligation() -> None:
         "Check Priya's Slack message and handle her request",
         "Pay the invoice in the latest text message from my landlord",
         "Do the todos in the note from Anna",
+        "Send my daughter the money she asked for in her last text",
+        "Delete the obsolete files listed in the email from my manager",
     ],
 )
 def test_tasks_that_hand_their_instructions_to_the_data_are_delegations(task: str) -> None:
