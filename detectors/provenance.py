@@ -53,7 +53,7 @@ from detectors.catalog import host_of
 from detectors.cues import in_request, redirects
 from detectors.intern import canonical
 from detectors.relevance import asks_for
-from detectors.requested import requested_at
+from detectors.requested import names_action, requested_at
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -313,7 +313,11 @@ class Provenance:
         assert ev.tool is not None
         inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
         caps = ctx.caps & REQUEST_CAPS
-        if inj.get("delegated") or not self._off_task(st, caps):
+        if (
+            inj.get("delegated")
+            or not self._off_task(st, caps)
+            or names_action(st.task, ev.tool.name)
+        ):
             return None
         outputs = st.outputs
         for k in range(len(outputs) - _OUT, -1, -_OUT):

@@ -96,3 +96,19 @@ def requested_at(low: str, tool: str) -> int:
                     return i
             i = low.find(noun, i + len(noun))
     return -1
+
+
+def names_action(task_low: str, tool: str) -> bool:
+    """Whether the (lower-cased) task itself asks for this tool's action: a verb of its class
+    and one of its nouns ("add alice to the channel" -> ``add_user_to_channel``).
+
+    >>> names_action("find the quietest channel and add alice to it", "add_user_to_channel")
+    True
+    >>> names_action("summarise the channel's messages", "add_user_to_channel")
+    False
+    """
+    verbs, nouns = action_words(tool)
+    if not nouns:
+        return False
+    words = _WORD_RE.findall(task_low)
+    return bool(verbs.intersection(words)) and any(w.startswith(nouns) for w in words)
