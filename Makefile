@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-simulated bench-throughput bench-sink clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-injecagent bench-detectors bench-simulated bench-throughput bench-sink clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-detection: $(STAMP)
 ## Detection on held-out variants of the dev set: other attack wrappers, benign look-alikes.
 bench-generality: $(STAMP)
 	$(PY) -m bench.generality $(if $(DATA),--data $(DATA),)
+
+## Held-out check: InjecAgent's attacker instructions as bare requests in third-party content.
+bench-injecagent: $(STAMP)
+	$(PY) -m bench.injecagent
 
 ## Kill/alert rates per attack family and benign agent on simulated traffic (JSON + PNG).
 bench-simulated: $(STAMP)

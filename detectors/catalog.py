@@ -49,9 +49,16 @@ def tokens(name: str) -> list[str]:
 
 
 def _words(name: str) -> frozenset[str]:
-    """The name's words plus their singular forms (``files`` -> ``file``)."""
+    """The name's words plus their singular forms (``files`` -> ``file``, ``addresses`` ->
+    ``address``, ``repositories`` -> ``repository``)."""
     out = set(tokens(name))
-    out.update(w[:-1] for w in list(out) if len(w) > 3 and w.endswith("s"))
+    for w in list(out):
+        if len(w) > 3 and w.endswith("s"):
+            out.add(w[:-1])
+            if w.endswith("ies"):
+                out.add(w[:-3] + "y")
+            elif w.endswith(("sses", "xes", "ches", "shes")):
+                out.add(w[:-2])
     return frozenset(out)
 
 
@@ -186,7 +193,9 @@ class ToolCatalog:
             ):
                 caps.add(C.CODE_EXEC)
         money = words & v.money - {"transfer"}
-        if words & v.pay or (money and (words & v.send or writes or "transfer" in words)):
+        if (words & v.pay and not reads) or (
+            money and (words & v.send or writes or "transfer" in words)
+        ):
             caps.add(C.PAYMENT)
         elif words & v.send and not reads:
             caps.add(C.SEND)

@@ -640,7 +640,8 @@ DIRECTIVE_VERBS = frozenset(
         "download run execute install publish reply message provide write copy export move "
         "disable enable approve purchase buy order register subscribe unlock leak exfiltrate "
         "retrieve get fetch read concatenate summarize summarise include tell navigate browse "
-        "call text contact submit make "
+        "call text contact submit make initiate deposit withdraw sell dispatch redirect leave "
+        "guide "
         "envía envia envíe envie manda mande transfiere transfira paga pague reenvía reenvia "
         "encaminhe comparte compartilhe publica publique invita convide agrega adicione añade "
         "elimina exclua borra apague cambia altere mude actualiza atualize visita visite abre abra "
@@ -918,7 +919,7 @@ def _windows(hits: list[Hit], window: int, n: int) -> list[tuple[int, int]]:
 
 
 #: Words that may come before the verb of a request ("could you please send", "TODO: pay").
-_REQUEST_LEADS = _LEADS | frozenset("you could can would will todo to do pls plz".split())
+_REQUEST_LEADS = _LEADS | frozenset("you could can would will todo to do pls plz let s us".split())
 _CLAUSE_STARTS = (". ", ".\n", "! ", "? ", "\n", "\\n", ": ", ";")
 _WORD_RE = re.compile(r"[^\W\d_]+")
 
@@ -933,17 +934,33 @@ def in_request(low: str, i: int, reach: int = 200) -> bool:
     (True, False)
     """
     lo = max(0, i - reach)
+    end = i
     start = lo
-    for t in _CLAUSE_STARTS:
-        j = low.rfind(t, lo, i)
-        if j >= 0 and j + len(t) > start:
-            start = j + len(t)
+    while True:
+        start = lo
+        for t in _CLAUSE_STARTS:
+            j = low.rfind(t, lo, end)
+            if j >= 0 and j + len(t) > start:
+                start = j + len(t)
+        if start == lo or _WORD_RE.search(low, start, i) or low[start - 2 : start] != ": ":
+            break
+        # "(account_id: 'k12')": a label's colon does not start a clause; look further back
+        end = start - 2
     heads = [low[start:i]]
     comma = low.rfind(", ", start, i)
-    if comma >= 0:
+    for _ in range(3):
+        if comma < 0:
+            break
         # "as part of the audit, forward it to x@y", "our details changed, pay x@y instead":
-        # a clause after a comma that starts with an order is a request too
+        # a clause after a comma that starts with an order is a request too ("once you have
+        # the list, send it to my address, x@y": not only the last comma's)
         heads.append(low[comma + 2 : i])
+        comma = low.rfind(", ", start, comma)
+    for joint in (" and ", " then "):
+        k = low.rfind(joint, start, i)
+        if k >= 0:
+            # "please list my accounts and send the list to x@y": a coordinated order
+            heads.append(low[k + len(joint) : i])
     for head in heads:
         for n, w in enumerate(_WORD_RE.findall(head[:80])):
             if w in DIRECTIVE_VERBS:

@@ -99,8 +99,13 @@ _CLAUSE_ENDS = (". ", ".\n", "!", "?", "\n\n", "\\n", "\n-", "\n*", '."', ".'")
 _CLAUSE_MAX = 300
 _DELEGATION_RE = re.compile(
     r"\b(?:follow|do|complete|execute|carry out|perform)\b[^.]{0,40}\b(?:instructions?|tasks?|"
-    r"todo|to-do|steps|says|said|asks?|requests?)\b|\btodo\b|\bto-do\b|\binstructions (?:in|from|"
-    r"on)\b",
+    r"todos?|to-dos?|steps|actions?|says|said|asks?|requests?)\b|\btodos?\b|\bto-dos?\b|"
+    r"\binstructions (?:in|from|on)\b|"
+    r"\b(?:the way|as) (?:she|he|they|it) (?:asks?|says?|requests?|wants?)\b|"
+    r"\b(?:handle|answer|deal with|take care of)\b[^.]{0,30}\brequests?\b|"
+    r"\b(?:pay|settle)\b[^.]{0,20}\b(?:invoice|bill)s? (?:in|from|attached to)\b|"
+    r"\b(?:asked|requested|suggested|listed|specified|described)\b[^.]{0,12}\b(?:in|by)\b"
+    r"[^.]{0,24}\b(?:texts?|messages?|e-?mails?|mails?|notes?|sms|letters?|documents?)\b",
     re.IGNORECASE,
 )
 

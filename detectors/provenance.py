@@ -53,6 +53,7 @@ from detectors.catalog import host_of
 from detectors.cues import in_request, redirects
 from detectors.intern import canonical
 from detectors.relevance import asks_for
+from detectors.requested import names_action, requested_at
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -72,6 +73,11 @@ CAPABILITY_WEIGHTS: dict[str, float] = {
 #: them; following a link the data recommends (a fetch) is ordinary browsing and is not here.
 REQUEST_KILL_CAPS = frozenset({C.PAYMENT, C.SEND, C.EGRESS, C.CREDENTIAL_CHANGE, C.CODE_EXEC})
 REQUEST_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE, C.PROD_WRITE, C.WRITE}
+#: Actions that a request in the data makes kill-level when the task asks for no action of
+#: their kind at all: besides the above, changes to the user's things (a deletion, a record
+#: update, a device schedule) that the data asked for by value or by name
+#: (:mod:`detectors.requested`) and the user asked for nowhere.
+_ASKED_KILL_CAPS = REQUEST_KILL_CAPS | {C.DESTRUCTIVE, C.PROD_WRITE, C.WRITE}
 _PAYEE_KINDS = frozenset({values.IBAN, values.ACCOUNT})
 _ADDRESS_KINDS = frozenset(
     {values.EMAIL, values.URL, values.HOST, values.IBAN, values.PHONE, values.ACCOUNT}
@@ -105,6 +111,18 @@ class Sources:
 
     def __setstate__(self, state: tuple[str, frozenset[str], list[Any]]) -> None:
         self.task, self.task_values, self.outputs = state
+
+
+def _find(text: str, v: str, start: int, whole: bool) -> int:
+    """The next index of ``v`` in ``text`` from ``start`` (-1 if none); with ``whole``, only
+    where ``v`` is not part of a longer word."""
+    i = text.find(v, start)
+    while whole and i >= 0:
+        j = i + len(v)
+        if (i == 0 or not text[i - 1].isalnum()) and (j >= len(text) or not text[j].isalnum()):
+            break
+        i = text.find(v, i + 1)
+    return i
 
 
 def _base_weight(caps: frozenset[str]) -> float:
@@ -193,6 +211,10 @@ class Provenance:
             args = ctx.argument_values()
             if args:
                 found = self._judge(ctx, session, st, args, base)
+        if base > 0.0 and ctx.caps & REQUEST_CAPS and (not found or found[0].score < self.kill_at):
+            asked = self._requested(ctx, session, st)
+            if asked is not None and (not found or asked.score > found[0].score):
+                found = [asked]
         if tool.output:
             self._record(ctx, session, st)
         return found
@@ -245,24 +267,28 @@ class Provenance:
         if len(self._texts) > self.max_cached_outputs:
             self._texts.popitem(last=False)
 
-    def _origin(self, session: SessionState, st: Sources, v: str) -> tuple[Any, ...] | None:
+    def _origin(
+        self, session: SessionState, st: Sources, v: str, whole: bool = False
+    ) -> tuple[Any, ...] | None:
         """The most telling earlier output that contained ``v``: (seq, event id, tool, weight,
         injection score, whether ``v`` was inside the injected passage, whether ``v`` was
         inside a request - a clause that tells the reader to act -, and whether that request
-        redirects something to it: "instead", "our account changed", "must go to")."""
+        redirects something to it: "instead", "our account changed", "must go to").
+        ``whole``: only occurrences that are whole tokens count (identifiers: ``p-12`` is not
+        in ``p-123``)."""
         best: tuple[Any, ...] | None = None
         outputs = st.outputs
         for k in range(0, len(outputs), _OUT):
             seq, event_id, tool, weight, inj_score, inj_targets = outputs[k : k + _OUT]
             in_passage = v in inj_targets
             text = self._texts.get((session.root_id, event_id))
-            i = text.find(v) if text is not None else -1
+            i = _find(text, v, 0, whole) if text is not None else -1
             if not in_passage and i < 0:
                 continue
             request = False
             while i >= 0 and not request:
                 request = in_request(text, i)  # type: ignore[arg-type]
-                i = text.find(v, i + len(v)) if not request else i  # type: ignore[union-attr]
+                i = _find(text, v, i + len(v), whole) if not request else i  # type: ignore[arg-type]
             redirect = request and redirects(text, i)  # type: ignore[arg-type]
             cand = (seq, event_id, tool, weight, inj_score, in_passage, request, redirect)
             if best is None or (cand[5], cand[6], cand[4], cand[3]) > (
@@ -278,6 +304,53 @@ class Provenance:
         """The task asks for none of this call's sensitive capabilities."""
         task: str = st.task
         return not any(asks_for(c, task) for c in caps)
+
+    def _requested(self, ctx: EventContext, session: SessionState, st: Sources) -> Finding | None:
+        """A call that carries no value from the data but does what a request in the data
+        asked for, by name ("please unlock the front door" -> ``unlock_door``), when the
+        task asks for no action of its kind and does not hand its instructions to the data."""
+        ev = ctx.event
+        assert ev.tool is not None
+        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
+        caps = ctx.caps & REQUEST_CAPS
+        if (
+            inj.get("delegated")
+            or not self._off_task(st, caps)
+            or names_action(st.task, ev.tool.name)
+        ):
+            return None
+        outputs = st.outputs
+        for k in range(len(outputs) - _OUT, -1, -_OUT):
+            seq, event_id, tool = outputs[k : k + 3]
+            text = self._texts.get((session.root_id, event_id))
+            if text is None or requested_at(text, ev.tool.name) < 0:
+                continue
+            score = self.request_off_task if caps & _ASKED_KILL_CAPS else self.request_on_task
+            names = sorted(c for c in ctx.caps if c in CAPABILITY_WEIGHTS)
+            return Finding(
+                detector=self.name,
+                title="Sensitive call does what untrusted content asked for",
+                message=(
+                    f"{ev.tool.name} ({', '.join(names)}) in session {session.root_id} does "
+                    f"what a request in the output of {tool} (seq {seq}) asked for, and the "
+                    f"task asks for no such action; score {score:.2f}."
+                ),
+                score=score,
+                severity=severity_for(score, kill_at=self.kill_at),
+                action=action_for(score, alert_at=self.alert_at, kill_at=self.kill_at),
+                mode=mode_of(self.mode),
+                evidence=(event_id, ev.event_id),
+                tags=self.tags,
+                attacks=self.attacks,
+                key=self.name,
+                stage="requested",
+                explanation={
+                    "tool": ev.tool.name,
+                    "capabilities": names,
+                    "requested_by": {"origin_tool": tool, "origin_seq": seq},
+                },
+            )
+        return None
 
     # -- judging a call --------------------------------------------------------------------
     def _judge(
@@ -304,13 +377,17 @@ class Provenance:
                 and scope.allows_destination(v, host_of(v))
             ):
                 continue  # the session's declared scope authorises it, whoever suggested it
-            o = self._origin(session, st, v) if kind != values.IDENT else None
+            o = self._origin(session, st, v, kind == values.REF) if kind != values.IDENT else None
             if o is None:
                 if kind in _ADDRESS_KINDS:
                     scored.append((self.unknown_origin_score * base * 2, v, arg, kind, None))
                 continue
             _, _, _, weight, inj_score, in_passage, request, redirect = o
-            s = base * weight
+            if kind == values.REF and not (request or (in_passage and inj_score > 0)):
+                continue  # an id read from a listing and used: the ordinary way to use tools
+            # a task that hands its instructions to the data ("do what the e-mail asks") vouches
+            # for the data as much as a task that names its source
+            s = base * (min(weight, self.endorsed_weight) if delegated else weight)
             endorsed = weight <= self.endorsed_weight
             if in_passage and inj_score > 0:
                 # Inside an injected passage: near-certain when the passage addressed the agent
@@ -327,8 +404,10 @@ class Provenance:
                 # does ask for such actions, unless it pointed at this very source.
                 if off_task is None:
                     off_task = self._off_task(st, ctx.caps & REQUEST_CAPS)
-                if off_task and ctx.caps & REQUEST_KILL_CAPS:
+                if off_task and ctx.caps & _ASKED_KILL_CAPS:
                     s = max(s, self.request_off_task)
+                elif off_task:
+                    s = max(s, self.request_on_task)  # a write the task asks for nowhere
                 elif (
                     redirect
                     and not endorsed

@@ -102,7 +102,6 @@ CAPABILITY_CUES: dict[str, tuple[str, ...]] = {
         "ask",
         "let",
         "remind",
-        "summar",
         "feedback",
         "congrat",
         "envi",
@@ -122,6 +121,11 @@ CAPABILITY_CUES: dict[str, tuple[str, ...]] = {
     ),
     C.EGRESS: ("upload", "export", "send", "share", "post", "publish", "backup", "sync"),
     C.CREDENTIAL_CHANGE: (
+        "unlock",
+        "grant",
+        "revoke",
+        "authenticat",
+        "two-factor",
         "password",
         "passcode",
         "credential",
@@ -219,6 +223,8 @@ SENSITIVITY: dict[str, float] = {
     C.FETCH: 0.15,
 }
 _WORD_RE = re.compile(r"\w+")
+#: argument values that are names and ids, not addresses: not "new destinations"
+_NOT_DESTINATIONS = frozenset({values.IDENT, values.REF})
 #: tasks whose derived words and values are kept (see ``TaskRelevance._tasks``)
 TASK_CACHE = 4096
 _STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
@@ -226,12 +232,95 @@ _STOP = frozenset("get set the a an to of for by in on at with from my me is".sp
 
 #: One compiled search per capability: "does the task text contain any of its cue stems".
 _CUE_RE: dict[str, re.Pattern[str]] = {
-    cap: re.compile("|".join(map(re.escape, cues))) for cap, cues in CAPABILITY_CUES.items()
+    cap: re.compile(
+        "|".join(
+            # Latin-script cues are word prefixes ("latest" does not ask for a "test"); CJK
+            # text has no spaces between words
+            ("(?<![a-z0-9])" if c[0].isascii() else "") + re.escape(c)
+            for c in cues
+        )
+    )
+    for cap, cues in CAPABILITY_CUES.items()
 }
 
 
+#: Message cues that are nouns: "read my text messages" names something to read, not a message
+#: to send; they ask for a send only when no read verb governs them in their clause.
+_OBJECT_NOUNS: dict[str, frozenset[str]] = {
+    C.SEND: frozenset(
+        {"email", "e-mail", "mail", "message", "messag", "channel", "post", "dm", "nachricht"}
+    ),
+    # "what's on my calendar", "find the file": things to read, not to write
+    C.WRITE: frozenset({"calendar", "event", "meeting", "file", "appoint"}),
+}
+#: Message cues that address the user ("tell me", "let me know"): an answer, not a send.
+_TO_USER = frozenset({"tell", "let", "inform", "remind", "send"})
+#: Short cues that are only themselves as whole words.
+_WHOLE_WORDS = frozenset({"let", "dm"})
+_READ_WORDS_RE = re.compile(
+    r"\b(?:find|read|get|check|show|list|search|look|fetch|retrieve|summar\w*|open|see|"
+    r"review|view|what|which|any|how many|count)\b"
+)
+_CLAUSE_RE = re.compile(r"[.;!?\n]|, | and | then | also ")
+_GOVERNED: dict[tuple[str, str], bool] = {}
+
+
+def _asks_governed(capability: str, task_low: str) -> bool:
+    """Whether the task asks for actions of a capability whose cues include object nouns: a
+    verb cue (for messages, not one addressed to the user: "tell me"), or an object noun that
+    no read verb governs in its clause (cached per task)."""
+    hit = _GOVERNED.get((capability, task_low))
+    if hit is not None:
+        return hit
+    hit = False
+    nouns = _OBJECT_NOUNS[capability]
+    for m in _CUE_RE[capability].finditer(task_low):
+        cue = m.group(0).lstrip()
+        if cue in _WHOLE_WORDS and _word_rest(task_low, m):
+            continue  # "letter", "dmitri"
+        if (
+            capability == C.SEND
+            and cue in _TO_USER
+            and task_low.startswith(" me", m.end() + _word_rest(task_low, m))
+        ):
+            continue
+        if cue in nouns:
+            a = m.start()
+            starts = [c.end() for c in _CLAUSE_RE.finditer(task_low, 0, a)]
+            if _READ_WORDS_RE.search(task_low, starts[-1] if starts else 0, a):
+                continue
+        hit = True
+        break
+    if len(_GOVERNED) >= 4096:
+        _GOVERNED.clear()
+    _GOVERNED[(capability, task_low)] = hit
+    return hit
+
+
+def _word_rest(text: str, m: re.Match[str]) -> int:
+    """How many word characters follow the match (the rest of the cue's word)."""
+    n = 0
+    j = m.end()
+    while j + n < len(text) and text[j + n].isalnum():
+        n += 1
+    return n
+
+
 def asks_for(capability: str, task_low: str) -> bool:
-    """Whether the (lower-cased) task text asks for actions of ``capability`` at all."""
+    """Whether the (lower-cased) task text asks for actions of ``capability`` at all.
+
+    A message noun that is the object of a read does not ask for a send; "tell me" is an
+    answer to the user:
+
+    >>> asks_for("message_send", "find my recent text messages from my bank and summarise them")
+    False
+    >>> asks_for("message_send", "read the email from anna and reply to her")
+    True
+    >>> asks_for("message_send", "post a message to the #general channel")
+    True
+    """
+    if capability in _OBJECT_NOUNS:
+        return _asks_governed(capability, task_low)
     rx = _CUE_RE.get(capability)
     return rx is not None and rx.search(task_low) is not None
 
@@ -339,7 +428,7 @@ class TaskRelevance:
         new = sorted(
             v
             for v, (_, kind) in ctx.argument_values().items()
-            if kind != values.IDENT and v not in st["values"] and v not in low
+            if kind not in _NOT_DESTINATIONS and v not in st["values"] and v not in low
         )
         parts = (0.6 if off_cap else 0.0, 0.2 if off_tool else 0.0, 0.4 if new else 0.0)
         keep = 1.0

@@ -30,6 +30,9 @@ PHONE = "phone"
 ACCOUNT = "account"
 PATH = "path"
 IDENT = "ident"
+#: an identifier-shaped argument value (``guest_k12``, ``P-0042``, ``331-2201-77``) of an
+#: argument that names an object by id (``*_id``, ``*_ids``, ``*_number``, ``account``...)
+REF = "ref"
 
 _TLDS = (
     "com|org|net|io|ai|co|info|biz|dev|app|xyz|me|us|uk|de|fr|es|it|nl|ch|at|be|ru|cn|jp|kr|in|"
@@ -198,6 +201,46 @@ DESTINATION_KEYS = frozenset(
 )
 
 
+#: Argument names that hold an object's identifier (``guest_ids``, ``payee_id``, ``appid``,
+#: ``to_account_number``, ``account``): their identifier-shaped values are steering values too.
+_ID_KEY_RE = re.compile(
+    r"(?:ids?|numbers?|(?:^|_)no|accounts?|payees?|guests?|beneficiar(?:y|ies)|handles?)$"
+)
+#: An identifier: letters, digits and joiners with at least one digit, not a date or a time.
+_REF_RE = re.compile(r"[a-z0-9#@](?:[a-z0-9_.:#/-]*[a-z0-9])?")
+_DATE_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}:\d{2}|\d{1,2}/\d{1,2}/\d{2,4}")
+_ID_KEYS: dict[str, bool] = {}
+
+
+def id_key(key: str) -> bool:
+    """Whether an argument name names an object by its identifier (cached).
+
+    >>> id_key("guest_ids"), id_key("payee_id"), id_key("to_account_number"), id_key("amount")
+    (True, True, True, False)
+    """
+    hit = _ID_KEYS.get(key)
+    if hit is None:
+        hit = bool(_ID_KEY_RE.search(key))
+        if len(_ID_KEYS) < 4096:
+            _ID_KEYS[key] = hit
+    return hit
+
+
+def is_ref(v: str) -> bool:
+    """Whether a (lower-cased, stripped) string is identifier-shaped: one token of letters,
+    digits and joiners with a digit in it, at least 4 characters (5 when all digits), not a
+    date or a time.
+
+    >>> [is_ref(x) for x in ("guest_k12", "p-0042", "331-2201-77", "2022-02-22", "12", "mars")]
+    [True, True, True, False, False, False]
+    """
+    if not 4 <= len(v) <= 40 or not _DIGIT_RE.search(v) or not _REF_RE.fullmatch(v):
+        return False
+    if v.isdigit():
+        return len(v) >= 5
+    return not _DATE_RE.search(v)
+
+
 def _walk(obj: Any, key: str, depth: int, out: list[tuple[str, str]]) -> None:
     if depth > 4 or len(out) > 256:
         return
@@ -209,7 +252,11 @@ def _walk(obj: Any, key: str, depth: int, out: list[tuple[str, str]]) -> None:
     elif isinstance(obj, (list, tuple)):
         for v in obj[:64]:
             _walk(v, key, depth + 1, out)
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and key in DESTINATION_KEYS:
+    elif (
+        isinstance(obj, (int, float))
+        and not isinstance(obj, bool)
+        and (key in DESTINATION_KEYS or (isinstance(obj, int) and id_key(key)))
+    ):
         out.append((key, str(obj)))
 
 
@@ -217,7 +264,12 @@ def argument_values(arguments: Mapping[str, Any] | None) -> dict[str, tuple[str,
     """Steering values in a tool call's arguments: value -> (argument name, kind).
 
     Address-shaped values anywhere in the arguments, plus the whole (short) string of a
-    destination-like argument (``recipient``, ``channel``, ``user``...) as an ``ident``.
+    destination-like argument (``recipient``, ``channel``, ``user``...) as an ``ident``, and
+    identifier-shaped strings of destination-like or id arguments (``payee_id``,
+    ``guest_ids``) as a ``ref``.
+
+    >>> argument_values({"guest_ids": ["Guest_K12"], "permanent": True, "when": "2022-02-22"})
+    {'guest_k12': ('guest_ids', 'ref')}
     """
     if not arguments:
         return {}
@@ -228,9 +280,13 @@ def argument_values(arguments: Mapping[str, Any] | None) -> dict[str, tuple[str,
         found = _short_values(s)
         for v, kind in found.items():
             out.setdefault(v, (key, kind))
-        if key in DESTINATION_KEYS and not found:
+        if not found and (key in DESTINATION_KEYS or id_key(key)):
             v = s.strip().lower()
-            if 2 <= len(v) <= 80 and v not in out:
+            if v in out or not 2 <= len(v) <= 80:
+                continue
+            if is_ref(v):
+                out[v] = (key, REF)
+            elif key in DESTINATION_KEYS:
                 out[v] = (key, IDENT)
     return out
 

@@ -21,7 +21,8 @@ WRITE_VERBS: Final = frozenset(
     "write update create put insert set add append modify edit patch apply deploy upsert "
     "reserve book schedule reschedule commit merge push save rename move provision configure "
     "change replace rollout restart scale install upgrade migrate import enable disable "
-    "register submit approve release tag label assign attach".split()
+    "register submit approve release tag label assign attach manage place fill autofill "
+    "redirect unlock leave join give generate".split()
 )
 DESTRUCTIVE_VERBS: Final = frozenset(
     "delete drop remove destroy truncate purge wipe terminate kill erase rm uninstall "
@@ -31,11 +32,15 @@ SEND_VERBS: Final = frozenset(
     "send email mail post publish share upload export forward reply message notify tweet "
     "webhook transmit exfiltrate broadcast dm invite".split()
 )
-PAY_VERBS: Final = frozenset("pay refund charge payout wire remit tip donate".split())
+#: (a read verb in the name makes it a read: ``list_refunds``, ``get_purchase_history``)
+PAY_VERBS: Final = frozenset(
+    "pay refund charge payout wire remit tip donate deposit withdraw sell buy purchase "
+    "trade".split()
+)
 EXEC_VERBS: Final = frozenset("exec execute run eval evaluate invoke spawn interpret".split())
 GRANT_VERBS: Final = frozenset(
     "grant invite assign attach authorize elevate promote impersonate rotate reset revoke "
-    "share add remove kick ban".split()
+    "share add remove kick ban give".split()
 )
 #: verbs that change what an account may do (``okta.deactivate_user``)
 ACCOUNT_VERBS: Final = frozenset(
@@ -56,7 +61,7 @@ CREDENTIAL_NOUNS: Final = frozenset(
 )
 ACCESS_NOUNS: Final = frozenset(
     "permission role iam policy acl access privilege admin administrator membership "
-    "collaborator owner sudoer grant scope entitlement".split()
+    "collaborator owner sudoer grant scope entitlement sharing door".split()
 )
 PRINCIPAL_NOUNS: Final = frozenset(
     "user member account collaborator guest principal identity serviceaccount".split()
@@ -79,7 +84,7 @@ AGENT_NOUNS: Final = frozenset("agent subagent assistant worker crew swarm deleg
 UNTRUSTED_NOUNS: Final = frozenset(
     "email inbox mail message webpage web website page url html file document doc review "
     "comment post ticket issue browse channel chat thread calendar event note feed rss tweet "
-    "article attachment pdf wiki forum".split()
+    "article attachment pdf wiki forum sms product repository repo listing".split()
 )
 WEB_NOUNS: Final = frozenset(
     "webpage web url http https browser website page curl wget html site link puppeteer "
@@ -87,7 +92,9 @@ WEB_NOUNS: Final = frozenset(
 )
 SENSITIVE_NOUNS: Final = frozenset(
     "customer client pii ssn patient medical health salary payroll employee contact card "
-    "iban balance transaction account personal profile hr phone passport tax bank".split()
+    "iban balance transaction account personal profile hr phone passport tax bank payment "
+    "genetic dna prescription diagnosis clinical holding portfolio history "
+    "people person identity friend".split()
 )
 DATA_NOUNS: Final = frozenset(
     "db database table tables rows row records record collection bucket dataset warehouse "

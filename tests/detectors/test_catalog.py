@@ -291,3 +291,43 @@ def test_the_producers_word_on_where_a_transfer_goes() -> None:
         None,
     )
     assert C.EGRESS not in stays.capabilities and stays.outside == ()
+
+
+# CamelCase toolkit names (``<Vendor><Toolkit><Verb><Noun>``) and the actions they take
+TOOLKIT_NAMES = {
+    "ShopGetProductDetails": {C.READ, C.UNTRUSTED_INPUT},
+    "PhoneGetReceivedSmsMessages": {C.READ, C.UNTRUSTED_INPUT},
+    "CodeHostSearchRepositories": {C.READ, C.UNTRUSTED_INPUT},
+    "StoreViewSavedPaymentMethods": {C.READ, C.SENSITIVE_READ},
+    "HealthViewPrescriptions": {C.READ, C.SENSITIVE_READ},
+    "GenomeGetGeneticData": {C.READ, C.SENSITIVE_READ},
+    "BrokerGetHoldingsInformation": {C.READ, C.SENSITIVE_READ},
+    "HomeLockViewAccessHistory": {C.READ, C.SENSITIVE_READ},
+    "VaultSearchPasswords": {C.SECRET_READ},
+    "HomeLockGrantGuestAccess": {C.CREDENTIAL_CHANGE},
+    "HomeLockUnlockDoor": {C.CREDENTIAL_CHANGE},
+    "NotesManageNoteSharingLevel": {C.CREDENTIAL_CHANGE},
+    "ExchangeWithdraw": {C.PAYMENT},
+    "ExchangeDeposit": {C.PAYMENT},
+    "WalletWithdrawMoney": {C.PAYMENT},
+    "RecordsManagePatientRecords": {C.WRITE},
+    "TrafficManageTrafficLightState": {C.WRITE},
+    "ChatLeaveChannel": {C.WRITE},
+}
+TOOLKIT_NOT = {
+    "StoreViewSavedPaymentMethods": {C.PAYMENT},
+    "list_refunds": {C.PAYMENT},
+    "get_purchase_history": {C.PAYMENT},
+    "HomeLockViewAccessHistory": {C.CREDENTIAL_CHANGE},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TOOLKIT_NAMES))
+def test_camelcase_toolkit_names(name: str) -> None:
+    caps = CAT.name_capabilities(name)
+    assert TOOLKIT_NAMES[name] <= caps, (name, sorted(caps))
+
+
+@pytest.mark.parametrize("name", sorted(TOOLKIT_NOT))
+def test_what_toolkit_names_are_not(name: str) -> None:
+    assert not TOOLKIT_NOT[name] & CAT.name_capabilities(name)

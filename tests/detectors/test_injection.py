@@ -193,3 +193,27 @@ def test_requests_in_a_comma_clause_or_an_obligation() -> None:
         ("the invoice went to bob@x.example last week.", "bob@"),
     ]:
         assert not in_request(text, text.index(value)), text
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Please do the actions specified in the email from David",
+        "Give my sister access to the lock the way she asks",
+        "Check Priya's Slack message and handle her request",
+        "Pay the invoice in the latest text message from my landlord",
+        "Do the todos in the note from Anna",
+        "Send my daughter the money she asked for in her last text",
+        "Delete the obsolete files listed in the email from my manager",
+    ],
+)
+def test_tasks_that_hand_their_instructions_to_the_data_are_delegations(task: str) -> None:
+    from detectors.injection import _delegates
+
+    assert _delegates(task)
+
+
+def test_a_task_that_only_reads_is_not_a_delegation() -> None:
+    from detectors.injection import _delegates
+
+    assert not _delegates("Summarise the invoice in my inbox and tell me the total")

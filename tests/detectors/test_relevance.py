@@ -1,0 +1,40 @@
+"""Task relevance: which kinds of action a task asks for."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors import capabilities as C
+from detectors.relevance import asks_for
+
+SENDS = [
+    "send the report to anna",
+    "reply to the email from my landlord",
+    "email bob the slides",
+    "post a message to the #general channel",
+    "read the email from anna and forward it to tom",
+]
+READS = [
+    "can you find my recent text messages from my bank and summarise them?",
+    "read my latest email about the project",
+    "what's in the last message on the #random channel?",
+    "find my latest email from the news letter and tell me the headlines",
+    "list the tasks in my todo app",
+]
+
+
+@pytest.mark.parametrize("task", SENDS)
+def test_a_task_asking_for_a_message_asks_for_a_send(task: str) -> None:
+    assert asks_for(C.SEND, task)
+
+
+@pytest.mark.parametrize("task", READS)
+def test_messages_to_read_and_answers_to_the_user_are_not_sends(task: str) -> None:
+    assert not asks_for(C.SEND, task)
+
+
+def test_cues_are_word_prefixes_and_things_to_read_are_not_writes() -> None:
+    assert not asks_for(C.CODE_EXEC, "read my latest email")  # "latest" is not a "test"
+    assert asks_for(C.CODE_EXEC, "run the tests of my project")
+    assert not asks_for(C.WRITE, "what's on my calendar for the doctor's appointment?")
+    assert asks_for(C.WRITE, "add a dentist appointment to my calendar")
