@@ -297,3 +297,53 @@ def measure_drain(
         1e6 * (b[2] - a[2]) / drained,
         1e6 * (b[3] - a[3]) / drained,
     )
+
+
+# -- background load -----------------------------------------------------------------------
+LOAD = r"""
+import sys
+from bench.workers import produce_at_rate
+produce_at_rate(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+"""
+
+
+def produce_at_rate(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
+    """Produce simulated traffic at ``rate`` events/s for ``seconds`` (in 10 ms slices), then
+    print how many were sent and at what rate."""
+    from datetime import UTC, datetime
+
+    from monitor.simulator import generate
+
+    # event times track the wall clock: ~8 events a session, so rate/8 sessions start a second
+    records = []
+    for ev in generate(11, sessions=None, attack_ratio=0.05, start=datetime.now(UTC),
+                       session_rate=rate / 8):  # fmt: skip
+        root = ev["session"].get("root_id") or ev["session"]["id"]
+        records.append((root.encode(), orjson.dumps(ev)))
+        if len(records) > rate * seconds:
+            break
+    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, batch_size=256 * 1024)
+    start = time.perf_counter()
+    sent = 0
+    while sent < len(records):
+        due = min(len(records), int((time.perf_counter() - start) * rate) + 1)
+        while sent < due:
+            key, value = records[sent]
+            p.send(topic, key=key, value=value)
+            sent += 1
+        time.sleep(0.01)
+    p.flush()
+    elapsed = time.perf_counter() - start
+    p.close()
+    print(f"LOAD {sent} {elapsed:.3f}", flush=True)
+
+
+def start_load(bootstrap: str, topic: str, rate: float, seconds: float, log: Path) -> Any:
+    """:func:`produce_at_rate` in its own process (so it does not share the caller's GIL)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", LOAD, bootstrap, topic, str(rate), str(seconds)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        preexec_fn=die_with_parent,
+    )
