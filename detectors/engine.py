@@ -32,6 +32,7 @@ from detectors.base import (
 )
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
+from detectors.intern import canonical
 from detectors.session import Scope, SessionState, Step
 from schemas.events import ActionEvent
 from schemas.signals import set_jti
@@ -178,11 +179,12 @@ class Engine:
             parent = session.members.get(sref.parent_id)
             if parent is not None and not m.scope.declared:
                 m.scope = parent.scope
-        if ev.actor.workload_id:
-            m.workload_id = ev.actor.workload_id
+        workload = ev.actor.workload_id
+        if workload and workload != m.workload_id:
+            m.workload_id = canonical(workload)  # one copy for every session of the workload
         cred = ev.actor.credential
-        if cred is not None and cred.jti:
-            m.credential_iss, m.credential_jti = cred.iss, cred.jti
+        if cred is not None and cred.jti and cred.jti != m.credential_jti:
+            m.credential_iss, m.credential_jti = canonical(cred.iss), cred.jti
         if session.started_ts is None or ctx.ts < session.started_ts:
             session.started_ts = ctx.ts
         if ev.kind == "session_start":

@@ -247,7 +247,8 @@ class InjectedInstruction:
         return state
 
     def state(self, session: SessionState) -> dict[str, Any]:
-        """Per-session state: ``outputs`` (seq -> (score, event id, tool, targets)), task flags."""
+        """Per-session state: ``outputs`` (seq -> (score, event id, tool, targets)), task flags
+        (created on first use: a session none of whose outputs scored has none)."""
         st: dict[str, Any] | None = session.det.get(self.name)
         if st is None:
             st = {"outputs": {}, "delegated": False, "max": 0.0}
@@ -293,15 +294,18 @@ class InjectedInstruction:
         if ev.kind == "session_start":
             task = ev.intent.task if ev.intent is not None else None
             if task and ev.session.id == session.root_id:
-                self.state(session)["delegated"] = _delegates(task)
+                delegated = _delegates(task)
+                if delegated or self.name in session.det:  # the default needs no state
+                    self.state(session)["delegated"] = delegated
             return []
         tool = ev.tool
         if tool is None or not tool.output:
             return []
-        st = self.state(session)
-        score, ps = self.score_text(tool.output, st["delegated"])
+        known: dict[str, Any] | None = session.det.get(self.name)
+        score, ps = self.score_text(tool.output, known is not None and known["delegated"])
         if score <= 0.0:
             return []
+        st = self.state(session)  # created once an output scored: most sessions never need it
         targets: dict[str, str] = {}
         for p in ps:
             if p.score >= 0.3:

@@ -51,6 +51,7 @@ from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.catalog import host_of
 from detectors.cues import in_request, redirects
+from detectors.intern import canonical
 from detectors.relevance import asks_for
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
@@ -78,6 +79,32 @@ _ADDRESS_KINDS = frozenset(
 
 
 _BASE: dict[frozenset[str], float] = {}
+#: task text kept per session (the root's and its sub-agents' tasks, lower-cased)
+MAX_TASK_CHARS = 16_384
+#: the injection targets of an output that had none (shared; never mutated)
+_NO_TARGETS: dict[str, str] = {}
+#: members of one output in ``Sources.outputs``
+_OUT = 6
+
+
+class Sources:
+    """Where a session's values can have come from: its task text (lower-cased: the root's
+    and its sub-agents'), the values the task names, and its recent outputs - flat, six members
+    each (seq, event id, tool, weight, injection score, injection targets): a tuple per output
+    would cost more than what it holds."""
+
+    __slots__ = ("task", "task_values", "outputs")
+
+    def __init__(self, task: str, task_values: set[str]) -> None:
+        self.task = task
+        self.task_values: frozenset[str] = canonical(frozenset(task_values))
+        self.outputs: list[Any] = []
+
+    def __getstate__(self) -> tuple[str, frozenset[str], list[Any]]:
+        return (self.task, self.task_values, self.outputs)
+
+    def __setstate__(self, state: tuple[str, frozenset[str], list[Any]]) -> None:
+        self.task, self.task_values, self.outputs = state
 
 
 def _base_weight(caps: frozenset[str]) -> float:
@@ -136,25 +163,25 @@ class Provenance:
         state["_texts"] = OrderedDict()
         return state
 
-    def _state(self, session: SessionState) -> dict[str, Any]:
-        st: dict[str, Any] | None = session.det.get(self.name)
+    def _state(self, session: SessionState) -> Sources:
+        st: Sources | None = session.det.get(self.name)
         if st is None:
             task = session.scope_of(session.root_id).task or ""
-            st = {"task": task.lower(), "task_values": values.extract(task), "outputs": []}
-            session.det[self.name] = st
+            st = session.det[self.name] = Sources(task.lower(), values.extract(task))
         return st
 
-    def _from_task(self, st: dict[str, Any], v: str) -> bool:
-        return v in st["task_values"] or (len(v) >= 3 and v in st["task"])
+    def _from_task(self, st: Sources, v: str) -> bool:
+        return v in st.task_values or (len(v) >= 3 and v in st.task)
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         ev = ctx.event
         if ev.kind == "session_start" and ev.intent is not None and ev.intent.task:
             st = self._state(session)
             low = ev.intent.task.lower()
-            if low not in st["task"]:  # a sub-agent's own task (the root's is there already)
-                st["task"] = (st["task"] + "\n" + low).strip()
-                st["task_values"] |= values.extract(ev.intent.task)
+            # a sub-agent's own task (the root's is there already), while there is room
+            if low not in st.task and len(st.task) + len(low) <= MAX_TASK_CHARS:
+                st.task = (st.task + "\n" + low).strip()
+                st.task_values = canonical(st.task_values | values.extract(ev.intent.task))
             return []
         tool = ev.tool
         if tool is None:
@@ -175,7 +202,7 @@ class Provenance:
         self,
         ctx: EventContext,
         session: SessionState,
-        st: dict[str, Any],
+        st: Sources,
     ) -> None:
         ev = ctx.event
         assert ev.tool is not None and ev.tool.output is not None
@@ -197,25 +224,36 @@ class Provenance:
             weight = self.untrusted_weight
         else:
             weight = self.other_output_weight
-        outputs: list[tuple[Any, ...]] = st["outputs"]
-        outputs.append((ev.session.seq, ev.event_id, ev.tool.name, weight, inj_score, inj_targets))
-        if len(outputs) > self.max_outputs:
-            # Forget the least telling output: the lowest injection score, then the oldest.
-            drop = min(range(len(outputs)), key=lambda i: (outputs[i][4], i))
-            del outputs[drop]
+        outputs = st.outputs
+        outputs += (
+            ev.session.seq,
+            ev.event_id,
+            canonical(ev.tool.name),
+            weight,
+            inj_score,
+            inj_targets or _NO_TARGETS,
+        )
         self._texts[(session.root_id, ev.event_id)] = ev.tool.output[
             : self.max_output_chars
         ].lower()
+        if len(outputs) > _OUT * self.max_outputs:
+            # Forget the least telling output: the lowest injection score, then the oldest;
+            # and its text, so one busy session cannot push other sessions' texts out.
+            drop = min(range(0, len(outputs), _OUT), key=lambda i: (outputs[i + 4], i))
+            self._texts.pop((session.root_id, outputs[drop + 1]), None)
+            del outputs[drop : drop + _OUT]
         if len(self._texts) > self.max_cached_outputs:
             self._texts.popitem(last=False)
 
-    def _origin(self, session: SessionState, st: dict[str, Any], v: str) -> tuple[Any, ...] | None:
+    def _origin(self, session: SessionState, st: Sources, v: str) -> tuple[Any, ...] | None:
         """The most telling earlier output that contained ``v``: (seq, event id, tool, weight,
         injection score, whether ``v`` was inside the injected passage, whether ``v`` was
         inside a request - a clause that tells the reader to act -, and whether that request
         redirects something to it: "instead", "our account changed", "must go to")."""
         best: tuple[Any, ...] | None = None
-        for seq, event_id, tool, weight, inj_score, inj_targets in st["outputs"]:
+        outputs = st.outputs
+        for k in range(0, len(outputs), _OUT):
+            seq, event_id, tool, weight, inj_score, inj_targets = outputs[k : k + _OUT]
             in_passage = v in inj_targets
             text = self._texts.get((session.root_id, event_id))
             i = text.find(v) if text is not None else -1
@@ -236,9 +274,9 @@ class Provenance:
                 best = cand
         return best
 
-    def _off_task(self, st: dict[str, Any], caps: frozenset[str]) -> bool:
+    def _off_task(self, st: Sources, caps: frozenset[str]) -> bool:
         """The task asks for none of this call's sensitive capabilities."""
-        task: str = st["task"]
+        task: str = st.task
         return not any(asks_for(c, task) for c in caps)
 
     # -- judging a call --------------------------------------------------------------------
@@ -246,7 +284,7 @@ class Provenance:
         self,
         ctx: EventContext,
         session: SessionState,
-        st: dict[str, Any],
+        st: Sources,
         args: dict[str, tuple[str, str]],
         base: float,
     ) -> list[Finding]:

@@ -30,6 +30,7 @@ tool name.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any
 
 from detectors import capabilities as C
@@ -218,6 +219,8 @@ SENSITIVITY: dict[str, float] = {
     C.FETCH: 0.15,
 }
 _WORD_RE = re.compile(r"\w+")
+#: tasks whose derived words and values are kept (see ``TaskRelevance._tasks``)
+TASK_CACHE = 4096
 _STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
 
 
@@ -267,20 +270,37 @@ class TaskRelevance:
         self.mode = mode
         self.tags = tags
         self._tool_stems: dict[str, frozenset[str]] = {}
+        #: task text -> what it yields (lower-cased text, word stems, values, capabilities it
+        #: asks for): a pure function of the text, so the session keeps only the text (shared
+        #: with its scope) and a bounded cache keeps this; memory only
+        self._tasks: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_tasks"] = OrderedDict()
+        return state
 
     def _task(self, session: SessionState) -> dict[str, Any] | None:
-        st: dict[str, Any] | None = session.det.get(self.name)
-        if st is None:
+        # The session's state is the root's task as first seen (later scope changes do not
+        # move it); everything derived from it comes from the cache.
+        task: str | None = session.det.get(self.name)
+        if task is None:
             task = session.scope_of(session.root_id).task
             if not task:
                 return None
+            session.det[self.name] = task
+        st = self._tasks.get(task)
+        if st is None:
             low = task.lower()
             st = {
                 "low": low,
                 "stems": frozenset(_stem(w) for w in _WORD_RE.findall(low)),
                 "values": values.extract(task),
+                "asked": {},
             }
-            session.det[self.name] = st
+            self._tasks[task] = st
+            if len(self._tasks) > TASK_CACHE:
+                self._tasks.popitem(last=False)
         return st
 
     def _stems(self, tool: str) -> frozenset[str]:
@@ -306,7 +326,7 @@ class TaskRelevance:
             return None
         cap = caps[0]
         low = st["low"]
-        asked: dict[str, bool] = st.setdefault("asked", {})
+        asked: dict[str, bool] = st["asked"]
         off_cap = True
         for c in caps:
             hit = asked.get(c)

@@ -13,19 +13,28 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
+from detectors.history import RecentIds, Step, StepLog
+from detectors.intern import canonical
 from schemas.events import Intent
+
+__all__ = ["Member", "RecentIds", "Scope", "SessionState", "Step", "glob_match"]
 
 #: Steps kept per root session for context and explanations (older steps are dropped;
 #: detectors keep what they need in their own state).
 DEFAULT_MAX_STEPS = 64
+#: Sessions kept per delegation tree: beyond this, the oldest ended (else the oldest) sub-agent
+#: session is forgotten; if it acts again it is re-created and re-linked to its parent from
+#: the event's ``session.parent_id`` (inheriting the parent's scope, not its own narrower one).
+DEFAULT_MAX_MEMBERS = 256
 
 
 def _norm(items: Iterable[str] | None) -> tuple[str, ...] | None:
     if items is None:
         return None
-    return tuple(sorted({i.strip().lower() for i in items if i and i.strip()}))
+    # shared: sessions of one agent declare the same lists
+    return canonical(tuple(sorted({i.strip().lower() for i in items if i and i.strip()})))
 
 
 _GLOBS: dict[tuple[str, ...], Callable[[str], object]] = {}
@@ -145,17 +154,8 @@ class Scope:
         )
 
 
-class Step(NamedTuple):
-    """One processed event, compactly."""
-
-    seq: int | None
-    ts: float
-    session_id: str
-    kind: str
-    tool: str | None
-    caps: frozenset[str]
-    event_id: str
-    destination: str | None
+#: The scope of a session that declared nothing (shared: scopes are frozen values).
+UNRESTRICTED = Scope()
 
 
 class Member:
@@ -179,7 +179,7 @@ class Member:
         self.session_id = session_id
         self.agent_id = agent_id
         self.parent_id = parent_id
-        self.scope: Scope = Scope()
+        self.scope: Scope = UNRESTRICTED
         self.workload_id: str | None = None
         self.credential_iss: str | None = None
         self.credential_jti: str | None = None
@@ -188,25 +188,38 @@ class Member:
         self.last_seq: int = -1
         self.granted_scopes: tuple[str, ...] | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: tuple[Any, ...] | dict[str, Any]) -> None:
+        if not isinstance(state, dict):
+            state = dict(zip(self.__slots__, state, strict=True))
         for k, v in state.items():
             setattr(self, k, v)
 
 
+#: Version of the pickled :class:`SessionState` layout (checkpoints of version-less dicts,
+#: written before it, are still read).
+STATE_VERSION = 2
+
+
 class SessionState:
-    """Everything agentwatch knows about one root session (a delegation tree)."""
+    """Everything agentwatch knows about one root session (a delegation tree).
+
+    Containers that most sessions never fill are created on first use: ``log`` and ``seen``
+    start as ``None``, ``pending`` as an empty tuple. The step history, and the first step of
+    each capability, are a compact :class:`~detectors.history.StepLog` (``steps`` and
+    ``cap_first`` decode it).
+    """
 
     __slots__ = (
         "root_id",
         "tenant",
         "agent_id",
         "members",
-        "steps",
+        "log",
         "max_steps",
-        "cap_first",
+        "max_members",
         "det",
         "alerts",
         "contributions",
@@ -224,16 +237,22 @@ class SessionState:
     )
 
     def __init__(
-        self, root_id: str, tenant: str | None, agent_id: str, *, max_steps: int = DEFAULT_MAX_STEPS
+        self,
+        root_id: str,
+        tenant: str | None,
+        agent_id: str,
+        *,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_members: int = DEFAULT_MAX_MEMBERS,
     ) -> None:
         self.root_id = root_id
-        self.tenant = tenant
-        self.agent_id = agent_id
+        self.tenant = canonical(tenant)
+        self.agent_id = canonical(agent_id)
         self.members: dict[str, Member] = {}
-        self.steps: list[Step] = []
+        #: the last ``max_steps`` steps (None until the first)
+        self.log: StepLog | None = None
         self.max_steps = max_steps
-        #: capability -> (event id, session id, ts) of its first occurrence in the tree
-        self.cap_first: dict[str, tuple[str, str, float]] = {}
+        self.max_members = max_members
         #: detector name -> that detector's per-session state
         self.det: dict[str, Any] = {}
         #: alert key -> AlertState (detectors.alerting)
@@ -249,34 +268,80 @@ class SessionState:
         self.kill_jti: str | None = None
         self.kill_ts: float | None = None
         self.event_count = 0
-        # Pipeline bookkeeping (monitor.pipeline): dedup keys of recent events, events held
-        # back waiting for a missing predecessor, and the source partition of the session.
-        self.seen: dict[int, None] = {}
-        self.pending: list[Any] = []
+        # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup), events
+        # held back waiting for a missing predecessor, and the source partition of the session.
+        self.seen: RecentIds | None = None
+        self.pending: list[Any] | tuple[()] = ()
         self.partition: int | None = None
 
     # -- pickling (slots) ---------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> tuple[Any, ...]:
         # Held-back events are not state: they are re-read from the source after a restart.
-        state = {k: getattr(self, k) for k in self.__slots__}
-        state["pending"] = []
-        return state
+        return (STATE_VERSION,) + tuple(
+            () if k == "pending" else getattr(self, k) for k in self.__slots__
+        )
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
+    def __setstate__(self, state: tuple[Any, ...] | dict[str, Any]) -> None:
+        if isinstance(state, dict):  # the first layout: a dict of every attribute
+            self._load_v1(state)
+            return
+        if state[0] != STATE_VERSION:
+            raise ValueError(f"session state of layout version {state[0]} is not supported")
+        for k, v in zip(self.__slots__, state[1:], strict=True):
             setattr(self, k, v)
+
+    def _load_v1(self, state: dict[str, Any]) -> None:
+        fresh = SessionState(state["root_id"], state["tenant"], state["agent_id"])
+        for k in self.__slots__:
+            setattr(self, k, getattr(fresh, k))
+        steps = state.pop("steps", [])
+        state.pop("seen", None)  # keys of a per-process hash(): meaningless here
+        # the detectors' per-session states changed layout with this one: they start over
+        state.pop("det", None)
+        for k, v in state.items():
+            if k in self.__slots__:
+                setattr(self, k, v)
+        first = state.get("cap_first") or {}
+        self.pending = ()
+        log = self._log()
+        for cap, (eid, sid, ts) in first.items():
+            log._pin(cap, eid, sid, ts)  # noqa: SLF001 (the log's own format)
+        for step in steps:
+            log.append(Step(*step))
 
     # -- tree -----------------------------------------------------------------------------
     def member(self, session_id: str, agent_id: str | None = None) -> Member:
-        m = self.members.get(session_id)
+        """The member ``session_id`` (created if new); members are kept in the order they
+        were last asked for, so the one an event is about is never the one forgotten."""
+        members = self.members
+        m = members.get(session_id)
         if m is None:
-            m = Member(session_id, agent_id or self.agent_id)
-            self.members[session_id] = m
+            if len(members) >= self.max_members:
+                self._forget_member()
+            if session_id == self.root_id:
+                session_id = self.root_id  # one copy of the id
+            m = Member(session_id, canonical(agent_id) if agent_id else self.agent_id)
+            members[session_id] = m
+        elif len(members) > 1 and next(reversed(members)) != session_id:
+            members[m.session_id] = members.pop(session_id)
         return m
+
+    def _forget_member(self) -> None:
+        """Make room for one more member: the least recently active ended sub-agent, else the
+        least recently active sub-agent."""
+        members = self.members
+        doomed = next(
+            (k for k, m in members.items() if m.ended_ts is not None and k != self.root_id),
+            None,
+        )
+        if doomed is None:
+            doomed = next((k for k in members if k != self.root_id), None)
+        if doomed is not None:
+            del members[doomed]
 
     def scope_of(self, session_id: str) -> Scope:
         m = self.members.get(session_id)
-        return m.scope if m is not None else Scope()
+        return m.scope if m is not None else UNRESTRICTED
 
     def ancestors(self, session_id: str) -> Iterator[Member]:
         """The session's parent, grandparent, ... up to the root (cycles are cut)."""
@@ -289,13 +354,24 @@ class SessionState:
                 yield m
 
     # -- history --------------------------------------------------------------------------
+    def _log(self) -> StepLog:
+        log = self.log
+        if log is None:
+            log = self.log = StepLog(self.max_steps)
+        return log
+
     def add_step(self, step: Step) -> None:
-        self.steps.append(step)
-        if len(self.steps) > self.max_steps:
-            del self.steps[: len(self.steps) - self.max_steps]
-        for cap in step.caps:
-            if cap not in self.cap_first:
-                self.cap_first[cap] = (step.event_id, step.session_id, step.ts)
+        self._log().append(step)
+
+    @property
+    def cap_first(self) -> dict[str, tuple[str, str, float]]:
+        """capability -> (event id, session id, ts) of its first occurrence in the tree."""
+        return self.log.first_seen() if self.log is not None else {}
+
+    @property
+    def steps(self) -> list[Step]:
+        """The recent steps, oldest first (at most ``max_steps``)."""
+        return list(self.log) if self.log is not None else []
 
     @property
     def killed(self) -> bool:

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detectors.engine import Decision, Engine
+from detectors.history import RecentIds, id_key
 from detectors.privileged import privileged_action
 from detectors.session import Member, SessionState
 from schemas.events import ActionEvent
@@ -135,10 +136,6 @@ class Tombstone:
         session.started_ts, session.last_ts = self.started_ts, self.last_ts
 
 
-def _dedup_key(event_id: str) -> int:
-    return hash(event_id)
-
-
 class Pipeline:
     """Sessions, ordering and detection for a stream of events (one worker's share)."""
 
@@ -154,6 +151,8 @@ class Pipeline:
         self._held_offsets: dict[int, dict[int, None]] = {}
         #: root session -> earliest timer deadline (event time), for sessions with timers
         self._deadlines: dict[str, float] = {}
+        #: root sessions holding events back (so ``tick`` need not look at every session)
+        self._waiting: dict[str, None] = {}
         #: newest event time processed (the watermark is this minus the grace period)
         self.max_event_ts = float("-inf")
         #: root session -> (evicted at, tombstone) of ended or killed sessions, oldest first
@@ -183,8 +182,11 @@ class Pipeline:
         if partition is not None:
             session.partition = partition
 
-        key = _dedup_key(event.event_id)
-        if key in session.seen or any(p[2].event_id == event.event_id for p in session.pending):
+        key = id_key(event.event_id)
+        seen = session.seen
+        if (seen is not None and key in seen) or (
+            session.pending and any(p[2].event_id == event.event_id for p in session.pending)
+        ):
             self.stats.duplicates += 1
             return []
         out: list[Output] = []
@@ -194,15 +196,19 @@ class Pipeline:
         if seq is not None and seq > last + 1:
             # A predecessor is missing: hold this one back until it arrives (or time runs out).
             if len(session.pending) < self.settings.max_pending:
-                session.pending.append(
+                if not session.pending:
+                    session.pending = []
+                    self._waiting[root] = None
+                session.pending.append(  # type: ignore[union-attr]
                     (now, offset if offset is not None else -1, event, partition)
                 )
                 self._hold(partition, offset)
                 self.stats.held_back += 1
                 self.dirty.add(root)
                 return out
-        self._run(session, event, out, now)
-        self._release_ready(session, out, now)
+        self._run(session, event, out, now, key)
+        if session.pending:
+            self._release_ready(session, out, now)
         self.dirty.add(root)
         if len(self.sessions) > self.settings.max_sessions:
             self._evict_over_capacity(out)
@@ -213,8 +219,11 @@ class Pipeline:
         (default: the watermark), evict ended and idle sessions."""
         out: list[Output] = []
         wait = self.settings.reorder_wait_s
-        for session in [s for s in self.sessions.values() if s.pending]:
-            if any(now - p[0] >= wait for p in session.pending):
+        for root in list(self._waiting):
+            session = self.sessions.get(root)
+            if session is None or not session.pending:
+                self._waiting.pop(root, None)
+            elif any(now - p[0] >= wait for p in session.pending):
                 self._release_all(session, out, now)
         clock = self.watermark if event_time is None else event_time
         for root, due in list(self._deadlines.items()):
@@ -243,12 +252,17 @@ class Pipeline:
 
     # -- processing ----------------------------------------------------------------------
     def _run(
-        self, session: SessionState, event: ActionEvent, out: list[Output], now: float
+        self,
+        session: SessionState,
+        event: ActionEvent,
+        out: list[Output],
+        now: float,
+        key: int | None = None,
     ) -> None:
         seen = session.seen
-        seen[_dedup_key(event.event_id)] = None
-        if len(seen) > self.settings.dedup_window:
-            del seen[next(iter(seen))]
+        if seen is None:
+            seen = session.seen = RecentIds(self.settings.dedup_window)
+        seen.add(id_key(event.event_id) if key is None else key)
         m = session.members.get(event.session.id)
         seq = event.session.seq
         late = False
@@ -285,16 +299,20 @@ class Pipeline:
                 m = session.members.get(ev.session.id)
                 last = max(m.last_seq if m is not None else -1, self.settings.first_seq - 1)
                 if ev.session.seq is not None and ev.session.seq <= last + 1:
-                    session.pending.remove(item)
+                    session.pending.remove(item)  # type: ignore[union-attr]
                     self._unhold(item[3], item[1])
                     self._run(session, ev, out, now)
                     progressed = True
                     break
+        if not session.pending:
+            session.pending = ()
+            self._waiting.pop(session.root_id, None)
 
     def _release_all(self, session: SessionState, out: list[Output], now: float) -> None:
         """The wait is over: process everything held back, in seq order (gaps stay gaps)."""
         items = sorted(session.pending, key=lambda p: (p[2].session.seq or 0, p[2].ts))
-        session.pending = []
+        session.pending = ()
+        self._waiting.pop(session.root_id, None)
         for item in items:
             self._unhold(item[3], item[1])
             self.stats.released_on_timeout += 1
@@ -327,6 +345,7 @@ class Pipeline:
     def _drop(self, root: str, reason: str, out: list[Output]) -> None:
         session = self.sessions.pop(root)
         self._deadlines.pop(root, None)
+        self._waiting.pop(root, None)
         for item in session.pending:
             self._unhold(item[3], item[1])
         self.engine.close(session)

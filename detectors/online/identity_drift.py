@@ -26,10 +26,31 @@ from river import drift
 
 from detectors import capabilities as C
 from detectors.base import EventContext, Finding
+from detectors.intern import canonical
 from detectors.scoring import mode_of
 from detectors.session import SessionState
 
 MEASURES = ("sensitive_share", "calls", "tools")
+#: distinct tools counted per session
+MAX_TOOLS = 256
+
+
+class Measures:
+    """A session's counts behind the measures (distinct tools: a tuple of shared names)."""
+
+    __slots__ = ("calls", "sensitive", "tools", "reported")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.sensitive = 0
+        self.tools: tuple[str, ...] = ()
+        self.reported = False
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.calls, self.sensitive, self.tools, self.reported)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.calls, self.sensitive, self.tools, self.reported = state
 
 
 class IdentityDrift:
@@ -59,19 +80,19 @@ class IdentityDrift:
         self.detectors, self.drifts = state["adwin"], state["drifts"]
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
-        st: dict[str, Any] | None = session.det.get(self.name)
+        st: Measures | None = session.det.get(self.name)
         if st is None:
-            st = {"calls": 0, "sensitive": 0, "tools": set(), "reported": False}
-            session.det[self.name] = st
-        if ctx.event.tool is not None:
-            st["calls"] += 1
-            st["sensitive"] += bool(ctx.caps & C.SENSITIVE_ACTIONS)
-            if len(st["tools"]) < 256:
-                st["tools"].add(ctx.event.tool.name)
+            st = session.det[self.name] = Measures()
+        tool = ctx.event.tool
+        if tool is not None:
+            st.calls += 1
+            st.sensitive += bool(ctx.caps & C.SENSITIVE_ACTIONS)
+            if len(st.tools) < MAX_TOOLS and tool.name not in st.tools:
+                st.tools += (canonical(tool.name),)
         pending = self.drifts.get(session.agent_id)
-        if st["reported"] or not pending:
+        if st.reported or not pending:
             return []
-        st["reported"] = True
+        st.reported = True
         reported = self.drifts.pop(session.agent_id)
         what = "; ".join(
             f"{d['measure']} {d['before']:.2f} -> {d['after']:.2f}" for d in reported[:3]
@@ -94,7 +115,7 @@ class IdentityDrift:
 
     def on_session_close(self, session: SessionState, *, flagged: bool) -> None:
         st = session.det.get(self.name)
-        if flagged or not st or not st["calls"]:
+        if flagged or not st or not st.calls:
             return
         agent = session.agent_id
         if (agent, MEASURES[0]) not in self.detectors and len(self.detectors) >= (
@@ -102,9 +123,9 @@ class IdentityDrift:
         ):
             return
         x = {
-            "sensitive_share": st["sensitive"] / st["calls"],
-            "calls": st["calls"] / (st["calls"] + 8.0),
-            "tools": len(st["tools"]) / (len(st["tools"]) + 4.0),
+            "sensitive_share": st.sensitive / st.calls,
+            "calls": st.calls / (st.calls + 8.0),
+            "tools": len(st.tools) / (len(st.tools) + 4.0),
         }
         for m in MEASURES:
             d = self.detectors.get((agent, m))

@@ -26,11 +26,35 @@ from river import anomaly
 
 from detectors import capabilities as C
 from detectors.base import EventContext, Finding
+from detectors.intern import canonical
 from detectors.online.identity import identity_keys
 from detectors.scoring import adds_nothing, mode_of
 from detectors.session import SessionState
 
 MILESTONES = frozenset({3, 6, 12, 24, 48, 96, 192})
+#: distinct tools and destinations counted per session
+MAX_DISTINCT = 256
+
+
+class Usage:
+    """A session's counts behind the features: tool calls, sensitive and untrusted ones, and
+    the distinct tools and destinations (tuples of shared names: a session has few, and a
+    set costs 216 bytes before it holds anything)."""
+
+    __slots__ = ("calls", "sensitive", "untrusted", "tools", "dests")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.sensitive = 0
+        self.untrusted = 0
+        self.tools: tuple[str, ...] = ()
+        self.dests: tuple[str, ...] = ()
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.calls, self.sensitive, self.untrusted, self.tools, self.dests)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.calls, self.sensitive, self.untrusted, self.tools, self.dests = state
 
 
 class SessionAnomaly:
@@ -102,25 +126,24 @@ class SessionAnomaly:
                 return key
         return None
 
-    def _counts(self, session: SessionState) -> dict[str, Any]:
-        st: dict[str, Any] | None = session.det.get(self.name)
+    def _counts(self, session: SessionState) -> Usage:
+        st: Usage | None = session.det.get(self.name)
         if st is None:
-            st = {"calls": 0, "tools": set(), "sensitive": 0, "untrusted": 0, "dest": set()}
-            session.det[self.name] = st
+            st = session.det[self.name] = Usage()
         return st
 
     def features(self, session: SessionState) -> dict[str, float]:
         st = self._counts(session)
         known = self.known_tools.get(self._warm(session.agent_id) or "", set())
-        calls = st["calls"]
-        new_tools = len(st["tools"] - known) if known else 0
+        calls = st.calls
+        new_tools = sum(1 for t in st.tools if t not in known) if known else 0
         return {
             "calls": calls / (calls + 8.0),
-            "tools": len(st["tools"]) / (len(st["tools"]) + 4.0),
-            "sensitive": st["sensitive"] / (st["sensitive"] + 2.0),
-            "sensitive_share": st["sensitive"] / calls if calls else 0.0,
-            "untrusted": st["untrusted"] / (st["untrusted"] + 4.0),
-            "destinations": len(st["dest"]) / (len(st["dest"]) + 2.0),
+            "tools": len(st.tools) / (len(st.tools) + 4.0),
+            "sensitive": st.sensitive / (st.sensitive + 2.0),
+            "sensitive_share": st.sensitive / calls if calls else 0.0,
+            "untrusted": st.untrusted / (st.untrusted + 4.0),
+            "destinations": len(st.dests) / (len(st.dests) + 2.0),
             "new_tools": new_tools / (new_tools + 1.0),
         }
 
@@ -146,19 +169,20 @@ class SessionAnomaly:
         if tool is None:
             return
         st = self._counts(session)
-        st["calls"] += 1
-        if len(st["tools"]) < 256:
-            st["tools"].add(tool.name)
-        st["sensitive"] += bool(ctx.caps & C.SENSITIVE_ACTIONS)
-        st["untrusted"] += C.UNTRUSTED_INPUT in ctx.caps
-        if ctx.cls.destination and len(st["dest"]) < 256:
-            st["dest"].add(ctx.cls.destination)
+        st.calls += 1
+        if len(st.tools) < MAX_DISTINCT and tool.name not in st.tools:
+            st.tools += (canonical(tool.name),)
+        st.sensitive += bool(ctx.caps & C.SENSITIVE_ACTIONS)
+        st.untrusted += C.UNTRUSTED_INPUT in ctx.caps
+        dest = ctx.cls.destination
+        if dest and len(st.dests) < MAX_DISTINCT and dest not in st.dests:
+            st.dests += (canonical(dest),)
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         self.learn_one(ctx, session)
         st = self._counts(session)
         at_milestone = ctx.event.kind == "session_end" or (
-            ctx.event.tool is not None and st["calls"] in MILESTONES
+            ctx.event.tool is not None and st.calls in MILESTONES
         )
         if not at_milestone:
             return []
@@ -172,7 +196,7 @@ class SessionAnomaly:
                 detector=self.name,
                 title="Session unlike this agent's normal sessions",
                 message=(
-                    f"Session {session.root_id} of {session.agent_id} after {st['calls']} calls "
+                    f"Session {session.root_id} of {session.agent_id} after {st.calls} calls "
                     f"scores {score:.2f} on the agent's anomaly model."
                 ),
                 score=round(self.weight * score, 4),
@@ -196,4 +220,4 @@ class SessionAnomaly:
             self.learned[key] = self.learned.get(key, 0) + 1
             tools = self.known_tools.setdefault(key, set())
             if len(tools) < 4096:
-                tools |= st["tools"]
+                tools.update(st.tools)

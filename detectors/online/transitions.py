@@ -30,11 +30,54 @@ from river import proba
 
 from detectors import capabilities as C
 from detectors.base import EventContext, Finding
+from detectors.intern import canonical
 from detectors.online.identity import identity_keys
 from detectors.scoring import adds_nothing, mode_of
+from detectors.session import DEFAULT_MAX_MEMBERS as MAX_MEMBERS
 from detectors.session import SessionState
 
 START = "<start>"
+#: steps of a session kept until it closes (learning needs no more)
+MAX_STEPS = 512
+
+
+class Walk:
+    """A session's tool-to-tool walk: each tree member's last tool, and the steps to learn.
+
+    Flat lists of shared names (``last``: session id, tool, session id, tool...; ``steps``:
+    previous tool, tool, argument shape, previous tool...): a dict or a tuple per step would
+    cost more than the names they point at.
+    """
+
+    __slots__ = ("lasts", "steps")
+
+    def __init__(self) -> None:
+        self.lasts: list[str] = []
+        self.steps: list[str] = []
+
+    def last(self, session_id: str) -> str:
+        """The last tool ``session_id`` called (``START`` if none)."""
+        lasts = self.lasts
+        for i in range(0, len(lasts), 2):
+            if lasts[i] == session_id:
+                return lasts[i + 1]
+        return START
+
+    def set_last(self, session_id: str, tool: str) -> None:
+        lasts = self.lasts
+        for i in range(0, len(lasts), 2):
+            if lasts[i] == session_id:
+                lasts[i + 1] = tool
+                return
+        if len(lasts) >= 2 * MAX_MEMBERS:
+            del lasts[:2]  # the member that called first (a tree is bounded too)
+        lasts += (session_id, tool)
+
+    def __getstate__(self) -> tuple[list[str], list[str]]:
+        return (self.lasts, self.steps)
+
+    def __setstate__(self, state: tuple[list[str], list[str]]) -> None:
+        self.lasts, self.steps = state
 
 
 class TransitionSurprise:
@@ -84,7 +127,7 @@ class TransitionSurprise:
         tool = ctx.event.tool
         if tool is None:
             return 0.0
-        prev = self._state(session)["prev"].get(ctx.session_id, START)
+        prev = self._state(session).last(ctx.session_id)
         return self._score(ctx, prev, tool.name, _shape(tool.arguments))[0]
 
     def _score(self, ctx: EventContext, prev: str, name: str, shape: str) -> tuple[float, str]:
@@ -104,16 +147,17 @@ class TransitionSurprise:
         sensitive = bool(ctx.caps & C.SENSITIVE_ACTIONS)
         return (self.score_new_sensitive if sensitive else self.score_new), why
 
-    def _state(self, session: SessionState) -> dict[str, Any]:
-        st: dict[str, Any] | None = session.det.get(self.name)
+    def _state(self, session: SessionState) -> Walk:
+        st: Walk | None = session.det.get(self.name)
         if st is None:
-            st = session.det[self.name] = {"prev": {}, "steps": []}
+            st = session.det[self.name] = Walk()
         return st
 
-    def _learn(self, st: dict[str, Any], session_id: str, prev: str, name: str, shape: str) -> None:
-        if len(st["steps"]) < 512:
-            st["steps"].append((prev, name, shape))
-        st["prev"][session_id] = name
+    def _learn(self, st: Walk, session_id: str, prev: str, name: str, shape: str) -> None:
+        name = canonical(name)
+        if len(st.steps) < 3 * MAX_STEPS:
+            st.steps += (prev, name, canonical(shape))
+        st.set_last(session_id, name)
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
         """Buffer this step; it is learned when the session closes unflagged."""
@@ -121,7 +165,7 @@ class TransitionSurprise:
         if tool is None:
             return
         st = self._state(session)
-        prev = st["prev"].get(ctx.session_id, START)
+        prev = st.last(ctx.session_id)
         self._learn(st, ctx.session_id, prev, tool.name, _shape(tool.arguments))
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
@@ -129,7 +173,7 @@ class TransitionSurprise:
         if tool is None:
             return []
         st = self._state(session)
-        prev = st["prev"].get(ctx.session_id, START)
+        prev = st.last(ctx.session_id)
         shape = _shape(tool.arguments)
         score, why = self._score(ctx, prev, tool.name, shape)
         self._learn(st, ctx.session_id, prev, tool.name, shape)
@@ -157,12 +201,14 @@ class TransitionSurprise:
         ]
 
     def on_session_close(self, session: SessionState, *, flagged: bool) -> None:
-        st = session.det.get(self.name)
-        if flagged or not st:
+        st: Walk | None = session.det.get(self.name)
+        if flagged or st is None:
             return
+        steps = st.steps
         for key in identity_keys(session.agent_id):
             self.sessions[key] = self.sessions.get(key, 0) + 1
-            for prev, tool, shape in st["steps"]:
+            for i in range(0, len(steps), 3):
+                prev, tool, shape = steps[i : i + 3]
                 _update(self.next_tool, (key, prev), tool, self.max_keys)
                 _update(self.arg_shape, (key, tool), shape, self.max_keys)
 

@@ -36,10 +36,20 @@ from detectors.base import EventContext, Finding
 from detectors.rules.compile import Source
 from detectors.rules.fields import Subject, issued_expiry
 from detectors.rules.loader import load_rules, load_sources
-from detectors.rules.matching import MAX_CREDS, MAX_DESTS, NAME, REPORT_FIRST, RuleStats
+from detectors.rules.matching import (
+    MAX_CREDS,
+    MAX_DESTS,
+    NAME,
+    REPORT_FIRST,
+    RuleState,
+    RuleStats,
+)
 from detectors.rules.model import Rule, RuleSet
 from detectors.rules.sequence import SequenceMatcher
 from detectors.session import SessionState
+
+#: what a session without rule state has (read only)
+_NOTHING: dict[str, Any] = {}
 
 __all__ = ["REPORT_FIRST", "RuleDetector", "RuleStats"]
 
@@ -80,11 +90,11 @@ class RuleDetector(SequenceMatcher):
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         rs = self.ruleset
         candidates = rs.candidates(ctx.event.kind, ctx.caps)
-        st = session.det.get(NAME)
-        live: dict[str, None] = st["live"] if st is not None else {}
+        st: RuleState | None = session.det.get(NAME)
+        live: dict[str, None] = st.live if st is not None else _NOTHING
         out: list[Finding] = []
         if candidates or live:
-            x = Subject(ctx, session, st["facts"] if st is not None else {})
+            x = Subject(ctx, session, st.facts if st is not None else _NOTHING)
             self.stats.batches[candidates] += 1
             for rule in candidates:
                 if rule.id in live:
@@ -100,7 +110,7 @@ class RuleDetector(SequenceMatcher):
                 seq = rs.rules.get(rid)
                 if seq is None or not seq.enabled or seq.type != "sequence":
                     live.pop(rid, None)  # the rule went away in a reload: so does its state
-                    st["r"].pop(rid, None)  # type: ignore[index]
+                    st.r.pop(rid, None)  # type: ignore[union-attr]
                     continue
                 if seq not in candidates:  # counted with its batch otherwise
                     self.stats.live[rid] += 1
@@ -115,7 +125,7 @@ class RuleDetector(SequenceMatcher):
         issued = ev.credential_issued if ev.kind == "credential_issued" else None
         if not dests and (issued is None or not issued.jti):
             return
-        facts = self._state(session)["facts"]
+        facts = self._state(session).facts
         if dests:
             seen = facts.setdefault("dests", {})
             for d in dests:

@@ -1,9 +1,9 @@
 """The rule matcher's shared machinery: per-session rule state, findings, counts, combinations.
 
-State layout in ``session.det["rules"]`` (plain dicts and lists, so it pickles with the
-session): ``r`` (rule id -> ``{"v": shape, "k": {key: state}}``, ``"#"`` holding match counts),
-``live`` (sequence rules with partial matches or timers), ``facts`` (destinations used,
-credentials issued) and ``deadline`` (the earliest timer).
+State layout in ``session.det["rules"]``, a :class:`RuleState` (plain dicts and lists inside,
+so it pickles with the session): ``r`` (rule id -> ``[shape, {key: state}]``, the key ``"#"``
+holding match counts), ``live`` (sequence rules with partial matches or timers), ``facts``
+(destinations used, credentials issued) and ``deadline`` (the earliest timer).
 """
 
 from __future__ import annotations
@@ -24,6 +24,25 @@ MAX_SUM_ENTRIES = 4096
 MAX_DESTS = 512
 MAX_CREDS = 256
 REPORT_FIRST = 8
+
+
+class RuleState:
+    """A session's rule state (see the module docstring): slots, not a dict, and a list per
+    rule, not a dict: a small dict costs 200 bytes before it holds anything."""
+
+    __slots__ = ("r", "live", "facts", "deadline")
+
+    def __init__(self) -> None:
+        self.r: dict[str, list[Any]] = {}
+        self.live: dict[str, None] = {}
+        self.facts: dict[str, Any] = {}
+        self.deadline: float | None = None
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.r, self.live, self.facts, self.deadline)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.r, self.live, self.facts, self.deadline = state
 
 
 def _should_report(n: int) -> bool:
@@ -71,27 +90,27 @@ class Matcher:
     stats: RuleStats
 
     @staticmethod
-    def _state(session: SessionState) -> dict[str, Any]:
-        st = session.det.get(NAME)
+    def _state(session: SessionState) -> RuleState:
+        st: RuleState | None = session.det.get(NAME)
         if st is None:
-            st = session.det[NAME] = {"r": {}, "live": {}, "facts": {}, "deadline": None}
+            st = session.det[NAME] = RuleState()
         return st
 
     def _keys(self, rule: Rule, session: SessionState, create: bool) -> dict[str, Any] | None:
         """This rule's per-key state in the session (dropped if the rule changed shape)."""
-        st = session.det.get(NAME)
+        st: RuleState | None = session.det.get(NAME)
         if st is None and not create:
             return None
         st = st if st is not None else self._state(session)
-        rs = st["r"].get(rule.id)
-        if rs is None or rs["v"] != rule.shape:
+        rs = st.r.get(rule.id)
+        if rs is None or rs[0] != rule.shape:
             if rs is not None:  # the rule changed shape in a reload: its state means nothing
-                del st["r"][rule.id]
-                st["live"].pop(rule.id, None)
+                del st.r[rule.id]
+                st.live.pop(rule.id, None)
             if not create:
                 return None
-            rs = st["r"][rule.id] = {"v": rule.shape, "k": {}}
-        keys: dict[str, Any] = rs["k"]
+            rs = st.r[rule.id] = [rule.shape, {}]
+        keys: dict[str, Any] = rs[1]
         return keys
 
     @staticmethod

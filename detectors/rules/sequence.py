@@ -13,7 +13,7 @@ from typing import Any
 
 from detectors.base import Finding, Trigger
 from detectors.rules.fields import Subject
-from detectors.rules.matching import MAX_KEYS, MAX_TIMERS, NAME, Matcher
+from detectors.rules.matching import MAX_KEYS, MAX_TIMERS, NAME, Matcher, RuleState
 from detectors.rules.model import Rule, human_duration
 from detectors.session import SessionState
 
@@ -96,17 +96,17 @@ class SequenceMatcher(Matcher):
         st = self._state(session)
         keys = self._keys(rule, session, False) or {}
         if any(k != "#" and (v["p"] or v["t"]) for k, v in keys.items()):
-            st["live"][rule.id] = None
+            st.live[rule.id] = None
         else:
-            st["live"].pop(rule.id, None)
+            st.live.pop(rule.id, None)
         deadlines = [
             t[0]
-            for rid in st["live"]
-            for k, v in (st["r"].get(rid) or {"k": {}})["k"].items()
+            for rid in st.live
+            for k, v in (st.r.get(rid) or (None, {}))[1].items()
             if k != "#"
             for t in v["t"]
         ]
-        st["deadline"] = min(deadlines) if deadlines else None
+        st.deadline = min(deadlines) if deadlines else None
 
     def _early(self, rule: Rule, x: Subject, q: list[Any], got: int, out: list[Finding]) -> None:
         if rule.early is None or got < rule.early.after:
@@ -195,15 +195,15 @@ class SequenceMatcher(Matcher):
 
     # -- timers ---------------------------------------------------------------------------
     def next_deadline(self, session: SessionState) -> float | None:
-        st = session.det.get(NAME)
-        return st.get("deadline") if st is not None else None
+        st: RuleState | None = session.det.get(NAME)
+        return st.deadline if st is not None else None
 
     def on_tick(self, session: SessionState, now: float) -> list[tuple[Trigger, Finding]]:
-        st = session.det.get(NAME)
-        if st is None or st.get("deadline") is None or st["deadline"] >= now:
+        st: RuleState | None = session.det.get(NAME)
+        if st is None or st.deadline is None or st.deadline >= now:
             return []
         fired: list[tuple[Trigger, Finding]] = []
-        for rid in list(st["live"]):
+        for rid in list(st.live):
             rule = self.ruleset.rules.get(rid)
             if rule is None or not rule.timed:
                 continue

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from detectors.engine import AlertDecision, KillDecision
@@ -120,6 +124,39 @@ def test_sessions_are_evicted_after_end_and_idle() -> None:
     assert {o.root_session_id for o in p.tick(50.0) if isinstance(o, Evicted)} == {"a"}
     assert [o.reason for o in p.tick(200.0) if isinstance(o, Evicted)] == ["idle"]
     assert len(p) == 0
+
+
+def test_a_restored_session_recognises_events_it_already_holds_in_another_process(
+    tmp_path: Path,
+) -> None:
+    """After a restart, events between the checkpoint's resume offset and what the state holds
+    are read again: the restored session must see them as duplicates, not process them twice
+    (the dedup keys are checkpointed, so they must not depend on the process's hash seed)."""
+    p = Pipeline(build_engine())
+    events = trifecta()[:3]
+    for i, e in enumerate(events):
+        p.process(e, now=float(i))
+    blob = p.snapshot("s1")
+    assert blob is not None
+    (tmp_path / "s1.bin").write_bytes(blob)
+    code = f"""
+import json
+from detectors.registry import build_engine
+from monitor.pipeline import Pipeline
+from tests.monitor.test_pipeline import trifecta
+p = Pipeline(build_engine())
+p.restore("s1", open({str(tmp_path / "s1.bin")!r}, "rb").read(), now=0.0)
+outs = [p.process(e, now=1.0) for e in trifecta()[:3]]
+print(json.dumps([p.stats.duplicates, p.stats.processed, sum(map(len, outs))]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "4242"},
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [3, 0, 0]
 
 
 def test_an_ended_session_acting_after_eviction_is_still_recognised() -> None:

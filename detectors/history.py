@@ -1,0 +1,259 @@
+"""What a session remembers of its recent events, compactly: steps and event ids.
+
+A worker holds hundreds of thousands of live sessions, each with a bounded history, so the
+per-event cost of that history decides how much memory a worker needs. Both structures here
+keep fixed-size records in one buffer instead of a Python object per event:
+
+* :class:`StepLog` - the last ``cap`` steps of a root session (a ring of 62-byte records:
+  seq, time, event id, and indices into a small per-log table of the strings and capability
+  sets the steps share); iterating it gives :class:`Step` tuples back;
+* :class:`RecentIds` - the last ``cap`` event ids, as 64-bit keys (BLAKE2b of the id, the
+  same in every process, so a restarted worker recognises the events a checkpoint already
+  holds), for deduplication: 8 bytes per id in insertion order, plus a sorted copy for
+  lookups once there are more than a few.
+
+>>> log = StepLog(2)
+>>> for i in range(3):
+...     log.append(Step(i, float(i), "s1", "tool_call", "read", frozenset({"read"}), f"e{i}", None))
+>>> [(s.seq, s.event_id) for s in log]
+[(1, 'e1'), (2, 'e2')]
+>>> ids = RecentIds(2)
+>>> for e in ("a", "b", "c"):
+...     ids.add(id_key(e))
+>>> [id_key(e) in ids for e in ("a", "b", "c")]
+[False, True, True]
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from hashlib import blake2b
+from typing import Any, NamedTuple
+
+from detectors.intern import canonical
+
+
+class Step(NamedTuple):
+    """One processed event, compactly."""
+
+    seq: int | None
+    ts: float
+    session_id: str
+    kind: str
+    tool: str | None
+    caps: frozenset[str]
+    event_id: str
+    destination: str | None
+
+
+# seq, ts, session, kind, tool, caps, destination (atom indices), id length, id bytes
+_REC = struct.Struct("<qdHHHHHB36s")
+# the first step of each capability (in ``StepLog.pinned`` order): session atom, ts, id
+_FIRST = struct.Struct("<HdB36s")
+#: capabilities whose first step a log pins
+MAX_FIRSTS = 64
+_NO_SEQ = -(2**63)
+_NONE = 0xFFFF
+_ID_IN_ATOMS = 0xFF
+
+
+class StepLog:
+    """The last ``cap`` steps, as fixed-size records in a ring (see the module docstring)."""
+
+    __slots__ = ("cap", "buf", "atoms", "head", "count", "pinned", "firsts")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(1, cap)
+        self.buf = bytearray()
+        #: the distinct strings and capability sets the records point at
+        self.atoms: list[Any] = []
+        #: index of the oldest record once the ring is full
+        self.head = 0
+        self.count = 0
+        #: the capabilities seen so far, and the first step that showed each (kept when the
+        #: ring moves on; None until the first)
+        self.pinned: tuple[str, ...] = ()
+        self.firsts: bytearray | None = None
+
+    def _atom(self, x: Any) -> int:
+        if x is None:
+            return _NONE
+        atoms = self.atoms
+        try:
+            return atoms.index(x)
+        except ValueError:
+            atoms.append(canonical(x))  # shared with every other session holding it
+            return len(atoms) - 1
+
+    def _pack(self, step: Step) -> bytes:
+        n, eid = self._id(step.event_id)
+        seq = step.seq
+        return _REC.pack(
+            _NO_SEQ if seq is None or not -(2**63) < seq < 2**63 else seq,
+            step.ts,
+            self._atom(step.session_id),
+            self._atom(step.kind),
+            self._atom(step.tool),
+            self._atom(step.caps),
+            self._atom(step.destination),
+            n,
+            eid,
+        )
+
+    def append(self, step: Step, *, pin: bool = True) -> None:
+        rec = self._pack(step)
+        if pin and step.caps:
+            for cap in step.caps:
+                if cap not in self.pinned:
+                    self._pin(cap, step.event_id, step.session_id, step.ts)
+        size = _REC.size
+        if self.count < self.cap:
+            self.buf += rec
+            self.count += 1
+        else:
+            i = self.head * size
+            self.buf[i : i + size] = rec
+            self.head = (self.head + 1) % self.cap
+        if len(self.atoms) > 6 * self.cap + MAX_FIRSTS + 8:
+            self._compact()
+
+    def _id(self, event_id: str) -> tuple[int, bytes]:
+        """(length, bytes) of an event id inline, or (_ID_IN_ATOMS, atom index) if longer."""
+        eid = event_id.encode("utf-8", "surrogatepass")
+        if len(eid) <= 36:
+            return len(eid), eid
+        return _ID_IN_ATOMS, self._atom(event_id).to_bytes(2, "little")
+
+    def _decode_id(self, n: int, eid: bytes) -> str:
+        if n == _ID_IN_ATOMS:
+            return str(self.atoms[int.from_bytes(eid[:2], "little")])
+        return eid[:n].decode("utf-8", "surrogatepass")
+
+    def _pin(self, cap: str, event_id: str, session_id: str, ts: float) -> None:
+        if len(self.pinned) >= MAX_FIRSTS:
+            return
+        if self.firsts is None:
+            self.firsts = bytearray()
+        n, eid = self._id(event_id)
+        self.firsts += _FIRST.pack(self._atom(session_id), ts, n, eid)
+        self.pinned = (*self.pinned, canonical(cap))
+
+    def first_seen(self) -> dict[str, tuple[str, str, float]]:
+        """capability -> (event id, session id, time) of the first step that showed it."""
+        if self.firsts is None:
+            return {}
+        return {
+            cap: (self._decode_id(n, eid), self.atoms[sid], ts)
+            for cap, (sid, ts, n, eid) in zip(
+                self.pinned, _FIRST.iter_unpack(self.firsts), strict=True
+            )
+        }
+
+    def _compact(self) -> None:
+        """Forget atoms no record points at any more (after the ring overwrote them)."""
+        steps, firsts = list(self), self.first_seen()
+        self.buf, self.atoms, self.head, self.count = bytearray(), [], 0, 0
+        self.pinned, self.firsts = (), None
+        for cap, (eid, sid, ts) in firsts.items():
+            self._pin(cap, eid, sid, ts)
+        for s in steps:
+            self.append(s, pin=False)
+
+    def _unpack(self, i: int) -> Step:
+        seq, ts, sid, kind, tool, caps, dest, n, eid = _REC.unpack_from(self.buf, i * _REC.size)
+        a = self.atoms
+        return Step(
+            None if seq == _NO_SEQ else seq,
+            ts,
+            a[sid],
+            a[kind],
+            None if tool == _NONE else a[tool],
+            a[caps],
+            self._decode_id(n, eid),
+            None if dest == _NONE else a[dest],
+        )
+
+    def __iter__(self) -> Iterator[Step]:
+        for k in range(self.count):
+            yield self._unpack((self.head + k) % self.count if self.count == self.cap else k)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        firsts = None if self.firsts is None else bytes(self.firsts)
+        return (self.cap, bytes(self.buf), self.atoms, self.head, self.count, self.pinned, firsts)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.cap, buf, self.atoms, self.head, self.count, self.pinned, firsts = state
+        self.buf = bytearray(buf)
+        self.firsts = None if firsts is None else bytearray(firsts)
+
+
+def id_key(event_id: str) -> int:
+    """A 64-bit key of an event id, the same in every process (``hash()`` is not)."""
+    digest = blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+#: below this many ids a linear scan of the ring is as fast as a sorted lookup
+_SCAN = 32
+
+
+class RecentIds:
+    """The last ``cap`` event-id keys (see the module docstring); ``key in ids`` is O(log n)."""
+
+    __slots__ = ("cap", "ring", "head", "index")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(1, cap)
+        #: keys in insertion order (a ring once full: ``head`` is the oldest)
+        self.ring = array("q")
+        self.head = 0
+        #: the same keys sorted, built once the ring holds more than ``_SCAN``
+        self.index: array[int] | None = None
+
+    def __contains__(self, key: int) -> bool:
+        index = self.index
+        if index is None:
+            return key in self.ring
+        i = bisect_left(index, key)
+        return i < len(index) and index[i] == key
+
+    def add(self, key: int) -> None:
+        ring, index = self.ring, self.index
+        if len(ring) < self.cap:
+            ring.append(key)
+            if index is not None:
+                index.insert(bisect_left(index, key), key)
+            elif len(ring) > _SCAN:
+                self.index = array("q", sorted(ring))
+            return
+        old = ring[self.head]
+        ring[self.head] = key
+        self.head = (self.head + 1) % self.cap
+        if index is not None:
+            del index[bisect_left(index, old)]
+            index.insert(bisect_left(index, key), key)
+
+    def __len__(self) -> int:
+        return len(self.ring)
+
+    def __getstate__(self) -> tuple[int, bytes, int]:
+        ring = self.ring
+        if sys.byteorder == "big":  # checkpoints are little-endian on every machine
+            ring = array("q", ring)
+            ring.byteswap()
+        return (self.cap, ring.tobytes(), self.head)
+
+    def __setstate__(self, state: tuple[int, bytes, int]) -> None:
+        self.cap, raw, self.head = state
+        self.ring = array("q")
+        self.ring.frombytes(raw)
+        if sys.byteorder == "big":
+            self.ring.byteswap()
+        self.index = array("q", sorted(self.ring)) if len(self.ring) > _SCAN else None
