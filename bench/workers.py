@@ -109,8 +109,12 @@ def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None
 # -- processes -----------------------------------------------------------------------------
 def env_for(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, "AGENTWATCH_PROFILE": "embedded", "AGENTWATCH_LOG_LEVEL": "warning"}
-    for name in ("broker", "app_id", "topic_actions", "topic_partitions", "datadir"):
-        env["AGENTWATCH_" + name.upper()] = str(getattr(settings, name))
+    names = ["broker", "app_id", "topic_partitions", "datadir"]
+    names += [n for n in type(settings).model_fields if n.startswith("topic_")]
+    for name in names:
+        value = getattr(settings, name)
+        if value != "":
+            env["AGENTWATCH_" + name.upper()] = str(value)
     env.update(extra or {})
     return env
 
