@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench.workers import start_load, start_worker
+from bench.workers import Worker, start_load, start_worker
 from monitor.broker import EmbeddedBroker
 from monitor.processes import stop_process
 from monitor.settings import Settings
@@ -63,6 +64,36 @@ def attack(sid: str) -> list[dict[str, Any]]:
         ev(3, "tool_call", tool={"name": "http.post"},
            transfer={"destination": "https://paste.example.net/x", "external": True}),
     ]  # fmt: skip
+
+
+class LagSampler(threading.Thread):
+    """Samples the worker's consumer lag (records behind, all partitions) while the clock
+    runs: a worker that does not keep up with the background load shows here."""
+
+    def __init__(self, worker: Worker, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.every = worker, every
+        self.samples: list[float] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                self.samples.append(self.worker.value("agentwatch_consumer_lag_records"))
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    @property
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples) if self.samples else math.nan
+
+    @property
+    def max(self) -> float:
+        return max(self.samples, default=math.nan)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -130,7 +161,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = args.out / "latency-run"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    budget = args.warmup + args.sessions * (args.gap + 0.1) + 30
     with EmbeddedBroker(log_path=work / "tansu.log") as broker:
         settings = Settings.from_env(
             {}, profile="embedded", broker=broker.url, topic_partitions=4, datadir=work / "data",
@@ -140,16 +170,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         store = f"chdb://{(work / 'store').resolve()}" if args.store == "chdb" else "none"
         with console.status("starting the worker"):
             worker = start_worker(settings, work / "worker.log", store=store)
-        load = start_load(
-            broker.bootstrap, settings.topic_actions, args.rate, budget, work / "load.log"
-        )
+        load = start_load(broker.bootstrap, settings.topic_actions, args.rate, work / "load.log")
         try:
             with console.status(f"{args.warmup:.0f} s of background load at {args.rate:,.0f}/s"):
                 time.sleep(args.warmup)
             consumed0 = worker.value("agentwatch_events_consumed_total")
             t0 = time.perf_counter()
-            with Progress(console=console, transient=True) as progress:
-                lat, missed = measure(settings, args.sessions, args.gap, args.timeout, progress)
+            lags = LagSampler(worker)
+            lags.start()
+            try:
+                with Progress(console=console, transient=True) as progress:
+                    lat, missed = measure(settings, args.sessions, args.gap, args.timeout, progress)
+            finally:
+                lags.stop()
             elapsed = time.perf_counter() - t0
             consumed = worker.value("agentwatch_events_consumed_total") - consumed0
             kills = worker.value("agentwatch_kill_signals_published_total")
@@ -165,6 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "sessions": args.sessions,
         "missed": missed,
         "kill_signals_published": kills,
+        "consumer_lag_records": {"mean": round(lags.mean, 1), "max": lags.max},
         "kill_latency_ms": {
             "n": len(lat),
             "p50": round(1000 * percentile(lat, 50), 2),
@@ -179,11 +213,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         title=f"Kill latency at {result['background_rate_consumed']:,} events/s background "
         f"(requested {args.rate:,.0f}), store: {args.store}"
     )
-    for col in ("sessions", "missed", "p50 ms", "p90 ms", "p99 ms (<= 50)", "max ms"):
+    cols = ("sessions", "missed", "p50 ms", "p90 ms", "p99 ms (<= 50)", "max ms",
+            "worker lag mean/max")  # fmt: skip
+    for col in cols:
         table.add_column(col, justify="right")
+    lag = result["consumer_lag_records"]
     table.add_row(
-        str(k["n"]), str(missed), f"{k['p50']}", f"{k['p90']}", f"{k['p99']}", f"{k['max']}"
-    )
+        str(k["n"]), str(missed), f"{k['p50']}", f"{k['p90']}", f"{k['p99']}", f"{k['max']}",
+        f"{lag['mean']:,.0f} / {lag['max']:,.0f}",
+    )  # fmt: skip
     console.print(table)
     out = args.out / "latency.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

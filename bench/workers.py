@@ -307,45 +307,49 @@ def measure_drain(
 LOAD = r"""
 import sys
 from bench.workers import produce_at_rate
-produce_at_rate(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+produce_at_rate(sys.argv[1], sys.argv[2], float(sys.argv[3]))
 """
 
 
-def produce_at_rate(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
-    """Produce simulated traffic at ``rate`` events/s for ``seconds`` (in 10 ms slices), then
-    print how many were sent and at what rate."""
+def produce_at_rate(bootstrap: str, topic: str, rate: float) -> None:
+    """Produce simulated traffic at ``rate`` events/s (in 10 ms slices) until stopped.
+
+    Event times track the wall clock (~8 events a session, so ``rate / 8`` sessions start
+    a second). Events are generated as they are due, so the load starts at once and lasts
+    as long as the measurement; a line ``LOAD <sent> <seconds>`` is printed every 10 s."""
     from datetime import UTC, datetime
 
     from monitor.simulator import generate
 
-    # event times track the wall clock: ~8 events a session, so rate/8 sessions start a second
-    records = []
-    for ev in generate(11, sessions=None, attack_ratio=0.05, start=datetime.now(UTC),
-                       session_rate=rate / 8):  # fmt: skip
-        root = ev["session"].get("root_id") or ev["session"]["id"]
-        records.append((root.encode(), orjson.dumps(ev)))
-        if len(records) > rate * seconds:
-            break
+    events = generate(
+        11, sessions=None, attack_ratio=0.05, start=datetime.now(UTC), session_rate=rate / 8
+    )
     p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, batch_size=256 * 1024)
     start = time.perf_counter()
+    report = start + 10
     sent = 0
-    while sent < len(records):
-        due = min(len(records), int((time.perf_counter() - start) * rate) + 1)
-        while sent < due:
-            key, value = records[sent]
-            p.send(topic, key=key, value=value)
-            sent += 1
-        time.sleep(0.01)
-    p.flush()
-    elapsed = time.perf_counter() - start
-    p.close()
-    print(f"LOAD {sent} {elapsed:.3f}", flush=True)
+    try:
+        while True:
+            now = time.perf_counter()
+            due = int((now - start) * rate) + 1
+            while sent < due:
+                ev = next(events)
+                root = ev["session"].get("root_id") or ev["session"]["id"]
+                p.send(topic, key=root.encode(), value=orjson.dumps(ev))
+                sent += 1
+            if now >= report:
+                print(f"LOAD {sent} {now - start:.3f}", flush=True)
+                report += 10
+            time.sleep(0.01)
+    finally:
+        p.close(timeout=5)
 
 
-def start_load(bootstrap: str, topic: str, rate: float, seconds: float, log: Path) -> Any:
-    """:func:`produce_at_rate` in its own process (so it does not share the caller's GIL)."""
+def start_load(bootstrap: str, topic: str, rate: float, log: Path) -> Any:
+    """:func:`produce_at_rate` in its own process (so it does not share the caller's GIL);
+    stop it with ``monitor.processes.stop_process``."""
     return subprocess.Popen(
-        [sys.executable, "-c", LOAD, bootstrap, topic, str(rate), str(seconds)],
+        [sys.executable, "-c", LOAD, bootstrap, topic, str(rate)],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,
