@@ -8,9 +8,9 @@ in-process over simulated traffic (the same records as ``bench.throughput``), wi
 or faust: records are spread over 4 partitions by key as the broker would, the clock is
 ticked (``Monitor.tick``) every 1,000 records and queued outputs are dropped. The whole is
 measured unwrapped (CPU time, the minimum of ``--repeat`` runs); in another run each stage is
-timed by wrapping it (``time.perf_counter_ns``, ~0.1 µs per wrap; stages nested in another
-are subtracted from it) and its share of that run is applied to the whole, so the rows add
-up to it (a busy machine stretches every stage alike).
+timed by wrapping it (``time.perf_counter_ns``; stages nested in another, and the measured
+cost of timing them, are subtracted from it) and its share of that run is applied to the
+whole, so the rows add up to it (a busy machine stretches every stage alike).
 
 What ``on_record`` does not include (faust's consumer, handing records to Kafka producers,
 checkpoints, timers, the web server) is the worker's CPU per event measured by
@@ -48,16 +48,21 @@ TICK_EVERY = 1000
 class Stopwatch:
     """Inclusive and exclusive (nested stages subtracted) nanoseconds per stage."""
 
-    def __init__(self) -> None:
+    def __init__(self, overhead_ns: float = 0.0) -> None:
         self.total: dict[str, int] = {}
         self.inner: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        #: what one timed call costs its caller outside the stage's own clock readings
+        self.overhead_ns = overhead_ns
         self._stack: list[str] = []
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         clock = time.perf_counter_ns
-        total, inner, stack = self.total, self.inner, self._stack
+        total, inner, calls, stack = self.total, self.inner, self.calls, self._stack
+        overhead = int(self.overhead_ns)
         total.setdefault(name, 0)
         inner.setdefault(name, 0)
+        calls.setdefault(name, 0)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             stack.append(name)
@@ -68,13 +73,38 @@ class Stopwatch:
                 spent = clock() - t
                 stack.pop()
                 total[name] += spent
-                if stack:
-                    inner[stack[-1]] += spent
+                calls[name] += 1
+                if stack:  # the caller did not spend this (nor the timing of it)
+                    inner[stack[-1]] += spent + overhead
 
         return timed
 
     def exclusive(self) -> dict[str, int]:
-        return {k: self.total[k] - self.inner[k] for k in self.total}
+        """Time in each stage itself (nested stages and the timing of them subtracted)."""
+        return {k: max(0, self.total[k] - self.inner[k]) for k in self.total}
+
+
+def timing_overhead(n: int = 200_000) -> float:
+    """Nanoseconds one timed call adds to its caller (outside the callee's clock readings)."""
+    watch = Stopwatch()
+    inner = watch.wrap("inner", lambda: None)
+
+    def outer() -> None:
+        for _ in range(n):
+            inner()
+
+    bare_inner = lambda: None  # noqa: E731
+
+    def bare() -> None:
+        for _ in range(n):
+            bare_inner()
+
+    t = time.perf_counter_ns()
+    bare()
+    base = time.perf_counter_ns() - t
+    timed_outer = watch.wrap("outer", outer)
+    timed_outer()
+    return max(0.0, (watch.exclusive()["outer"] - base) / n)
 
 
 def build(settings: Settings, watch: Stopwatch | None) -> Monitor:
@@ -146,6 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     n = len(records)
     whole: list[float] = []
     best: dict[str, int] | None = None
+    overhead = min(timing_overhead() for _ in range(3))
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("on_record over simulated traffic", total=2 * args.repeat)
         for r in range(args.repeat):
@@ -156,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     {}, profile="embedded", datadir=work / "data", store_url=store,
                     topic_partitions=PARTITIONS, app_id=f"stages-{r}",
                 )  # fmt: skip
-                watch = Stopwatch() if timed else None
+                watch = Stopwatch(overhead) if timed else None
                 monitor = build(settings, watch)
                 monitor.sink.start()
                 try:
@@ -186,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "store": args.store,
         "on_record_us": round(on_record, 1),
         "on_record_timed_wall_us": round(timed_ns / n / 1e3, 1),
+        "timing_overhead_ns_per_call": round(overhead),
         "stages_us": stages,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
