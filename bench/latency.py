@@ -1,6 +1,6 @@
 """Kill latency under load: from producing the deciding event to the kill signal on the topic.
 
-    python -m bench.latency [--rate 2000] [--sessions 300] [--store chdb|none]
+    python -m bench.latency [--rate 2000] [--sessions 200] [--store chdb|none]
 
 An ``agentwatch worker`` (every default detector; by default the embedded chdb store as in
 the demo) runs on an embedded Tansu broker while another process produces simulated traffic
@@ -24,6 +24,8 @@ import argparse
 import json
 import math
 import shutil
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,9 +106,15 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def measure(
-    settings: Settings, sessions: int, gap: float, timeout: float, progress: Progress
+    settings: Settings,
+    sessions: int,
+    gap: float,
+    timeout: float,
+    progress: Progress,
+    budget_s: float = math.inf,
 ) -> tuple[list[float], int]:
-    """Latencies (s) of the sessions whose kill signal arrived, and how many never did."""
+    """Latencies (s) of the sessions whose kill signal arrived, and how many never did
+    (sessions not started within ``budget_s`` count as neither)."""
     bootstrap = ",".join(settings.bootstrap)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=1)
@@ -117,8 +125,11 @@ def measure(
     out: list[float] = []
     missed = 0
     task = progress.add_task("attack sessions", total=sessions)
+    stop_at = time.perf_counter() + budget_s
     try:
         for i in range(sessions):
+            if time.perf_counter() > stop_at:
+                break
             sid = f"lat-{i}-{time.time_ns()}"
             key = sid.encode()
             steps = attack(sid)
@@ -149,13 +160,18 @@ def measure(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=2000.0, help="background events/s")
-    ap.add_argument("--sessions", type=int, default=300)
+    ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--gap", type=float, default=0.03, help="pause before the deciding step (s)")
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument(
+        "--budget", type=float, default=180.0, help="seconds after which no session is started"
+    )
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
     ap.add_argument("--store", choices=("chdb", "none"), default="chdb")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
+    # a SIGTERM unwinds (stops the worker, the load and the broker) instead of orphaning them
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     console = Console(width=max(110, Console().width))
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "latency-run"
@@ -180,7 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             lags.start()
             try:
                 with Progress(console=console, transient=True) as progress:
-                    lat, missed = measure(settings, args.sessions, args.gap, args.timeout, progress)
+                    lat, missed = measure(
+                        settings, args.sessions, args.gap, args.timeout, progress, args.budget
+                    )
             finally:
                 lags.stop()
             elapsed = time.perf_counter() - t0
@@ -196,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "background_rate_requested": args.rate,
         "background_rate_consumed": round((consumed - probe_events) / elapsed),
         "sessions": args.sessions,
+        "sessions_run": len(lat) + missed,
         "missed": missed,
         "kill_signals_published": kills,
         "consumer_lag_records": {"mean": round(lags.mean, 1), "max": lags.max},

@@ -27,6 +27,8 @@ import argparse
 import base64
 import json
 import shutil
+import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--store", choices=("none", "chdb"), default="none")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
+    # a SIGTERM unwinds (stops the workers and the broker) instead of orphaning them
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     console = Console(width=max(110, Console().width))
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "scaleout-run"
