@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-injecagent bench-detectors bench-simulated bench-throughput bench-sink clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-injecagent bench-detectors bench-simulated bench-throughput bench-latency bench-scaleout bench-sink clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,16 @@ bench-sink: $(STAMP)
 ## (bench/results/throughput-*.json; SOURCE=agentdojo for the labelled dev set's traffic).
 bench-throughput: $(STAMP)
 	$(PY) -m bench.throughput $(if $(SOURCE),--source $(SOURCE),)
+
+## Kill latency (deciding event produced -> signal readable on agent.revocations) at 2,000
+## events/s of background traffic (bench/results/latency.json; RATE=... to change).
+bench-latency: $(STAMP)
+	$(PY) -m bench.latency $(if $(RATE),--rate $(RATE),)
+
+## One worker against two in one consumer group: throughput ratio and identical decisions
+## (bench/results/scaleout.json).
+bench-scaleout: $(STAMP)
+	$(PY) -m bench.scaleout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

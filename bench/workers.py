@@ -109,8 +109,12 @@ def fill(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None
 # -- processes -----------------------------------------------------------------------------
 def env_for(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {**os.environ, "AGENTWATCH_PROFILE": "embedded", "AGENTWATCH_LOG_LEVEL": "warning"}
-    for name in ("broker", "app_id", "topic_actions", "topic_partitions", "datadir"):
-        env["AGENTWATCH_" + name.upper()] = str(getattr(settings, name))
+    names = ["broker", "app_id", "topic_partitions", "datadir"]
+    names += [n for n in type(settings).model_fields if n.startswith("topic_")]
+    for name in names:
+        value = getattr(settings, name)
+        if value != "":
+            env["AGENTWATCH_" + name.upper()] = str(value)
     env.update(extra or {})
     return env
 
@@ -296,4 +300,58 @@ def measure_drain(
         drained / (b[0] - a[0]),
         1e6 * (b[2] - a[2]) / drained,
         1e6 * (b[3] - a[3]) / drained,
+    )
+
+
+# -- background load -----------------------------------------------------------------------
+LOAD = r"""
+import sys
+from bench.workers import produce_at_rate
+produce_at_rate(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+"""
+
+
+def produce_at_rate(bootstrap: str, topic: str, rate: float) -> None:
+    """Produce simulated traffic at ``rate`` events/s (in 10 ms slices) until stopped.
+
+    Event times track the wall clock (~8 events a session, so ``rate / 8`` sessions start
+    a second). Events are generated as they are due, so the load starts at once and lasts
+    as long as the measurement; a line ``LOAD <sent> <seconds>`` is printed every 10 s."""
+    from datetime import UTC, datetime
+
+    from monitor.simulator import generate
+
+    events = generate(
+        11, sessions=None, attack_ratio=0.05, start=datetime.now(UTC), session_rate=rate / 8
+    )
+    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, batch_size=256 * 1024)
+    start = time.perf_counter()
+    report = start + 10
+    sent = 0
+    try:
+        while True:
+            now = time.perf_counter()
+            due = int((now - start) * rate) + 1
+            while sent < due:
+                ev = next(events)
+                root = ev["session"].get("root_id") or ev["session"]["id"]
+                p.send(topic, key=root.encode(), value=orjson.dumps(ev))
+                sent += 1
+            if now >= report:
+                print(f"LOAD {sent} {now - start:.3f}", flush=True)
+                report += 10
+            time.sleep(0.01)
+    finally:
+        p.close(timeout=5)
+
+
+def start_load(bootstrap: str, topic: str, rate: float, log: Path) -> Any:
+    """:func:`produce_at_rate` in its own process (so it does not share the caller's GIL);
+    stop it with ``monitor.processes.stop_process``."""
+    return subprocess.Popen(
+        [sys.executable, "-c", LOAD, bootstrap, topic, str(rate)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        preexec_fn=die_with_parent,
     )

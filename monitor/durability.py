@@ -34,7 +34,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from faust.types import TP
@@ -60,6 +60,9 @@ SEND_RETRIES = 3
 SETTLE_TIMEOUT_S = 30.0
 SINK_START_TIMEOUT_S = 60.0
 SINK_FLUSH_TIMEOUT_S = 5.0
+#: longest stretch of pickling sessions, or of handing records to the producer, without
+#: letting other tasks (the scoring loop) run (s)
+PICKLE_SLICE_S = 0.002
 
 
 @dataclass
@@ -69,6 +72,8 @@ class _Plan:
     records: list[tuple[bytes, bytes | None]]
     full: bool
     wanted: int
+    #: sessions still to pickle into ``records`` (:meth:`Durability._pickle`)
+    roots: list[str] = field(default_factory=list)
 
 
 class CheckpointFailed(RuntimeError):
@@ -198,6 +203,12 @@ class Durability:
         revocations = await self.reader.revocation_ends()  # before the snapshot (see module)
         unanchored = {p for p in m.unanchored if partitions is None or p in partitions}
         plans = self._snapshot(partitions, held_back=unanchored)
+        try:
+            for plan in plans:
+                await self._pickle(plan)
+        except BaseException:
+            self._redo(plans)
+            raise
         if unanchored:  # see Monitor.unanchored: their rows must be stored before R moves
             m.unanchored -= unanchored
             if await asyncio.to_thread(m.sink.flush, SINK_FLUSH_TIMEOUT_S):
@@ -219,16 +230,20 @@ class Durability:
             except Exception as exc:  # the marker is what restore trusts; the commit mirrors it
                 log.warning("offset commit after checkpoint failed: %r", exc)
         except BaseException:
-            for plan in plans:  # write these sessions again next time
-                plan.ps.pipeline.dirty.update(
-                    k[2:].decode() for k, _ in plan.records if k.startswith(b"s:")
-                )
+            self._redo(plans)
             raise
         m.metrics.checkpoint.observe(time.perf_counter() - t0)
+
+    @staticmethod
+    def _redo(plans: list[_Plan]) -> None:
+        """A checkpoint failed: write these sessions again next time."""
+        for plan in plans:
+            plan.ps.pipeline.dirty.update(plan.roots)
 
     def _snapshot(self, partitions: list[int] | None, held_back: set[int]) -> list[_Plan]:
         """Synchronously: what each partition must write, and the offset it may resume from.
 
+        The sessions themselves are pickled afterwards, by :meth:`_pickle`, a slice at a time.
         A partition in ``held_back`` keeps its previous resume offset unless the sink is
         flushed (``_Plan.wanted`` is what it could move to)."""
         plans = []
@@ -252,7 +267,7 @@ class Durability:
             # A full snapshot starts with an anchor record: its offset is the new base, and
             # records before it (older states, tombstones) are no longer read on restore.
             records: list[tuple[bytes, bytes | None]] = [(SNAPSHOT_KEY, b"")] if full else []
-            records += [(session_key(r), pipeline.snapshot(r)) for r in roots]
+            plan_roots = list(roots)
             learned = getattr(pipeline.engine, "learned_state", None)
             if callable(learned) and (full or (dirty and now - ps.learned_at >= LEARNED_EVERY_S)):
                 records.append((LEARNED_KEY, learned()))
@@ -260,18 +275,49 @@ class Durability:
             wanted = resume
             if p in held_back:
                 resume = ps.resume
-            if records or wanted != ps.resume:
-                plans.append(_Plan(ps, resume, records, full, wanted))
+            if records or plan_roots or wanted != ps.resume:
+                plans.append(_Plan(ps, resume, records, full, wanted, plan_roots))
         return plans
+
+    async def _pickle(self, plan: _Plan) -> None:
+        """Pickle the plan's sessions into its records, letting the event loop run every
+        ``PICKLE_SLICE_S``: a full snapshot of tens of thousands of sessions takes seconds,
+        and records (kill decisions among them) must not wait for it.
+
+        Records processed between two slices may already be in the state of a session
+        pickled after them, beyond the plan's ``resume`` offset: that is safe for the same
+        reason states written after a marker are (``monitor.checkpoint``): a state holds
+        only processed records, whose outputs the checkpoint settles before its marker, and
+        the replay from ``resume`` skips them by ``event_id``. A session changed after it was
+        pickled is dirty again and goes into the next checkpoint."""
+        roots = plan.roots
+        if not roots:
+            return
+        pipeline = plan.ps.pipeline
+        clock = time.perf_counter
+        records: list[tuple[bytes, bytes | None]] = []
+        yield_at = clock() + PICKLE_SLICE_S
+        for root in roots:
+            records.append((session_key(root), pipeline.snapshot(root)))
+            if clock() >= yield_at:
+                await asyncio.sleep(0)
+                yield_at = clock() + PICKLE_SLICE_S
+        # after the snapshot anchor of a full snapshot, before the learned state
+        at = 1 if plan.full else 0
+        plan.records[at:at] = records
 
     async def _write(self, plan: _Plan, revocations: dict[int, int]) -> None:
         ps, m = plan.ps, self.m
         producer = m.app.producer
         topic = m.settings.checkpoint_topic
-        futures = [
-            await producer.send(topic, key, value, ps.partition, None, None)
-            for key, value in plan.records
-        ]
+        clock = time.perf_counter
+        yield_at = clock() + PICKLE_SLICE_S
+        futures = []
+        for key, value in plan.records:
+            futures.append(await producer.send(topic, key, value, ps.partition, None, None))
+            if clock() >= yield_at:
+                await asyncio.sleep(0)
+                yield_at = clock() + PICKLE_SLICE_S
         metas = await asyncio.gather(*futures) if futures else []
         base = metas[0].offset if plan.full else ps.base
         marker = Marker(plan.resume, base, revocations, time.time(), len(ps.pipeline))

@@ -34,6 +34,19 @@
    stopped (a rebalance) is dropped as faust's ``getmany`` drops it, and the handler is told
    the consumer generation so it can stop as soon as a rebalance starts.
 
+5. **Behind, the fetch wait is lengthened until the worker has caught up.** On the embedded
+   Tansu broker a short fetch wait returns only the few record batches Tansu reads within it,
+   and it reads more slowly the longer the topic: a backlog of small batches (agents send
+   their events one by one) was read at ~11,000 records/s with a 5 ms wait on a 20,000-record
+   topic and at ~140/s on a 40,000-record one, against ~30,000/s with a 20-100 ms wait. A
+   worker that fell behind once (a burst, a restart) could then never catch up. While a fetch
+   shows the worker more than ``CATCH_UP_LAG`` records behind a partition's high watermark,
+   :class:`Consumer` sets the fetch wait to ``CATCH_UP_WAIT_MS`` (if the configured wait is
+   shorter) and puts the configured wait back once it is within ``CATCH_UP_LAG`` again, so a
+   caught-up worker keeps its kill latency. Measured: one worker drained a 30,000-event
+   backlog written in batches of 5 at 1,975 events/s with this, 254/s without. Apache Kafka
+   answers a fetch as soon as data is there, so the longer wait costs nothing there either.
+
 The classes are wired in by :class:`monitor.app.AgentwatchApp`; nothing global is patched.
 """
 
@@ -51,6 +64,10 @@ from schemas.errors import ConfigError
 
 #: how often the fetcher looks again while every partition's stream buffer is full (s)
 BUFFER_FULL_POLL_S = 0.005
+#: records behind a partition's high watermark from which the worker is catching up
+CATCH_UP_LAG = 2000
+#: fetch wait while catching up (ms; only if the configured wait is shorter)
+CATCH_UP_WAIT_MS = 50
 
 #: ``async hook(assigned partitions) -> {source partition: offset to resume from}``
 ResumeHook = Callable[[set[TP]], Awaitable[Mapping[TP, int]]]
@@ -129,6 +146,7 @@ class Consumer(driver.Consumer):
                             )
                         set_read_offset(tp, recs[-1].offset)
                 if mine:
+                    self._adapt_fetch_wait(mine)
                     await handler(generation, mine)
                     for tp, recs in mine.items():
                         set_read_offset(tp, recs[-1].offset)
@@ -140,6 +158,25 @@ class Consumer(driver.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    def _adapt_fetch_wait(self, records: Mapping[TP, list[Any]]) -> None:
+        """The catch-up fetch wait while far behind, the configured one otherwise (see 5.)."""
+        base = getattr(self.app, "fetch_max_wait_ms", None)
+        if base is None or base >= CATCH_UP_WAIT_MS:
+            return
+        behind = 0
+        for tp, recs in records.items():
+            hw = self.highwater(tp)
+            if hw is not None:
+                behind = max(behind, int(hw) - recs[-1].offset - 1)
+        consumer = getattr(self._thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
+            return
+        want = CATCH_UP_WAIT_MS if behind > CATCH_UP_LAG else int(base)
+        if fetcher._fetch_max_wait_ms != want:
+            # read by the fetcher each time it builds a request (an int: safe across threads)
+            fetcher._fetch_max_wait_ms = want
 
     async def perform_seek(self) -> None:
         await super().perform_seek()

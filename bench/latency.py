@@ -1,0 +1,252 @@
+"""Kill latency under load: from producing the deciding event to the kill signal on the topic.
+
+    python -m bench.latency [--rate 2000] [--sessions 200] [--store chdb|none]
+
+An ``agentwatch worker`` (every default detector; by default the embedded chdb store as in
+the demo) runs on an embedded Tansu broker while another process produces simulated traffic
+to the action topic at ``--rate`` events/s (the background load). Meanwhile ``--sessions``
+attack sessions are played one after the other: the first three steps of the secret +
+production write + export combination (AW-COMBO-001), a pause (``--gap``), then the
+deciding step; the clock starts just before that step is produced and stops when a consumer
+of ``agent.revocations`` (fetch wait 1 ms) has received the session's kill signal.
+
+Reported: p50/p90/p99/max (nearest rank) of the sessions whose signal arrived, how many did
+not within ``--timeout``, and the background rate the worker actually consumed while the
+clock ran (from its ``agentwatch_events_consumed_total``). TEAM.md's target: p99 <= 50 ms at
+2,000 events/s. On Tansu every fetch is held until its fetch wait expires (the worker's is
+5 ms in the embedded profile), which is part of what is measured; Apache Kafka answers a
+fetch as soon as data arrives. Results: a table and ``bench/results/latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.workers import Worker, start_load, start_worker
+from monitor.broker import EmbeddedBroker
+from monitor.processes import stop_process
+from monitor.settings import Settings
+from monitor.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def attack(sid: str) -> list[dict[str, Any]]:
+    """The four steps of an attack session; the last one decides the kill (AW-COMBO-001)."""
+
+    def ev(seq: int, kind: str, **extra: Any) -> dict[str, Any]:
+        now = time.time()
+        stamp = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+        )
+        return {"event_id": f"{sid}-{seq}", "time": stamp, "kind": kind,
+                "session": {"id": sid, "seq": seq}, "actor": {"agent_id": "billing-agent"},
+                **extra}  # fmt: skip
+
+    return [
+        ev(0, "session_start"),
+        ev(1, "tool_call", tool={"name": "vault.read_secret"}),
+        ev(2, "tool_call", tool={"name": "db.update_rows"},
+           resources=[{"type": "table", "environment": "prod"}]),
+        ev(3, "tool_call", tool={"name": "http.post"},
+           transfer={"destination": "https://paste.example.net/x", "external": True}),
+    ]  # fmt: skip
+
+
+class LagSampler(threading.Thread):
+    """Samples the worker's consumer lag (records behind, all partitions) while the clock
+    runs: a worker that does not keep up with the background load shows here."""
+
+    def __init__(self, worker: Worker, every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.worker, self.every = worker, every
+        self.samples: list[float] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.every):
+            try:
+                self.samples.append(self.worker.value("agentwatch_consumer_lag_records"))
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    @property
+    def mean(self) -> float:
+        return sum(self.samples) / len(self.samples) if self.samples else math.nan
+
+    @property
+    def max(self) -> float:
+        return max(self.samples, default=math.nan)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (never above the maximum)."""
+    if not sorted_values:
+        return math.nan
+    return sorted_values[max(0, math.ceil(q / 100 * len(sorted_values)) - 1)]
+
+
+def measure(
+    settings: Settings,
+    sessions: int,
+    gap: float,
+    timeout: float,
+    progress: Progress,
+    budget_s: float = math.inf,
+) -> tuple[list[float], int]:
+    """Latencies (s) of the sessions whose kill signal arrived, and how many never did
+    (sessions not started within ``budget_s`` count as neither)."""
+    bootstrap = ",".join(settings.bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=1)
+    tps = [TopicPartition(settings.topic_revocations, p) for p in range(settings.topic_partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_end()
+    consumer.poll(timeout_ms=100)
+    out: list[float] = []
+    missed = 0
+    task = progress.add_task("attack sessions", total=sessions)
+    stop_at = time.perf_counter() + budget_s
+    try:
+        for i in range(sessions):
+            if time.perf_counter() > stop_at:
+                break
+            sid = f"lat-{i}-{time.time_ns()}"
+            key = sid.encode()
+            steps = attack(sid)
+            for e in steps[:3]:
+                producer.send(settings.topic_actions, key=key, value=orjson.dumps(e))
+            producer.flush()
+            time.sleep(gap)
+            last = orjson.dumps(steps[3])
+            t0 = time.perf_counter()
+            producer.send(settings.topic_actions, key=key, value=last)
+            producer.flush()
+            got = None
+            while got is None and time.perf_counter() - t0 < timeout:
+                for records in consumer.poll(timeout_ms=5).values():
+                    if any(r.key == key for r in records):
+                        got = time.perf_counter() - t0
+            if got is None:
+                missed += 1
+            else:
+                out.append(got)
+            progress.advance(task)
+    finally:
+        producer.close()
+        consumer.close()
+    return out, missed
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rate", type=float, default=2000.0, help="background events/s")
+    ap.add_argument("--sessions", type=int, default=200)
+    ap.add_argument("--gap", type=float, default=0.03, help="pause before the deciding step (s)")
+    ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument(
+        "--budget", type=float, default=180.0, help="seconds after which no session is started"
+    )
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
+    ap.add_argument("--store", choices=("chdb", "none"), default="chdb")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = ap.parse_args(argv)
+    # a SIGTERM unwinds (stops the worker, the load and the broker) instead of orphaning them
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    console = Console(width=max(110, Console().width))
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.out / "latency-run"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    with EmbeddedBroker(log_path=work / "tansu.log") as broker:
+        settings = Settings.from_env(
+            {}, profile="embedded", broker=broker.url, topic_partitions=4, datadir=work / "data",
+            app_id="latency", topic_actions="latency.actions",
+        )  # fmt: skip
+        ensure_topics(broker.bootstrap, settings)
+        store = f"chdb://{(work / 'store').resolve()}" if args.store == "chdb" else "none"
+        with console.status("starting the worker"):
+            worker = start_worker(settings, work / "worker.log", store=store)
+        load = start_load(broker.bootstrap, settings.topic_actions, args.rate, work / "load.log")
+        try:
+            with console.status(f"{args.warmup:.0f} s of background load at {args.rate:,.0f}/s"):
+                time.sleep(args.warmup)
+            consumed0 = worker.value("agentwatch_events_consumed_total")
+            t0 = time.perf_counter()
+            lags = LagSampler(worker)
+            lags.start()
+            try:
+                with Progress(console=console, transient=True) as progress:
+                    lat, missed = measure(
+                        settings, args.sessions, args.gap, args.timeout, progress, args.budget
+                    )
+            finally:
+                lags.stop()
+            elapsed = time.perf_counter() - t0
+            consumed = worker.value("agentwatch_events_consumed_total") - consumed0
+            kills = worker.value("agentwatch_kill_signals_published_total")
+        finally:
+            stop_process(load, 10)
+            worker.stop()
+    lat.sort()
+    probe_events = 4 * (len(lat) + missed)
+    result = {
+        "store": args.store,
+        "background_rate_requested": args.rate,
+        "background_rate_consumed": round((consumed - probe_events) / elapsed),
+        "sessions": args.sessions,
+        "sessions_run": len(lat) + missed,
+        "missed": missed,
+        "kill_signals_published": kills,
+        "consumer_lag_records": {"mean": round(lags.mean, 1), "max": lags.max},
+        "kill_latency_ms": {
+            "n": len(lat),
+            "p50": round(1000 * percentile(lat, 50), 2),
+            "p90": round(1000 * percentile(lat, 90), 2),
+            "p99": round(1000 * percentile(lat, 99), 2),
+            "max": round(1000 * (lat[-1] if lat else math.nan), 2),
+        },
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    k = result["kill_latency_ms"]
+    table = Table(
+        title=f"Kill latency at {result['background_rate_consumed']:,} events/s background "
+        f"(requested {args.rate:,.0f}), store: {args.store}"
+    )
+    cols = ("sessions", "missed", "p50 ms", "p90 ms", "p99 ms (<= 50)", "max ms",
+            "worker lag mean/max")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="right")
+    lag = result["consumer_lag_records"]
+    table.add_row(
+        str(k["n"]), str(missed), f"{k['p50']}", f"{k['p90']}", f"{k['p99']}", f"{k['max']}",
+        f"{lag['mean']:,.0f} / {lag['max']:,.0f}",
+    )  # fmt: skip
+    console.print(table)
+    out = args.out / "latency.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
