@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-simulated bench-throughput bench-sink clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-detectors bench-simulated bench-throughput bench-sink bench-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench-sink: $(STAMP)
 ## (bench/results/throughput-*.json; SOURCE=agentdojo for the labelled dev set's traffic).
 bench-throughput: $(STAMP)
 	$(PY) -m bench.throughput $(if $(SOURCE),--source $(SOURCE),)
+
+## Worker RSS over a 10-minute run at half its maximum rate, flat or not (JSON + PNG;
+## MINUTES=... RATE=... to change).
+bench-soak: $(STAMP)
+	$(PY) -m bench.soak $(if $(MINUTES),--minutes $(MINUTES),) $(if $(RATE),--rate $(RATE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

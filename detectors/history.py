@@ -87,14 +87,15 @@ class StepLog:
         self.pinned: tuple[str, ...] = ()
         self.firsts: bytearray | None = None
 
-    def _atom(self, x: Any) -> int:
+    def _atom(self, x: Any, *, share: bool = True) -> int:
         if x is None:
             return _NONE
         atoms = self.atoms
         try:
             return atoms.index(x)
         except ValueError:
-            atoms.append(canonical(x))  # shared with every other session holding it
+            # shared with every other session holding it (not session ids: no other has them)
+            atoms.append(canonical(x) if share else x)
             return len(atoms) - 1
 
     def _pack(self, step: Step) -> bytes:
@@ -103,7 +104,7 @@ class StepLog:
         return _REC.pack(
             _NO_SEQ if seq is None or not -(2**63) < seq < 2**63 else seq,
             step.ts,
-            self._atom(step.session_id),
+            self._atom(step.session_id, share=False),
             self._atom(step.kind),
             self._atom(step.tool),
             self._atom(step.caps),
@@ -154,7 +155,7 @@ class StepLog:
         if self.firsts is None:
             self.firsts = bytearray()
         n, eid = self._id(event_id)
-        self.firsts += _FIRST.pack(self._atom(session_id), ts, n, eid)
+        self.firsts += _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
         self.pinned = (*self.pinned, canonical(cap))
 
     def first_seen(self) -> dict[str, tuple[str, str, float]]:
