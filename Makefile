@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-injecagent bench-detectors bench-simulated bench-throughput bench-latency bench-scaleout bench-sink clean
+.PHONY: demo test check lint typecheck unit install bench bench-detection bench-generality bench-injecagent bench-detectors bench-simulated bench-throughput bench-latency bench-scaleout bench-sink bench-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ bench-latency: $(STAMP)
 ## (bench/results/scaleout.json).
 bench-scaleout: $(STAMP)
 	$(PY) -m bench.scaleout
+
+## Worker RSS over a 10-minute run at half its maximum rate, flat or not (JSON + PNG;
+## MINUTES=... RATE=... to change).
+bench-soak: $(STAMP)
+	$(PY) -m bench.soak $(if $(MINUTES),--minutes $(MINUTES),) $(if $(RATE),--rate $(RATE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -41,6 +41,8 @@ _SENSITIVE_CLASSES = frozenset("restricted confidential secret pii phi pci sensi
 #: a read asking for at least this many records, or a transfer this large, is a bulk read
 BULK_RECORDS = 1000
 BULK_BYTES = 10_000_000
+#: (tool, server) names whose capabilities are cached (the cache starts over when full)
+MAX_CACHED_NAMES = 65_536
 
 
 def tokens(name: str) -> list[str]:
@@ -162,6 +164,9 @@ class ToolCatalog:
             words = _words(name) | (_words(server) if server else frozenset())
             out = self._from_words(words)
             env = next((w for w in tokens(name) if w in self.prod_environments), None)
+        if len(self._cache) >= MAX_CACHED_NAMES:  # tool names come from agents: bounded
+            self._cache.clear()
+            self._name_env.clear()
         self._cache[key] = out
         self._name_env[key] = env
         return out

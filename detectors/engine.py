@@ -81,6 +81,13 @@ class KillDecision:
 Decision = AlertDecision | KillDecision
 
 
+def _contribution(f: Finding) -> tuple[float, str, str]:
+    """(score, mode, detector) of a finding: one shared copy of each (sessions repeat the same
+    few), but for a score whose value does not say its type or sign (ints, zeros)."""
+    c = (f.score, f.mode, f.detector)
+    return canonical(c) if type(f.score) is float and f.score != 0.0 else c
+
+
 class Engine:
     """Runs detectors over events of one root session at a time."""
 
@@ -259,7 +266,7 @@ class Engine:
                 f = dataclasses.replace(f, mode=mode)
             prev = session.contributions.get(f.alert_key)
             if prev is None or f.score > prev[0]:
-                session.contributions[f.alert_key] = (f.score, f.mode, f.detector)
+                session.contributions[f.alert_key] = _contribution(f)
             if f.action == "observe":
                 continue
             emitted = apply_finding(

@@ -4,9 +4,10 @@ A worker holds hundreds of thousands of live sessions, each with a bounded histo
 per-event cost of that history decides how much memory a worker needs. Both structures here
 keep fixed-size records in one buffer instead of a Python object per event:
 
-* :class:`StepLog` - the last ``cap`` steps of a root session (a ring of 62-byte records:
-  seq, time, event id, and indices into a small per-log table of the strings and capability
-  sets the steps share); iterating it gives :class:`Step` tuples back;
+* :class:`StepLog` - the last ``cap`` steps of a root session (a ring of 43-byte records:
+  seq, time, event id - 16 bytes: a UUID in binary, a short id inline, a longer one in the
+  table below -, and indices into a small per-log table of the strings and capability sets
+  the steps share); iterating it gives :class:`Step` tuples back;
 * :class:`RecentIds` - the last ``cap`` event ids, as 64-bit keys (BLAKE2b of the id, the
   same in every process, so a restarted worker recognises the events a checkpoint already
   holds), for deduplication: 8 bytes per id in insertion order, plus a sorted copy for
@@ -51,9 +52,16 @@ class Step(NamedTuple):
 
 
 # seq, ts, session, kind, tool, caps, destination (atom indices), id length, id bytes
-_REC = struct.Struct("<qdHHHHHB36s")
+_REC = struct.Struct("<qdHHHHHB16s")
 # the first step of each capability (in ``StepLog.pinned`` order): session atom, ts, id
-_FIRST = struct.Struct("<HdB36s")
+_FIRST = struct.Struct("<HdB16s")
+# the record layouts of checkpoints written before (36-byte ids inline)
+_REC_V1 = struct.Struct("<qdHHHHHB36s")
+_FIRST_V1 = struct.Struct("<HdB36s")
+#: version of the pickled layout (an unversioned 7-tuple is the first)
+LOG_VERSION = 2
+_ID_BYTES = 16
+_ID_UUID = 0xFE
 #: capabilities whose first step a log pins
 MAX_FIRSTS = 64
 _NO_SEQ = -(2**63)
@@ -79,14 +87,15 @@ class StepLog:
         self.pinned: tuple[str, ...] = ()
         self.firsts: bytearray | None = None
 
-    def _atom(self, x: Any) -> int:
+    def _atom(self, x: Any, *, share: bool = True) -> int:
         if x is None:
             return _NONE
         atoms = self.atoms
         try:
             return atoms.index(x)
         except ValueError:
-            atoms.append(canonical(x))  # shared with every other session holding it
+            # shared with every other session holding it (not session ids: no other has them)
+            atoms.append(canonical(x) if share else x)
             return len(atoms) - 1
 
     def _pack(self, step: Step) -> bytes:
@@ -95,7 +104,7 @@ class StepLog:
         return _REC.pack(
             _NO_SEQ if seq is None or not -(2**63) < seq < 2**63 else seq,
             step.ts,
-            self._atom(step.session_id),
+            self._atom(step.session_id, share=False),
             self._atom(step.kind),
             self._atom(step.tool),
             self._atom(step.caps),
@@ -122,13 +131,20 @@ class StepLog:
             self._compact()
 
     def _id(self, event_id: str) -> tuple[int, bytes]:
-        """(length, bytes) of an event id inline, or (_ID_IN_ATOMS, atom index) if longer."""
+        """(length, bytes) of an event id inline, (_ID_UUID, 16 bytes) of a UUID in its
+        canonical form, or (_ID_IN_ATOMS, atom index) of a longer id."""
         eid = event_id.encode("utf-8", "surrogatepass")
-        if len(eid) <= 36:
+        if len(eid) <= _ID_BYTES:
             return len(eid), eid
+        raw = _uuid_bytes(event_id)
+        if raw is not None:
+            return _ID_UUID, raw
         return _ID_IN_ATOMS, self._atom(event_id).to_bytes(2, "little")
 
     def _decode_id(self, n: int, eid: bytes) -> str:
+        if n == _ID_UUID:
+            h = eid.hex()
+            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
         if n == _ID_IN_ATOMS:
             return str(self.atoms[int.from_bytes(eid[:2], "little")])
         return eid[:n].decode("utf-8", "surrogatepass")
@@ -139,7 +155,7 @@ class StepLog:
         if self.firsts is None:
             self.firsts = bytearray()
         n, eid = self._id(event_id)
-        self.firsts += _FIRST.pack(self._atom(session_id), ts, n, eid)
+        self.firsts += _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
         self.pinned = (*self.pinned, canonical(cap))
 
     def first_seen(self) -> dict[str, tuple[str, str, float]]:
@@ -186,12 +202,68 @@ class StepLog:
 
     def __getstate__(self) -> tuple[Any, ...]:
         firsts = None if self.firsts is None else bytes(self.firsts)
-        return (self.cap, bytes(self.buf), self.atoms, self.head, self.count, self.pinned, firsts)
+        return (
+            LOG_VERSION,
+            self.cap,
+            bytes(self.buf),
+            self.atoms,
+            self.head,
+            self.count,
+            self.pinned,
+            firsts,
+        )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.cap, buf, self.atoms, self.head, self.count, self.pinned, firsts = state
+        if len(state) == 7:  # the first layout: 36-byte ids inline
+            self._load_v1(state)
+            return
+        if state[0] != LOG_VERSION:
+            raise ValueError(f"step log of layout version {state[0]} is not supported")
+        _, self.cap, buf, self.atoms, self.head, self.count, self.pinned, firsts = state
         self.buf = bytearray(buf)
         self.firsts = None if firsts is None else bytearray(firsts)
+
+    def _load_v1(self, state: tuple[Any, ...]) -> None:
+        cap, buf, atoms, head, count, pinned, firsts = state
+        old = [_REC_V1.unpack_from(buf, i * _REC_V1.size) for i in range(count)]
+        order = [(head + k) % count if count == cap else k for k in range(count)]
+
+        def text(n: int, eid: bytes) -> str:
+            if n == _ID_IN_ATOMS:
+                return str(atoms[int.from_bytes(eid[:2], "little")])
+            return eid[:n].decode("utf-8", "surrogatepass")
+
+        self.__init__(cap)  # type: ignore[misc]
+        for cap_name, (sid, ts, n, eid) in zip(
+            pinned, _FIRST_V1.iter_unpack(firsts or b""), strict=True
+        ):
+            self._pin(cap_name, text(n, eid), atoms[sid], ts)
+        for k in order:
+            seq, ts, sid, kind, tool, caps, dest, n, eid = old[k]
+            step = Step(
+                None if seq == _NO_SEQ else seq,
+                ts,
+                atoms[sid],
+                atoms[kind],
+                None if tool == _NONE else atoms[tool],
+                atoms[caps],
+                text(n, eid),
+                None if dest == _NONE else atoms[dest],
+            )
+            self.append(step, pin=False)
+
+
+def _uuid_bytes(text: str) -> bytes | None:
+    """The 16 bytes of a UUID written in its canonical form (lower-case, hyphenated), or
+    None: only an id that prints back exactly is stored in binary."""
+    if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
+        return None
+    h = text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]
+    try:
+        raw = bytes.fromhex(h)
+    except ValueError:
+        return None
+    return raw if raw.hex() == h else None
 
 
 def id_key(event_id: str) -> int:

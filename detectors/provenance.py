@@ -103,13 +103,14 @@ class Sources:
 
     def __init__(self, task: str, task_values: set[str]) -> None:
         self.task = task
-        self.task_values: frozenset[str] = canonical(frozenset(task_values))
+        #: a sorted tuple (a frozenset costs 216 bytes with one value in it)
+        self.task_values: tuple[str, ...] | frozenset[str] = canonical(tuple(sorted(task_values)))
         self.outputs: list[Any] = []
 
-    def __getstate__(self) -> tuple[str, frozenset[str], list[Any]]:
+    def __getstate__(self) -> tuple[str, tuple[str, ...] | frozenset[str], list[Any]]:
         return (self.task, self.task_values, self.outputs)
 
-    def __setstate__(self, state: tuple[str, frozenset[str], list[Any]]) -> None:
+    def __setstate__(self, state: tuple[str, tuple[str, ...] | frozenset[str], list[Any]]) -> None:
         self.task, self.task_values, self.outputs = state
 
 
@@ -199,7 +200,8 @@ class Provenance:
             # a sub-agent's own task (the root's is there already), while there is room
             if low not in st.task and len(st.task) + len(low) <= MAX_TASK_CHARS:
                 st.task = (st.task + "\n" + low).strip()
-                st.task_values = canonical(st.task_values | values.extract(ev.intent.task))
+                more = values.extract(ev.intent.task)
+                st.task_values = canonical(tuple(sorted(more.union(st.task_values))))
             return []
         tool = ev.tool
         if tool is None:

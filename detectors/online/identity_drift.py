@@ -88,7 +88,8 @@ class IdentityDrift:
             st.calls += 1
             st.sensitive += bool(ctx.caps & C.SENSITIVE_ACTIONS)
             if len(st.tools) < MAX_TOOLS and tool.name not in st.tools:
-                st.tools += (canonical(tool.name),)
+                # shared: sessions of one agent call the same tools in the same order
+                st.tools = canonical((*st.tools, canonical(tool.name)))
         pending = self.drifts.get(session.agent_id)
         if st.reported or not pending:
             return []

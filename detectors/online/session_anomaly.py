@@ -171,7 +171,8 @@ class SessionAnomaly:
         st = self._counts(session)
         st.calls += 1
         if len(st.tools) < MAX_DISTINCT and tool.name not in st.tools:
-            st.tools += (canonical(tool.name),)
+            # the tuple too: sessions of one agent call the same tools in the same order
+            st.tools = canonical((*st.tools, canonical(tool.name)))
         st.sensitive += bool(ctx.caps & C.SENSITIVE_ACTIONS)
         st.untrusted += C.UNTRUSTED_INPUT in ctx.caps
         dest = ctx.cls.destination

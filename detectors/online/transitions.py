@@ -44,16 +44,17 @@ MAX_STEPS = 512
 class Walk:
     """A session's tool-to-tool walk: each tree member's last tool, and the steps to learn.
 
-    Flat lists of shared names (``last``: session id, tool, session id, tool...; ``steps``:
-    previous tool, tool, argument shape, previous tool...): a dict or a tuple per step would
-    cost more than the names they point at.
+    ``lasts`` is a flat list of shared names (session id, tool, session id, tool...): a dict
+    would cost more than the names it points at. ``steps`` holds one shared ``(previous tool,
+    tool, argument shape)`` tuple per step: sessions of one agent take the same few steps, so
+    a step costs a pointer.
     """
 
     __slots__ = ("lasts", "steps")
 
     def __init__(self) -> None:
         self.lasts: list[str] = []
-        self.steps: list[str] = []
+        self.steps: list[tuple[str, str, str]] = []
 
     def last(self, session_id: str) -> str:
         """The last tool ``session_id`` called (``START`` if none)."""
@@ -73,11 +74,14 @@ class Walk:
             del lasts[:2]  # the member that called first (a tree is bounded too)
         lasts += (session_id, tool)
 
-    def __getstate__(self) -> tuple[list[str], list[str]]:
+    def __getstate__(self) -> tuple[list[str], list[tuple[str, str, str]]]:
         return (self.lasts, self.steps)
 
-    def __setstate__(self, state: tuple[list[str], list[str]]) -> None:
-        self.lasts, self.steps = state
+    def __setstate__(self, state: tuple[list[str], list[Any]]) -> None:
+        self.lasts, steps = state
+        if steps and isinstance(steps[0], str):  # the flat layout: prev, tool, shape, prev...
+            steps = [canonical(tuple(steps[i : i + 3])) for i in range(0, len(steps), 3)]
+        self.steps = steps
 
 
 class TransitionSurprise:
@@ -155,8 +159,8 @@ class TransitionSurprise:
 
     def _learn(self, st: Walk, session_id: str, prev: str, name: str, shape: str) -> None:
         name = canonical(name)
-        if len(st.steps) < 3 * MAX_STEPS:
-            st.steps += (prev, name, canonical(shape))
+        if len(st.steps) < MAX_STEPS:
+            st.steps.append(canonical((prev, name, shape)))
         st.set_last(session_id, name)
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
@@ -207,8 +211,7 @@ class TransitionSurprise:
         steps = st.steps
         for key in identity_keys(session.agent_id):
             self.sessions[key] = self.sessions.get(key, 0) + 1
-            for i in range(0, len(steps), 3):
-                prev, tool, shape = steps[i : i + 3]
+            for prev, tool, shape in steps:
                 _update(self.next_tool, (key, prev), tool, self.max_keys)
                 _update(self.arg_shape, (key, tool), shape, self.max_keys)
 

@@ -47,9 +47,10 @@ from detectors.rules.matching import (
 from detectors.rules.model import Rule, RuleSet
 from detectors.rules.sequence import SequenceMatcher
 from detectors.session import SessionState
+from detectors.smallmap import SmallMap
 
 #: what a session without rule state has (read only)
-_NOTHING: dict[str, Any] = {}
+_NOTHING: SmallMap = SmallMap()
 
 __all__ = ["REPORT_FIRST", "RuleDetector", "RuleStats"]
 
@@ -91,7 +92,7 @@ class RuleDetector(SequenceMatcher):
         rs = self.ruleset
         candidates = rs.candidates(ctx.event.kind, ctx.caps)
         st: RuleState | None = session.det.get(NAME)
-        live: dict[str, None] = st.live if st is not None else _NOTHING
+        live: tuple[str, ...] = st.live if st is not None else ()
         out: list[Finding] = []
         if candidates or live:
             x = Subject(ctx, session, st.facts if st is not None else _NOTHING)
@@ -106,10 +107,12 @@ class RuleDetector(SequenceMatcher):
                         self._report(rule, x, out, (x.ev.event_id,), {}, None)
                 else:
                     self._eval(rule, x, out)
-            for rid in list(live):
+            # the rules live now: a candidate may have started a partial match just above
+            for rid in st.live if st is not None else ():
                 seq = rs.rules.get(rid)
                 if seq is None or not seq.enabled or seq.type != "sequence":
-                    live.pop(rid, None)  # the rule went away in a reload: so does its state
+                    # the rule went away in a reload: so does its state
+                    st.drop_live(rid)  # type: ignore[union-attr]
                     st.r.pop(rid, None)  # type: ignore[union-attr]
                     continue
                 if seq not in candidates:  # counted with its batch otherwise
@@ -127,13 +130,16 @@ class RuleDetector(SequenceMatcher):
             return
         facts = self._state(session).facts
         if dests:
-            seen = facts.setdefault("dests", {})
+            seen: tuple[str, ...] = facts.get("dests", ())
             for d in dests:
-                seen[d.lower()] = None
-            while len(seen) > MAX_DESTS:
-                del seen[next(iter(seen))]
+                low = d.lower()
+                if low not in seen:
+                    seen += (low,)
+            facts["dests"] = seen[-MAX_DESTS:]
         if issued is not None and issued.jti:
-            creds = facts.setdefault("issued", {})
+            creds = facts.get("issued")
+            if creds is None:
+                creds = facts["issued"] = SmallMap()
             exp = issued_expiry(issued, ctx.ts)
             creds[issued.jti] = (issued.bound_session_id or ev.session.id, exp)
             while len(creds) > MAX_CREDS:

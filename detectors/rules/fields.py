@@ -11,13 +11,14 @@ when the session declared nothing: an undeclared scope restricts nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from detectors.base import EventContext
 from detectors.catalog import host_of
 from detectors.rules.expr import ANY, BOOL, NUM, SET, STR, FieldSpec
 from detectors.session import Member, Scope, SessionState, glob_match
+from detectors.smallmap import SmallMap
 from schemas.events import CredentialIssued
 
 
@@ -26,7 +27,7 @@ class Subject:
 
     __slots__ = ("ctx", "ev", "session", "facts", "member", "_memo")
 
-    def __init__(self, ctx: EventContext, session: SessionState, facts: dict[str, Any]) -> None:
+    def __init__(self, ctx: EventContext, session: SessionState, facts: SmallMap) -> None:
         self.ctx = ctx
         self.ev = ctx.event
         self.session = session
@@ -196,8 +197,8 @@ _f("dest.unknown", SET, "destinations outside the org that neither the task nor 
 )
 
 
-def _seen(x: Subject) -> dict[str, Any]:
-    seen: dict[str, Any] = x.facts.get("dests", {})
+def _seen(x: Subject) -> Collection[str]:
+    seen: Collection[str] = x.facts.get("dests", ())
     return seen
 
 

@@ -1,9 +1,13 @@
 """The rule matcher's shared machinery: per-session rule state, findings, counts, combinations.
 
-State layout in ``session.det["rules"]``, a :class:`RuleState` (plain dicts and lists inside,
-so it pickles with the session): ``r`` (rule id -> ``[shape, {key: state}]``, the key ``"#"``
-holding match counts), ``live`` (sequence rules with partial matches or timers), ``facts``
-(destinations used, credentials issued) and ``deadline`` (the earliest timer).
+State layout in ``session.det["rules"]``, a :class:`RuleState` (small maps, lists and tuples
+inside, so it pickles with the session): ``r`` (rule id -> ``[shape, {key: state}]``, the key
+``"#"`` holding match counts), ``live`` (a tuple of the sequence rules with partial matches or
+timers), ``facts`` (``dests``: a tuple of the destinations used; ``issued``: the credentials
+issued) and ``deadline`` (the earliest timer). The mappings are
+:class:`~detectors.smallmap.SmallMap`: a session holds a dozen of them with an entry or two
+each, and a dict would cost three times as much (checkpoints of the dict layout are converted
+on load).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from detectors.base import Finding
 from detectors.rules.fields import Subject
 from detectors.rules.model import Rule, RuleSet, human_duration
 from detectors.session import SessionState
+from detectors.smallmap import SmallMap
 
 NAME = "rules"
 MAX_KEYS = 256
@@ -33,16 +38,48 @@ class RuleState:
     __slots__ = ("r", "live", "facts", "deadline")
 
     def __init__(self) -> None:
-        self.r: dict[str, list[Any]] = {}
-        self.live: dict[str, None] = {}
-        self.facts: dict[str, Any] = {}
+        self.r: SmallMap = SmallMap()
+        self.live: tuple[str, ...] = ()
+        self.facts: SmallMap = SmallMap()
         self.deadline: float | None = None
+
+    def add_live(self, rule_id: str) -> None:
+        if rule_id not in self.live:
+            self.live += (rule_id,)
+
+    def drop_live(self, rule_id: str) -> None:
+        if rule_id in self.live:
+            self.live = tuple(r for r in self.live if r != rule_id)
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.r, self.live, self.facts, self.deadline)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.r, self.live, self.facts, self.deadline = state
+        if isinstance(self.live, dict):  # a checkpoint of the dict layout
+            self._from_dicts()
+
+    def _from_dicts(self) -> None:
+        self.live = tuple(self.live)
+        facts = SmallMap(self.facts)
+        if "dests" in facts:
+            facts["dests"] = tuple(facts["dests"])
+        if "issued" in facts:
+            facts["issued"] = SmallMap(facts["issued"])
+        self.facts = facts
+        r = SmallMap()
+        for rid, (shape, keys) in self.r.items():
+            compact = SmallMap()
+            sequence = shape.startswith("sequence|")
+            for k, v in keys.items():
+                if isinstance(v, dict):  # counts, a sequence's matches, a combination's steps
+                    v = SmallMap(v)
+                    if sequence and k != "#":
+                        v["p"] = SmallMap(v["p"])
+                        v["t"] = [tuple(t) for t in v["t"]]
+                compact[k] = v
+            r[rid] = [shape, compact]
+        self.r = r
 
 
 def _should_report(n: int) -> bool:
@@ -96,7 +133,7 @@ class Matcher:
             st = session.det[NAME] = RuleState()
         return st
 
-    def _keys(self, rule: Rule, session: SessionState, create: bool) -> dict[str, Any] | None:
+    def _keys(self, rule: Rule, session: SessionState, create: bool) -> SmallMap | None:
         """This rule's per-key state in the session (dropped if the rule changed shape)."""
         st: RuleState | None = session.det.get(NAME)
         if st is None and not create:
@@ -106,11 +143,11 @@ class Matcher:
         if rs is None or rs[0] != rule.shape:
             if rs is not None:  # the rule changed shape in a reload: its state means nothing
                 del st.r[rule.id]
-                st.live.pop(rule.id, None)
+                st.drop_live(rule.id)
             if not create:
                 return None
-            rs = st.r[rule.id] = [rule.shape, {}]
-        keys: dict[str, Any] = rs[1]
+            rs = st.r[rule.id] = [rule.shape, SmallMap()]
+        keys: SmallMap = rs[1]
         return keys
 
     @staticmethod
@@ -147,7 +184,9 @@ class Matcher:
         self.stats.matched[(rule.id, mode)] += 1
         keys = self._keys(rule, session, True)
         assert keys is not None
-        counts = keys.setdefault("#", {})
+        counts = keys.get("#")
+        if counts is None:
+            counts = keys["#"] = SmallMap()
         n = counts[key] = counts.get(key, 0) + 1
         values.setdefault("rule.id", rule.id)
         values.setdefault("rule.title", rule.title)
@@ -233,7 +272,9 @@ class Matcher:
             return
         keys = self._keys(rule, x.session, True)
         assert keys is not None
-        latest: dict[str, list[Any]] = keys.setdefault(self._key(rule, x), {})
+        latest: SmallMap | None = keys.get(self._key(rule, x))
+        if latest is None:
+            latest = keys[self._key(rule, x)] = SmallMap()
         ts = x.ctx.ts
         for m in hits:
             prev = latest.get(m.name)

@@ -1,6 +1,6 @@
 """Sequences: ordered steps within ``maxspan``, ``until``, missing steps, absences (timers).
 
-A partial match is ``[start, last, event ids, session ids, captures]``, kept at most one
+A partial match is ``[start, last, event ids, session ids, captures or None]``, kept at most one
 per number of steps matched (the newest start wins: it has the most time left). A sequence
 ending in a missing step becomes a timer when its positive steps are in; the timer is
 cancelled by a matching event up to its deadline (inclusive) and fires on the first event,
@@ -16,6 +16,7 @@ from detectors.rules.fields import Subject
 from detectors.rules.matching import MAX_KEYS, MAX_TIMERS, NAME, Matcher, RuleState
 from detectors.rules.model import Rule, human_duration
 from detectors.session import SessionState
+from detectors.smallmap import SmallMap
 
 
 class SequenceMatcher(Matcher):
@@ -25,7 +26,7 @@ class SequenceMatcher(Matcher):
     def _sequence(self, rule: Rule, x: Subject, out: list[Finding]) -> None:
         key = self._key(rule, x)
         keys = self._keys(rule, x.session, False)
-        state: dict[str, Any] | None = keys.get(key) if keys is not None else None
+        state: SmallMap | None = keys.get(key) if keys is not None else None
         ts = x.ctx.ts
         if state is not None:
             if rule.until is not None and rule.until.fn(x):
@@ -47,8 +48,9 @@ class SequenceMatcher(Matcher):
                 continue
             step = rule.positive[g]
             if ts >= p[1] and step.cond.fn(x) and not self._excepted(rule, x):
-                q = [p[0], ts, p[2] + [x.ev.event_id], p[3] + [x.ev.session.id], dict(p[4])]
-                q[4].update(self._capture(rule, step.name, x) or {})
+                got = dict(p[4] or ())
+                got.update(self._capture(rule, step.name, x) or ())
+                q = [p[0], ts, [*p[2], x.ev.event_id], [*p[3], x.ev.session.id], got or None]
                 if g + 1 == len(rule.positive):
                     self._complete(rule, x, q, out)
                     matched = True
@@ -61,7 +63,7 @@ class SequenceMatcher(Matcher):
             moved = {}
         elif rule.positive[0].cond.fn(x) and not self._excepted(rule, x):
             first = rule.positive[0].name
-            q = [ts, ts, [x.ev.event_id], [x.ev.session.id], self._capture(rule, first, x) or {}]
+            q = [ts, ts, [x.ev.event_id], [x.ev.session.id], self._capture(rule, first, x)]
             if len(rule.positive) == 1:
                 self._complete(rule, x, q, out)
             else:
@@ -76,13 +78,13 @@ class SequenceMatcher(Matcher):
         x: Subject,
         key: str,
         partials: dict[int, list[Any]],
-        state: dict[str, Any] | None,
+        state: SmallMap | None,
     ) -> None:
         keys = self._keys(rule, x.session, bool(partials) or state is not None)
         if keys is None:
             return
-        cur = keys.get(key) or state or {"p": {}, "t": []}
-        cur["p"] = {g: p for g, p in partials.items()}
+        cur = keys.get(key) or state or _new_key()
+        cur["p"] = SmallMap(partials)
         if cur["p"] or cur["t"]:
             keys[key] = cur
             while sum(1 for k in keys if k != "#") > MAX_KEYS:
@@ -94,15 +96,15 @@ class SequenceMatcher(Matcher):
     def _relive(self, rule: Rule, session: SessionState) -> None:
         """Keep ``live`` (rules with partial matches) and the timer deadline up to date."""
         st = self._state(session)
-        keys = self._keys(rule, session, False) or {}
+        keys = self._keys(rule, session, False) or _NO_KEYS
         if any(k != "#" and (v["p"] or v["t"]) for k, v in keys.items()):
-            st.live[rule.id] = None
+            st.add_live(rule.id)
         else:
-            st.live.pop(rule.id, None)
+            st.drop_live(rule.id)
         deadlines = [
             t[0]
             for rid in st.live
-            for k, v in (st.r.get(rid) or (None, {}))[1].items()
+            for k, v in (st.r.get(rid) or (None, _NO_KEYS))[1].items()
             if k != "#"
             for t in v["t"]
         ]
@@ -132,7 +134,7 @@ class SequenceMatcher(Matcher):
             x, {**values, "rule.id": rule.id, "rule.title": rule.title, "stage": "complete"}
         )
         ev = x.ev
-        timer = [
+        timer = (
             deadline,
             q[1],
             q[2],
@@ -144,15 +146,17 @@ class SequenceMatcher(Matcher):
             ev.actor.agent_id,
             ev.actor.workload_id,
             ev.actor.on_behalf_of,
-        ]
+        )
         keys = self._keys(rule, x.session, True)
         assert keys is not None
-        cur = keys.setdefault(self._key(rule, x), {"p": {}, "t": []})
+        cur = keys.get(self._key(rule, x))
+        if cur is None:
+            cur = keys[self._key(rule, x)] = _new_key()
         cur["t"].append(timer)
         del cur["t"][: max(0, len(cur["t"]) - MAX_TIMERS)]
         self._relive(rule, x.session)
 
-    def _timers(self, rule: Rule, x: Subject, state: dict[str, Any], out: list[Finding]) -> None:
+    def _timers(self, rule: Rule, x: Subject, state: SmallMap, out: list[Finding]) -> None:
         ts = x.ctx.ts
         keep = []
         for t in state["t"]:
@@ -165,7 +169,7 @@ class SequenceMatcher(Matcher):
         state["t"] = keep
 
     def _fire(
-        self, rule: Rule, session: SessionState, t: list[Any], out: list[Finding]
+        self, rule: Rule, session: SessionState, t: tuple[Any, ...], out: list[Finding]
     ) -> Finding | None:
         return self._report(
             rule,
@@ -181,7 +185,7 @@ class SequenceMatcher(Matcher):
         )
 
     def _seq_values(self, rule: Rule, q: list[Any]) -> dict[str, Any]:
-        values = dict(q[4])
+        values = dict(q[4] or ())
         values["span"] = human_duration(q[1] - q[0])
         values["window"] = human_duration(rule.window) if rule.window is not None else None
         values["sessions"] = len(set(q[3]))
@@ -207,8 +211,8 @@ class SequenceMatcher(Matcher):
             rule = self.ruleset.rules.get(rid)
             if rule is None or not rule.timed:
                 continue
-            keys = self._keys(rule, session, False) or {}
-            for k, v in list(keys.items()):
+            keys = self._keys(rule, session, False) or _NO_KEYS
+            for k, v in keys.items():
                 if k == "#":
                     continue
                 keep = []
@@ -225,6 +229,15 @@ class SequenceMatcher(Matcher):
                     del keys[k]
             self._relive(rule, session)
         return fired
+
+
+#: what a rule with no state in a session has
+_NO_KEYS = SmallMap()
+
+
+def _new_key() -> SmallMap:
+    """A sequence's state for one key: partial matches (by steps matched) and timers."""
+    return SmallMap((("p", SmallMap()), ("t", [])))
 
 
 def _keep_newest(partials: dict[int, list[Any]], g: int, p: list[Any]) -> None:

@@ -23,7 +23,12 @@ _step = st.builds(
     kind=st.sampled_from(["tool_call", "session_start", "delegation"]),
     tool=st.one_of(st.none(), st.sampled_from(["read", "send", "vault.read_secret"])),
     caps=st.frozensets(st.sampled_from(["read", "send", "egress", "secret_retrieval"])),
-    event_id=st.one_of(st.uuids().map(str), _text, st.text(min_size=37, max_size=80)),
+    event_id=st.one_of(
+        st.uuids().map(str),
+        st.uuids().map(lambda u: str(u).upper()),  # not canonical: kept as text
+        _text,
+        st.text(min_size=37, max_size=80),
+    ),
     destination=st.one_of(st.none(), _text),
 )
 
@@ -109,3 +114,54 @@ def test_a_first_layout_checkpoint_is_still_read() -> None:
     assert restored.members["r1"].last_seq == 7 and restored.kill_jti == "j"
     assert restored.steps == [step] and restored.cap_first == {"read": ("e7", "r1", 1.5)}
     assert restored.det == {} and restored.seen is None
+
+
+def _v1_state(steps: list[Step], cap: int) -> tuple[object, ...]:
+    """A step log pickled by the first layout (36-byte ids inline, no version)."""
+    import struct
+
+    rec, first = struct.Struct("<qdHHHHHB36s"), struct.Struct("<HdB36s")
+    atoms: list[object] = []
+
+    def atom(x: object) -> int:
+        if x is None:
+            return 0xFFFF
+        if x not in atoms:
+            atoms.append(x)
+        return atoms.index(x)
+
+    kept = steps[-cap:]
+    buf, firsts, pinned = b"", b"", []
+    for s in steps:
+        for c in sorted(s.caps):
+            if c not in pinned:
+                pinned.append(c)
+                firsts += first.pack(atom(s.session_id), s.ts, len(s.event_id), s.event_id.encode())
+    for s in kept:
+        buf += rec.pack(
+            -(2**63) if s.seq is None else s.seq, s.ts, atom(s.session_id), atom(s.kind),
+            atom(s.tool), atom(s.caps), atom(s.destination), len(s.event_id), s.event_id.encode(),
+        )  # fmt: skip
+    return (cap, buf, atoms, 0, len(kept), tuple(pinned), firsts or None)
+
+
+def test_a_step_log_of_the_first_layout_loads_as_the_same_steps() -> None:
+    steps = [
+        Step(i, float(i), "s1", "tool_call", "read", frozenset({"read", f"c{i % 3}"}),
+             f"0000000{i}-0000-4000-8000-00000000000{i}" if i % 2 else f"e{i}", None)
+        for i in range(6)
+    ]  # fmt: skip
+    log = StepLog.__new__(StepLog)
+    log.__setstate__(_v1_state(steps, 4))
+    assert list(log) == steps[-4:]
+    assert log.first_seen() == first_of_each(steps)
+    again = pickle.loads(pickle.dumps(log))
+    assert list(again) == steps[-4:]
+
+
+def first_of_each(steps: list[Step]) -> dict[str, tuple[str, str, float]]:
+    first: dict[str, tuple[str, str, float]] = {}
+    for s in steps:
+        for c in sorted(s.caps):
+            first.setdefault(c, (s.event_id, s.session_id, s.ts))
+    return first

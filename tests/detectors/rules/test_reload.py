@@ -52,7 +52,7 @@ def test_state_is_dropped_when_the_rule_changes_shape_or_goes_away() -> None:
         det.swap(load_text_rules(new))
         assert alerts(pipe.process(evs[1], now=1.0)) == []
         state = pipe.sessions["s1"].det["rules"]
-        assert state.live == {} and "SEQ" not in state.r
+        assert state.live == () and "SEQ" not in state.r
 
 
 def test_session_state_and_detector_pickle() -> None:

@@ -1,0 +1,317 @@
+"""Worker memory over a long run: RSS of a real worker fed simulated traffic at half its maximum.
+
+    python -m bench.soak [--minutes 10] [--rate EVENTS_PER_S] [--every 5] [--out bench/results]
+
+An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
+broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
+consumer group drains ``--probe-events`` simulated events, as ``bench.throughput`` does. Then
+a fresh worker is fed live simulated traffic (six agent types, 5% attacks, event times on the
+wall clock, so sessions end, go idle and are evicted as in production) at half that rate by a
+producer in its own process, for ``--minutes``. Every ``--every`` seconds the worker's
+resident memory (``/proc/<pid>/status`` VmRSS, or psutil when installed), its CPU time, the
+events sent and those it is done with, and the root sessions it holds are sampled.
+
+Reported: a table (one row a minute), a PNG chart of RSS and live sessions over time
+(``bench/results/soak.png``), ``bench/results/soak.json``, and the slope of RSS over the
+second half of the run (least squares, MiB per minute): **flat** when the second half grows
+by less than ``--tolerance`` (default 2%) of its mean RSS. Memory that is still filling a
+bound (sessions in the idle window, tombstones of ended sessions) shows as growth: the
+table's live-session column says whether that is the case. A worker that fell behind the
+load (less than 95% of what was sent read at the end) is reported as such: on a busy machine
+half the measured maximum may still be too much, and then the verdict says little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bench.workers import (
+    Worker,
+    cpu_seconds,
+    fill,
+    measure_drain,
+    metric,
+    scrape,
+    simulated_events,
+)
+from bench.workers import start_worker as start_bench_worker
+from monitor.broker import EmbeddedBroker
+from monitor.processes import die_with_parent, stop_process
+from monitor.settings import Settings
+from monitor.topics import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+MIB = 1024 * 1024
+
+#: produce simulated traffic at argv[3] events/s to topic argv[2] of broker argv[1], until
+#: killed; event times follow the wall clock (~8 events a root session)
+LOAD = r"""
+import sys, time
+from datetime import UTC, datetime
+import orjson
+from kafka import KafkaProducer
+from monitor.simulator import EVENTS_PER_SESSION, generate
+bootstrap, topic, rate = sys.argv[1], sys.argv[2], float(sys.argv[3])
+events = generate(23, sessions=None, attack_ratio=0.05, start=datetime.now(UTC),
+                  session_rate=rate / EVENTS_PER_SESSION)
+p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
+start = time.perf_counter()
+report = start
+sent = 0
+while True:
+    now = time.perf_counter()
+    due = int((now - start) * rate)
+    while sent < due:
+        ev = next(events)
+        root = ev["session"].get("root_id") or ev["session"]["id"]
+        p.send(topic, key=root.encode(), value=orjson.dumps(ev))
+        sent += 1
+    if now >= report:
+        print(f"LOAD {sent} {now - start:.1f}", flush=True)
+        report += 2.0
+    time.sleep(0.01)
+"""
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (psutil if installed, else ``/proc``)."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return int(psutil.Process(pid).memory_info().rss)
+    except ImportError:
+        pass
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, value) points, per minute."""
+    n = len(points)
+    if n < 2:
+        return 0.0
+    mx = sum(t for t, _ in points) / n
+    my = sum(v for _, v in points) / n
+    var = sum((t - mx) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    return 60.0 * sum((t - mx) * (v - my) for t, v in points) / var
+
+
+def verdict(samples: list[dict[str, float]], tolerance: float) -> dict[str, Any]:
+    """Slope of RSS (MiB/min) over the second half, whether that half stayed flat, and
+    whether the worker kept up with the load (if not, what it held was not what the rate
+    asks for, and the verdict says little)."""
+    end = samples[-1]["t"]
+    last = samples[-1]
+    half = [s for s in samples if s["t"] >= end / 2]
+    slope = slope_per_minute([(s["t"], s["rss"] / MIB) for s in half])
+    mean = sum(s["rss"] for s in half) / len(half) / MIB
+    minutes = (half[-1]["t"] - half[0]["t"]) / 60.0
+    growth = slope * minutes
+    return {
+        "slope_mib_per_min": round(slope, 3),
+        "second_half_growth_mib": round(growth, 2),
+        "second_half_mean_mib": round(mean, 1),
+        "tolerance": tolerance,
+        "flat": growth <= tolerance * mean,
+        "kept_up": last.get("done", 0.0) >= 0.95 * last.get("sent", 0.0),
+        "lag_events": max(0, round(last.get("sent", 0.0) - last.get("done", 0.0))),
+    }
+
+
+def probe_max_rate(broker: EmbeddedBroker, base: Settings, events: int, work: Path) -> float:
+    """Events/s one worker drains a backlog of simulated traffic at (its own topic)."""
+    settings = base.model_copy(
+        update={"app_id": "soak-probe", "topic_actions": "soak.probe", "datadir": work / "probe"}
+    )
+    ensure_topics(broker.bootstrap, settings)
+    fill(broker.bootstrap, settings.topic_actions, simulated_events(events, seed=3))
+    worker = start_bench_worker(settings, work / "probe.log")
+    try:
+        return measure_drain([worker], events).events_per_s
+    finally:
+        worker.stop()
+
+
+def sent_so_far(log: Path) -> float:
+    """Events the load generator has sent (its last ``LOAD <sent> <seconds>`` line)."""
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("LOAD ")]
+    return float(lines[-1].split()[1]) if lines else 0.0
+
+
+def sample(worker: Worker, t0: float, load_log: Path) -> dict[str, float]:
+    text = scrape(worker.url)
+    return {
+        "t": round(time.monotonic() - t0, 1),
+        "rss": rss_bytes(worker.proc.pid),
+        "cpu": cpu_seconds(worker.proc.pid),
+        "sent": sent_so_far(load_log),
+        "done": metric(text, "agentwatch_events_consumed_total")
+        + metric(text, "agentwatch_events_rejected_total"),
+        "sessions": metric(text, "agentwatch_active_sessions"),
+    }
+
+
+def chart(samples: list[dict[str, float]], result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [s["t"] / 60 for s in samples]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(minutes, [s["rss"] / MIB for s in samples], color="tab:blue", label="worker RSS")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("RSS (MiB)", color="tab:blue")
+    ax.set_ylim(bottom=0)
+    ax.axvline(minutes[-1] / 2, color="grey", linestyle=":", linewidth=1)
+    live = ax.twinx()
+    live.plot(minutes, [s["sessions"] for s in samples], color="tab:orange", alpha=0.7)
+    live.set_ylabel("live root sessions", color="tab:orange")
+    live.set_ylim(bottom=0)
+    v = result["verdict"]
+    ax.set_title(
+        f"agentwatch worker at {result['rate']:,.0f} events/s "
+        f"(half of {result['max_rate']:,.0f}): second half {v['slope_mib_per_min']:+.2f} MiB/min, "
+        + ("flat" if v["flat"] else "NOT flat")
+        + ("" if v["kept_up"] else f" (fell behind: {v['lag_events']:,} events unread)"),
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_table(console: Console, samples: list[dict[str, float]], result: dict[str, Any]) -> None:
+    table = Table(title=f"worker RSS over {result['minutes']:g} minutes at {result['rate']:,.0f}/s")
+    cols = ("minute", "RSS MiB", "events sent", "events done", "done/s since last row",
+            "worker CPU %", "live sessions")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="right")
+    shown: list[dict[str, float]] = []
+    for s in samples:
+        if not shown or s["t"] - shown[-1]["t"] >= 60 or s is samples[-1]:
+            prev = shown[-1] if shown else None
+            rate = (s["done"] - prev["done"]) / (s["t"] - prev["t"]) if prev else 0.0
+            cpu = 100 * (s["cpu"] - prev["cpu"]) / (s["t"] - prev["t"]) if prev else 0.0
+            table.add_row(
+                f"{s['t'] / 60:.1f}",
+                f"{s['rss'] / MIB:,.1f}",
+                f"{s['sent']:,.0f}",
+                f"{s['done']:,.0f}",
+                f"{rate:,.0f}" if prev else "-",
+                f"{cpu:.0f}" if prev else "-",
+                f"{s['sessions']:,.0f}",
+            )
+            shown.append(s)
+    console.print(table)
+    v = result["verdict"]
+    style = "green" if v["flat"] else "red"
+    console.print(
+        f"second half: {v['slope_mib_per_min']:+.3f} MiB/min, "
+        f"{v['second_half_growth_mib']:+.1f} MiB on {v['second_half_mean_mib']:.0f} MiB: "
+        f"[{style}]{'flat' if v['flat'] else 'NOT flat'}[/] (tolerance {v['tolerance']:.0%})"
+    )
+    if not v["kept_up"]:
+        console.print(
+            f"[red]the worker fell behind the load ({v['lag_events']:,} events unread at the "
+            "end): a busy machine or a rate above half the maximum; the verdict says little[/]"
+        )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=None, help="events/s (default: half the max)")
+    ap.add_argument("--probe-events", type=int, default=20_000)
+    ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    ap.add_argument("--tolerance", type=float, default=0.02)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    console = Console()
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.out / "soak-run"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    samples: list[dict[str, float]] = []
+    with EmbeddedBroker(log_path=work / "tansu.log") as broker:
+        base = Settings.from_env(
+            {}, profile="embedded", broker=broker.url, topic_partitions=4,
+            datadir=work / "data", app_id="soak", topic_actions="soak.actions",
+        )  # fmt: skip
+        max_rate = None
+        if args.rate is None:
+            with console.status(f"measuring the worker's maximum rate ({args.probe_events:,})"):
+                max_rate = probe_max_rate(broker, base, args.probe_events, work)
+            console.print(f"maximum: {max_rate:,.0f} events/s")
+        rate = args.rate if args.rate is not None else max_rate / 2  # type: ignore[operator]
+        ensure_topics(broker.bootstrap, base)
+        worker = start_bench_worker(base, work / "worker.log")
+        load = subprocess.Popen(
+            [sys.executable, "-c", LOAD, broker.bootstrap, base.topic_actions, str(rate)],
+            stdout=(work / "load.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            preexec_fn=die_with_parent,
+        )
+        try:
+            t0 = time.monotonic()
+            end = t0 + 60 * args.minutes
+            columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
+            with Progress(*columns, console=console) as bar:
+                task = bar.add_task(f"soak at {rate:,.0f} events/s", total=60 * args.minutes)
+                while True:
+                    if worker.proc.poll() is not None:
+                        raise RuntimeError(f"the worker exited; see {worker.log}")
+                    if load.poll() is not None:
+                        raise RuntimeError(f"the load generator exited; see {work / 'load.log'}")
+                    s = sample(worker, t0, work / "load.log")
+                    samples.append(s)
+                    bar.update(
+                        task,
+                        completed=min(s["t"], 60 * args.minutes),
+                        description=f"soak at {rate:,.0f} events/s: RSS {s['rss'] / MIB:,.0f} MiB",
+                    )
+                    if time.monotonic() >= end:
+                        break
+                    time.sleep(max(0.0, min(args.every, end - time.monotonic())))
+        finally:
+            stop_process(load, 10)
+            worker.stop()
+    result: dict[str, Any] = {
+        "minutes": args.minutes,
+        "rate": rate,
+        "max_rate": max_rate if max_rate is not None else 2 * rate,
+        "rate_given": args.rate is not None,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "verdict": verdict(samples, args.tolerance),
+        "samples": samples,
+    }
+    print_table(console, samples, result)
+    chart(samples, result, args.out / "soak.png")
+    (args.out / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(work / "data", ignore_errors=True)
+    shutil.rmtree(work / "probe", ignore_errors=True)
+    console.print(f"wrote {args.out / 'soak.json'} and {args.out / 'soak.png'}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The soak harness runs a real worker under load and writes its samples, verdict and chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.soak import main, slope_per_minute, verdict
+
+pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+
+
+def test_a_short_soak_samples_the_worker_and_writes_json_and_png(tmp_path: Path) -> None:
+    result = main(["--minutes", "0.3", "--rate", "150", "--every", "2", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "soak.json").read_text())
+    samples = written["samples"]
+    assert len(samples) >= 5 and samples == result["samples"]
+    assert all(s["rss"] > 20 * 2**20 for s in samples)  # a live worker's resident memory
+    assert samples[-1]["sent"] > 0 and samples[-1]["done"] > 0  # load was sent and consumed
+    assert samples[-1]["sessions"] > 0
+    assert written["rate"] == 150
+    assert set(written["verdict"]) >= {"slope_mib_per_min", "flat", "kept_up"}
+    assert (tmp_path / "soak.png").stat().st_size > 10_000
+    assert not (tmp_path / "soak-run" / "data").exists()
+
+
+def test_the_verdict_reads_the_second_half() -> None:
+    mib = 2**20
+    assert slope_per_minute([(0.0, 1.0), (60.0, 3.0), (120.0, 5.0)]) == pytest.approx(2.0)
+    rising = [{"t": 30.0 * i, "rss": (100 + (i if i >= 5 else 0)) * mib} for i in range(11)]
+    steady = [{"t": 30.0 * i, "rss": (100 + (i if i < 5 else 5)) * mib} for i in range(11)]
+    assert not verdict(rising, 0.02)["flat"]  # +5 MiB over the second half of ~105
+    assert verdict(steady, 0.02)["flat"]  # growth only in the first half
