@@ -21,7 +21,7 @@ import dataclasses
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -60,13 +60,17 @@ _JSON = st.recursive(
     max_leaves=12,
 )
 #: values of the wrong type for a required string or object
-_NOT_STR = st.none() | st.booleans() | st.integers() | st.floats() | st.lists(_JSON_LEAF, max_size=3)
+_NOT_STR = (
+    st.none() | st.booleans() | st.integers() | st.floats() | st.lists(_JSON_LEAF, max_size=3)
+)
 _NOT_OBJ = st.none() | st.booleans() | st.integers() | _TEXT | st.lists(_JSON_LEAF, max_size=3)
 
 _TOOLS = ("fs.read_file", "vault.read_secret", "db.update_rows", "http.post", "shell.exec", "x")
 
 
-def base_doc(root: str, seq: int, kind: str = "tool_call", tool: str = "fs.read_file") -> dict:
+def base_doc(
+    root: str, seq: int, kind: str = "tool_call", tool: str = "fs.read_file"
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "event_id": "",  # set when the corpus numbers its records
         "time": f"2026-07-01T12:{seq // 60 % 60:02d}:{seq % 60:02d}Z",
@@ -80,14 +84,12 @@ def base_doc(root: str, seq: int, kind: str = "tool_call", tool: str = "fs.read_
     return doc
 
 
-def _root(n: int) -> st.SearchStrategy[str]:
-    return st.integers(0, FUZZ_ROOTS - 1).map(lambda i: f"fz{i}")
-
-
 @st.composite
-def _fuzz_doc(draw: st.DrawFn) -> dict:
+def _fuzz_doc(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid event of one of the fuzzed root sessions (``fz<n>``), to be damaged."""
     kind = draw(st.sampled_from(("tool_call", "tool_call", "session_start", "delegation")))
-    return base_doc(draw(_root(FUZZ_ROOTS)), draw(st.integers(0, 50)), kind, draw(st.sampled_from(_TOOLS)))
+    root = f"fz{draw(st.integers(0, FUZZ_ROOTS - 1))}"
+    return base_doc(root, draw(st.integers(0, 50)), kind, draw(st.sampled_from(_TOOLS)))
 
 
 # -- the families -----------------------------------------------------------------------------
@@ -277,7 +279,7 @@ WEIGHTS = {
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _set(doc: dict, path: str, value: Any) -> None:
+def _set(doc: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     node = doc
     for p in parents:
@@ -288,7 +290,7 @@ def _set(doc: dict, path: str, value: Any) -> None:
 
 
 def _doc_rec(
-    doc: dict, expect: str, code: str | None, family: str, event_id: str | None = None
+    doc: dict[str, Any], expect: str, code: str | None, family: str, event_id: str | None = None
 ) -> Rec:
     """A record of ``doc`` (its ``event_id`` is filled in when the corpus numbers it)."""
     session = doc.get("session")
@@ -299,17 +301,18 @@ def _doc_rec(
     return rec
 
 
+_NO_ID = b'"event_id": ""'
+
+
 def number(recs: list[Rec], prefix: str) -> list[Rec]:
     """Give every record a unique event id and its roots the test's prefix (in place)."""
     for i, r in enumerate(recs):
         if r.value is None or not r.value.startswith(b"{"):
             continue
-        head = r.value[:2000]
-        if r.event_id is None and b'"event_id": ""' in head:
-            r.event_id = f"{prefix}-x{i}"
-            r.value = r.value.replace(b'"event_id": ""', f'"event_id": "{r.event_id}"'.encode(), 1)
-        elif r.event_id is not None and b'"event_id": ""' in head:
-            r.value = r.value.replace(b'"event_id": ""', json.dumps({"event_id": r.event_id}).encode()[1:-1], 1)
+        if _NO_ID in r.value[:2000]:
+            r.event_id = r.event_id or f"{prefix}-x{i}"
+            member = json.dumps({"event_id": r.event_id}).encode()[1:-1]
+            r.value = r.value.replace(_NO_ID, member, 1)
         if r.root is not None and r.family != "clean":
             new = f"{prefix}-{r.root}"
             r.value = r.value.replace(f'"id": "{r.root}"'.encode(), f'"id": "{new}"'.encode(), 1)

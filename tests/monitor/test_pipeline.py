@@ -200,3 +200,46 @@ def test_a_killed_session_is_not_killed_twice_after_eviction() -> None:
     again = p.process(late, now=70.0)
     assert not [o for o in again if isinstance(o, KillDecision)]
     assert "AW-REVOKE-002" in {o.alert.detector for o in again if isinstance(o, AlertDecision)}
+
+
+def test_an_open_gap_costs_no_sort_per_event_and_held_duplicates_are_skipped(
+    monkeypatch: Any,
+) -> None:
+    """Regression (found by the fuzz test): while a session held events behind a gap, every
+    further event of it scanned the held ones for a duplicate and sorted them, so one session
+    with ``max_pending`` held events made each of its events ~100x dearer."""
+    import monitor.pipeline as pipeline_module
+    from schemas.events import validate_event
+    from tests.monitor.harness import event
+
+    def e(sid: str, seq: int) -> ActionEvent:
+        kind = "session_start" if seq == 0 else "tool_call"
+        return validate_event(event(sid, seq, kind, "fs.read_file", root="s1"))
+
+    p = Pipeline(build_engine(), PipelineSettings(max_pending=1024))
+    p.process(e("s1", 0), now=0.0)
+    held = [e("s1", i) for i in range(2, 900)]  # seq 1 is missing
+    for i, x in enumerate(held):
+        p.process(x, now=1.0, partition=0, offset=i)
+    assert p.stats.held_back == len(held)
+    sorts: list[int] = []
+    real_sorted = sorted
+
+    def counting_sorted(items: Any, **kw: Any) -> Any:
+        sorts.append(1)
+        return real_sorted(items, **kw)
+
+    monkeypatch.setattr(pipeline_module, "sorted", counting_sorted, raising=False)
+    for i in range(300):  # a child session of the same root, in order, while the gap stays
+        p.process(e("s1-child", i), now=2.0)
+    assert sorts == []
+    for x in held[:50]:  # re-delivered while held back: skipped, not held twice
+        assert p.process(x, now=3.0) == []
+    assert p.stats.duplicates == 50 and p.stats.held_back == len(held)
+    out = p.process(e("s1", 1), now=4.0)  # the gap fills: everything held is released
+    assert len(sorts) == 1
+    assert p.stats.processed == 1 + 300 + 1 + len(held)
+    assert p.lowest_held_offset(0) is None
+    session = p.sessions["s1"]
+    assert session.pending == () and session.members["s1"].last_seq == 899
+    assert not any(isinstance(o, LateEvent) for o in out)
