@@ -21,12 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
-from monitor.ingest import H_CODE, H_OFFSET, H_REASON
+from monitor.broker import EmbeddedBroker
+from monitor.ingest import H_CODE, H_OFFSET, H_PARTITION, H_REASON
 from monitor.runtime import Monitor
 from monitor.settings import Settings
-from tests.monitor.faults import scaled, sessions
+from tests.monitor.faults import scaled, sessions, wait_until
 from tests.monitor.fuzz import Rec, draw_corpus, number, replicate, with_clean
+from tests.monitor.harness import Collector, Worker, topic_env
 
 pytestmark = [pytest.mark.clickhouse, pytest.mark.slow]
 
@@ -61,12 +64,18 @@ def run_in_process(recs: list[Rec], sink: Any, datadir: Path) -> dict[str, Any]:
     return {"dlq": dlq, "kills": kills, "elapsed": elapsed, "monitor": monitor}
 
 
-def check(recs: list[Rec], dlq: dict[int, Any], stored: dict[str, int]) -> collections.Counter:
-    """Each record dead-lettered (unchanged, with a reason) or stored once, never both;
-    ``stored`` is ``event_id -> source offset`` as users read the store."""
+def check(
+    recs: list[Rec], dlq: dict[int, Any], stored: dict[str, int], offsets: list[int] | None = None
+) -> collections.Counter[tuple[str, str]]:
+    """Each record dead-lettered (unchanged, with a reason) or stored once, never both.
+
+    ``dlq`` and ``stored`` (``event_id -> index``, as users read the store) are keyed by the
+    record's index in ``recs``; ``offsets`` are the records' source offsets (default: the
+    index), which the dead letters' headers must give."""
     outcome: collections.Counter[tuple[str, str]] = collections.Counter()
     stored_offsets = collections.Counter(stored.values())
     assert all(n == 1 for n in stored_offsets.values())
+    assert all(0 <= i < len(recs) for i in stored_offsets), "stored events nobody sent"
     for offset, r in enumerate(recs):
         d = dlq.get(offset)
         kept = offset in stored_offsets
@@ -75,7 +84,8 @@ def check(recs: list[Rec], dlq: dict[int, Any], stored: dict[str, int]) -> colle
         if d is not None:
             headers = dict(d.headers)
             assert d.value == r.value and d.key == r.key, f"{where}: changed in the DLQ"
-            assert headers[H_REASON] and headers[H_OFFSET] == str(offset).encode()
+            source = offset if offsets is None else offsets[offset]
+            assert headers[H_REASON] and headers[H_OFFSET] == str(source).encode()
             code = headers[H_CODE].decode()
             assert code != "processing_error", f"{where}: {headers[H_REASON]!r}"
             assert r.expect != "valid", f"{where}: rejected, {headers[H_REASON]!r}"
@@ -116,4 +126,67 @@ def test_fuzzed_records_in_process(make_sink: Any, client: Any, tmp_path: Path) 
     print(
         f"\n{len(recs)} records in {got['elapsed']:.1f}s "
         f"({len(recs) / got['elapsed']:.0f}/s), outcomes: {dict(sorted(outcome.items()))}"
+    )
+
+
+def test_fuzzed_records_through_a_worker(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    prefix = f"fzw-{uuid.uuid4().hex[:6]}"
+    n = scaled(3_000)
+    recs = corpus(prefix, distinct=n, total=n, seed=23)
+    env = {**topic_env(prefix), "AGENTWATCH_TOPIC_PARTITIONS": "2"}
+    worker = Worker(broker.bootstrap, tmp_path / "worker", env).start()
+    s = worker.settings
+    out = Collector(broker.bootstrap, [s.topic_revocations, s.topic_dlq], 2)
+    try:
+        started = time.monotonic()
+        producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap, max_request_size=4 * 1024 * 1024, linger_ms=5
+        )
+        futures = [
+            producer.send(s.topic_actions, key=r.key, value=r.value, headers=r.headers or None)
+            for r in recs
+        ]
+        producer.flush()
+        where = [(m.partition, m.offset) for m in (f.get(30) for f in futures)]
+        producer.close()
+        index = {pos: i for i, pos in enumerate(where)}
+
+        def seen() -> float:
+            return worker.metric("agentwatch_events_consumed_total") + worker.metric(
+                "agentwatch_events_rejected_total"
+            )
+
+        wait_until(lambda: seen() >= len(recs), timeout=300, what="the worker to read it all")
+        elapsed = time.monotonic() - started
+        rejected = int(worker.metric("agentwatch_events_rejected_total"))
+        got = out.poll(lambda r: len(r[s.topic_dlq]) >= rejected, timeout=60, settle=1.0)
+        dlq: dict[int, Any] = {}
+        for d in got[s.topic_dlq]:
+            h = dict(d.headers)
+            i = index[(int(h[H_PARTITION]), int(h[H_OFFSET]))]
+            assert i not in dlq, f"record {i} dead-lettered twice"
+            dlq[i] = d
+        # what must be stored: every record not dead-lettered, under its root session
+        want: dict[str, int] = collections.Counter(
+            r.root for i, r in enumerate(recs) if i not in dlq and r.root is not None
+        )
+        ids = {r.event_id: i for i, r in enumerate(recs) if r.event_id is not None}
+        stored: dict[str, int] = {}
+        for root, count in want.items():
+            doc = worker.wait_stored(root, events=count, alerts=0, signals=0, timeout=120)
+            for e in doc["events"]:
+                assert e["event_id"] not in stored, f"{e['event_id']} read twice"
+                stored[e["event_id"]] = ids.get(e["event_id"], -1)
+        assert worker.proc is not None and worker.proc.poll() is None, "the worker died"
+    finally:
+        out.close()
+        assert worker.stop() == 0, worker.tail()
+    assert all(r.root is not None for i, r in enumerate(recs) if i not in dlq)
+    offsets = [off for _, off in where]
+    outcome = check(recs, dlq, stored, offsets)
+    attacks = sorted({r.root for r in recs if r.family == "clean" and "-a" in (r.root or "")})
+    assert sorted(x.key.decode() for x in got[s.topic_revocations]) == attacks
+    print(
+        f"\n{len(recs)} records through the worker in {elapsed:.1f}s "
+        f"({len(recs) / elapsed:.0f}/s), outcomes: {dict(sorted(outcome.items()))}"
     )
