@@ -67,6 +67,11 @@ def host_of(destination: str) -> str | None:
     return host if "." in host or host == "localhost" else None
 
 
+#: Most (tool, server) names whose capabilities are cached: beyond, the cache starts over, so
+#: a producer sending ever new tool names cannot grow the worker's memory without bound.
+_MAX_CACHED_NAMES = 65_536
+
+
 @dataclass(frozen=True, slots=True)
 class Classification:
     """What one action is: capabilities, where it sends things, its environment.
@@ -155,6 +160,9 @@ class ToolCatalog:
             words = _words(name) | (_words(server) if server else frozenset())
             out = self._from_words(words)
             env = next((w for w in tokens(name) if w in self.prod_environments), None)
+        if len(self._cache) >= _MAX_CACHED_NAMES:  # tool names are producer-controlled
+            self._cache.clear()
+            self._name_env.clear()
         self._cache[key] = out
         self._name_env[key] = env
         return out
