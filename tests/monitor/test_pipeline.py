@@ -243,3 +243,40 @@ def test_an_open_gap_costs_no_sort_per_event_and_held_duplicates_are_skipped(
     session = p.sessions["s1"]
     assert session.pending == () and session.members["s1"].last_seq == 899
     assert not any(isinstance(o, LateEvent) for o in out)
+
+
+def test_sub_agents_that_come_and_go_leave_bounded_state() -> None:
+    """Regression (found by the flood test): risk contributions, rule keys and rule report
+    counters were kept per sub-agent session forever, so a delegation tree whose sub-agents
+    come and go grew without bound (and fusing its contributions cost more on every event)."""
+    from detectors.rules.matching import MAX_KEYS
+    from detectors.session import MAX_CONTRIBUTIONS
+    from schemas.events import validate_event
+    from tests.monitor.harness import event
+
+    p = Pipeline(build_engine())
+    p.process(validate_event(event("s1", 0, "session_start")), now=0.0)
+    subs = MAX_CONTRIBUTIONS + 100
+    for k in range(subs):
+        sid = f"s1-sub{k}"
+        for doc in (
+            event(sid, 0, "session_start", root="s1"),
+            event(
+                sid,
+                1,
+                "tool_call",
+                "http.post",
+                root="s1",
+                transfer={"destination": f"https://h{k}.example.net/in", "external": True},
+            ),
+        ):
+            doc["session"]["parent_id"] = "s1"
+            p.process(validate_event(doc), now=1.0)
+    session = p.sessions["s1"]
+    per_member = [k for k in session.contributions if k.startswith("AW-EGRESS-001:")]
+    assert len(per_member) > MAX_CONTRIBUTIONS // 2  # the rule did fire per sub-agent...
+    assert len(session.contributions) <= MAX_CONTRIBUTIONS  # ... and the state is capped
+    rules = session.det["rules"]
+    for _, keys in rules.r.values():
+        assert len(keys.get("#", {})) <= MAX_KEYS
+        assert len([k for k in keys if k != "#"]) <= MAX_KEYS
