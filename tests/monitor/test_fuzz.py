@@ -27,7 +27,7 @@ from monitor.broker import EmbeddedBroker
 from monitor.ingest import H_CODE, H_OFFSET, H_PARTITION, H_REASON
 from monitor.runtime import Monitor
 from monitor.settings import Settings
-from tests.monitor.faults import scaled, sessions, wait_until
+from tests.monitor.faults import is_attack, scaled, sessions, wait_until
 from tests.monitor.fuzz import Rec, draw_corpus, number, replicate, with_clean
 from tests.monitor.harness import Collector, Worker, topic_env
 
@@ -120,7 +120,7 @@ def test_fuzzed_records_in_process(make_sink: Any, client: Any, tmp_path: Path) 
     families = {f for f, _ in outcome}
     assert families >= {"random_bytes", "invalid_utf8", "wrong_types", "huge_fields", "clean"}
     assert families >= {"deep_nesting", "absurd_timestamps", "odd_headers", "tombstone"}
-    attacks = sorted(r.root for r in recs if r.family == "clean" and "-a" in (r.root or ""))
+    attacks = sorted(r.root for r in recs if r.family == "clean" and is_attack(r.root or ""))
     kill_keys = sorted(k.key.decode() for k in got["kills"])
     assert kill_keys == sorted(set(attacks)), kill_keys
     print(
@@ -184,7 +184,7 @@ def test_fuzzed_records_through_a_worker(broker: EmbeddedBroker, tmp_path: Path)
     assert all(r.root is not None for i, r in enumerate(recs) if i not in dlq)
     offsets = [off for _, off in where]
     outcome = check(recs, dlq, stored, offsets)
-    attacks = sorted({r.root for r in recs if r.family == "clean" and "-a" in (r.root or "")})
+    attacks = sorted({r.root for r in recs if r.family == "clean" and is_attack(r.root or "")})
     assert sorted(x.key.decode() for x in got[s.topic_revocations]) == attacks
     print(
         f"\n{len(recs)} records through the worker in {elapsed:.1f}s "

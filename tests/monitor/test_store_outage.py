@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 
 from monitor.broker import EmbeddedBroker
-from tests.monitor.faults import header, latest_alerts, scale, scaled, sessions, wait_until
+from tests.monitor.faults import (
+    header,
+    is_attack,
+    latest_alerts,
+    scale,
+    scaled,
+    sessions,
+    wait_until,
+)
 from tests.monitor.harness import Collector, Worker, expected_alerts, produce, topic_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
@@ -74,7 +82,7 @@ def test_store_refusing_writes_loses_nothing_and_catches_up(
         # the store works: a first lot of sessions lands
         produce(broker.bootstrap, s.topic_actions, [e for d in before.values() for e in d])
         for root, evs in before.items():
-            want = (len(evs), len(expected_alerts(evs)), 1 if "-a" in root else 0)
+            want = (len(evs), len(expected_alerts(evs)), 1 if is_attack(root) else 0)
             worker.wait_stored(root, *want, timeout=60)
         wait_until(
             lambda: worker.metric("agentwatch_sink_buffered_rows") == 0,
@@ -86,7 +94,7 @@ def test_store_refusing_writes_loses_nothing_and_catches_up(
 
         _chattr("+i", store / "store")
         frozen = True
-        attacks = [r for r in during if "-a" in r]
+        attacks = [r for r in during if is_attack(r)]
         steps = max(len(d) for d in during.values())
         produce(  # step by step across sessions, as live traffic interleaves
             broker.bootstrap,
@@ -125,7 +133,7 @@ def test_store_refusing_writes_loses_nothing_and_catches_up(
         stored = {}
         for root, evs in {**before, **during}.items():
             want_alerts = len(expected_alerts(evs))
-            want_signals = 1 if "-a" in root else 0
+            want_signals = 1 if is_attack(root) else 0
             stored[root] = worker.wait_stored(
                 root, events=len(evs), alerts=want_alerts, signals=want_signals, timeout=120
             )
@@ -154,7 +162,7 @@ def test_store_refusing_writes_loses_nothing_and_catches_up(
     stored_alerts = {a["alert_uid"]: a for st in stored.values() for a in st["alerts"]}
     assert set(stored_alerts) == set(published)
     jtis = [header(r, "ce_id") for r in got[s.topic_revocations]]
-    assert len(jtis) == len(set(jtis)) == sum(1 for r in everything if "-a" in r)
+    assert len(jtis) == len(set(jtis)) == sum(1 for r in everything if is_attack(r))
     stored_jtis = [x["jti"] for st in stored.values() for x in st["signals"]]
     assert sorted(stored_jtis) == sorted(jtis)
     assert got[s.topic_dlq] == []
