@@ -246,8 +246,9 @@ class Durability:
                 resume = min(resume, durable)
             resume = max(resume, ps.resume)  # offsets below a written marker are behind us
             dirty = pipeline.take_dirty()
-            full = ps.since_base >= max(1000, 4 * len(pipeline))
-            roots = list(pipeline.sessions) if full else dirty
+            buried = pipeline.tombstones
+            full = ps.since_base >= max(1000, 4 * (len(pipeline) + len(buried)))
+            roots = [*pipeline.sessions, *buried] if full else dirty
             # A full snapshot starts with an anchor record: its offset is the new base, and
             # records before it (older states, tombstones) are no longer read on restore.
             records: list[tuple[bytes, bytes | None]] = [(SNAPSHOT_KEY, b"")] if full else []

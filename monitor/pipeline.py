@@ -18,7 +18,8 @@ it for each line of a file; tests call it directly. It owns the sessions (one
   killed session leaves a small **tombstone** (its members' end, last seq, scope and
   credential, and the kill) for ``tombstone_ttl_s``, so a credential replayed minutes after
   its session ended, or a session acting on after its kill signal, is still recognised
-  (tombstones live in memory only: a restarted worker forgets them);
+  (tombstones are checkpointed with the sessions, so a restarted worker keeps them; their
+  time to live starts again at the restore);
 * **fires timers** (absence rules: "A not followed by B within T") on event time: when a
   later event of the session arrives, or on ``tick`` once the watermark (the newest event
   time seen, minus ``grace_s``) has passed their deadline;
@@ -239,7 +240,7 @@ class Pipeline:
         self._evict(now, out)
         horizon = now - self.settings.tombstone_ttl_s
         while self._tombstones and next(iter(self._tombstones.values()))[0] < horizon:
-            self._tombstones.popitem(last=False)
+            self.dirty.add(self._tombstones.popitem(last=False)[0])
         return out
 
     @property
@@ -382,7 +383,7 @@ class Pipeline:
             self._tombstones[root] = (session.last_active, Tombstone.of(session))
             self._tombstones.move_to_end(root)
             while len(self._tombstones) > self.settings.max_tombstones:
-                self._tombstones.popitem(last=False)
+                self.dirty.add(self._tombstones.popitem(last=False)[0])
         self.stats.evicted[reason] += 1
         self.dirty.add(root)
         out.append(Evicted(root, reason))
@@ -403,22 +404,37 @@ class Pipeline:
         held = self._held_offsets.get(partition)
         return min(held) if held else None
 
+    @property
+    def tombstones(self) -> list[str]:
+        """Root sessions that are evicted but still remembered by their tombstone."""
+        return list(self._tombstones)
+
     def snapshot(self, root: str) -> bytes | None:
-        """The session's state as bytes (None if it was evicted)."""
+        """The session's state as bytes: the live session, else its tombstone, else None
+        (forgotten)."""
         session = self.sessions.get(root)
-        return None if session is None else pickle.dumps(session, protocol=pickle.HIGHEST_PROTOCOL)
+        if session is not None:
+            return pickle.dumps(session, protocol=pickle.HIGHEST_PROTOCOL)
+        buried = self._tombstones.get(root)
+        return None if buried is None else pickle.dumps(buried[1], protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, root: str, blob: bytes | None, *, now: float) -> None:
-        """Load a checkpointed session (None removes it)."""
+        """Load a checkpointed session or tombstone (None removes it)."""
+        self._tombstones.pop(root, None)
         self._pending_ids.pop(root, None)
         if blob is None:
             self.sessions.pop(root, None)
             self._deadlines.pop(root, None)
             return
-        session: SessionState = pickle.loads(blob)
-        session.last_active = now
-        self.sessions[root] = session
-        self._track_deadline(session)
+        state: SessionState | Tombstone = pickle.loads(blob)
+        if isinstance(state, Tombstone):
+            self.sessions.pop(root, None)
+            self._deadlines.pop(root, None)
+            self._tombstones[root] = (now, state)
+            return
+        state.last_active = now
+        self.sessions[root] = state
+        self._track_deadline(state)
 
     def take_dirty(self) -> set[str]:
         dirty, self.dirty = self.dirty, set()

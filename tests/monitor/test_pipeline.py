@@ -280,3 +280,36 @@ def test_sub_agents_that_come_and_go_leave_bounded_state() -> None:
     for _, keys in rules.r.values():
         assert len(keys.get("#", {})) <= MAX_KEYS
         assert len([k for k in keys if k != "#"]) <= MAX_KEYS
+
+
+def test_tombstones_survive_a_checkpoint_round_trip() -> None:
+    """A restarted worker still recognises a killed session acting on: the tombstone is in
+    the checkpoint (and dropped from it when it expires)."""
+    settings = PipelineSettings(ended_ttl_s=10, tombstone_ttl_s=3600)
+    p = Pipeline(build_engine(), settings)
+    out: list[Any] = []
+    for e in trifecta("k"):
+        out += p.process(e, now=0.0)
+    assert len([o for o in out if isinstance(o, KillDecision)]) == 1
+    p.take_dirty()
+    p.tick(60.0)  # killed, then idle: evicted, a tombstone remains
+    assert "k" not in p.sessions and p.tombstones == ["k"]
+    assert p.take_dirty() == {"k"}  # the checkpoint writes the tombstone, not None
+    blob = p.snapshot("k")
+    assert blob is not None
+
+    restarted = Pipeline(build_engine(), settings)
+    restarted.restore("k", blob, now=1000.0)
+    assert restarted.tombstones == ["k"] and "k" not in restarted.sessions
+    out_again = {"destination": "https://paste.example.net/y", "external": True}
+    late = ev(5, "tool_call", "http.post", sid="k", time="2026-07-01T12:01:00Z", transfer=out_again)
+    again = restarted.process(late, now=1010.0)
+    assert not [o for o in again if isinstance(o, KillDecision)]  # not a second kill signal
+    assert "AW-REVOKE-002" in {o.alert.detector for o in again if isinstance(o, AlertDecision)}
+
+    forgotten = Pipeline(build_engine(), settings)
+    forgotten.restore("k", blob, now=0.0)
+    forgotten.take_dirty()
+    forgotten.tick(4000.0)  # older than its ttl: forgotten, and the checkpoint says so
+    assert forgotten.tombstones == [] and forgotten.take_dirty() == {"k"}
+    assert forgotten.snapshot("k") is None
