@@ -33,7 +33,7 @@ from detectors.base import (
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.intern import canonical
-from detectors.session import Scope, SessionState, Step
+from detectors.session import MAX_CONTRIBUTIONS, Scope, SessionState, Step
 from schemas.events import ActionEvent
 from schemas.signals import set_jti
 
@@ -267,6 +267,9 @@ class Engine:
             prev = session.contributions.get(f.alert_key)
             if prev is None or f.score > prev[0]:
                 session.contributions[f.alert_key] = _contribution(f)
+                if prev is None and len(session.contributions) > MAX_CONTRIBUTIONS:
+                    weakest = min(session.contributions.items(), key=lambda kv: kv[1][0])[0]
+                    del session.contributions[weakest]
             if f.action == "observe":
                 continue
             emitted = apply_finding(

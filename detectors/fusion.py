@@ -60,11 +60,17 @@ class FusionPolicy:
         self, contributions: Mapping[str, tuple[float, str, str]], *, mode: str = "enforce"
     ) -> float:
         keep, peak = 1.0, 0.0
-        for score, m, detector in contributions.values():
+        weights = self.weights
+        for score, m, detector in contributions.values():  # per event: plain comparisons
             if m != mode:
                 continue
-            s = max(0.0, min(1.0, self.weights.get(detector, 1.0) * score))
-            peak = max(peak, s)
+            s = weights.get(detector, 1.0) * score if weights else score
+            if s > 1.0:
+                s = 1.0
+            elif s < 0.0:
+                s = 0.0
+            if s > peak:
+                peak = s
             keep *= 1.0 - s
         risk = 1.0 - keep
         return risk if peak >= self.min_peak else min(risk, self.weak_cap)

@@ -28,6 +28,11 @@ DEFAULT_MAX_STEPS = 64
 #: session is forgotten; if it acts again it is re-created and re-linked to its parent from
 #: the event's ``session.parent_id`` (inheriting the parent's scope, not its own narrower one).
 DEFAULT_MAX_MEMBERS = 256
+#: Risk contributions kept per root session (one per alert key, and keys may name a member
+#: or a value): beyond this, the weakest is dropped. So many contributions already put the
+#: noisy-OR risk near 1 whenever one of them is strong, and a session (or its sub-agents, which
+#: come and go) cannot grow its state, or the per-event cost of fusing them, without bound.
+MAX_CONTRIBUTIONS = 256
 
 
 def _norm(items: Iterable[str] | None) -> tuple[str, ...] | None:

@@ -154,6 +154,9 @@ class Pipeline:
         self._deadlines: dict[str, float] = {}
         #: root sessions holding events back (so ``tick`` need not look at every session)
         self._waiting: dict[str, None] = {}
+        #: root session -> event ids of its held-back events (duplicate check in O(1); rebuilt
+        #: from ``session.pending`` when missing, e.g. after a restore)
+        self._pending_ids: dict[str, set[str]] = {}
         #: newest event time processed (the watermark is this minus the grace period)
         self.max_event_ts = float("-inf")
         #: root session -> (evicted at, tombstone) of ended or killed sessions, oldest first
@@ -186,7 +189,7 @@ class Pipeline:
         key = id_key(event.event_id)
         seen = session.seen
         if (seen is not None and key in seen) or (
-            session.pending and any(p[2].event_id == event.event_id for p in session.pending)
+            session.pending and event.event_id in self._pending_ids_of(session)
         ):
             self.stats.duplicates += 1
             return []
@@ -203,6 +206,7 @@ class Pipeline:
                 session.pending.append(  # type: ignore[union-attr]
                     (now, offset if offset is not None else -1, event, partition)
                 )
+                self._pending_ids_of(session).add(event.event_id)
                 self._hold(partition, offset)
                 self.stats.held_back += 1
                 self.dirty.add(root)
@@ -290,30 +294,54 @@ class Pipeline:
             self.max_event_ts = ctx.ts
         self.stats.processed += 1
 
+    def _pending_ids_of(self, session: SessionState) -> set[str]:
+        ids = self._pending_ids.get(session.root_id)
+        if ids is None:
+            ids = self._pending_ids[session.root_id] = {p[2].event_id for p in session.pending}
+        return ids
+
     def _release_ready(self, session: SessionState, out: list[Output], now: float) -> None:
-        """Process held-back events whose predecessor has now been processed."""
+        """Process held-back events whose predecessor has now been processed, lowest seq
+        first. One pass over the held events when none is ready (the common case while a gap
+        stays open): a session holding ``max_pending`` events must not cost a sort per event."""
+        members, floor = session.members, self.settings.first_seq - 1
+
+        def ready(ev: ActionEvent) -> bool:
+            m = members.get(ev.session.id)
+            last = max(m.last_seq if m is not None else -1, floor)
+            return ev.session.seq is not None and ev.session.seq <= last + 1
+
+        if not any(ready(p[2]) for p in session.pending):
+            return
+        # sorted once: processing only ever makes later items of the same member ready, and
+        # they come later in seq order, so passes over the sorted list keep the order the
+        # previous one-at-a-time lowest-seq-first loop had
+        items = sorted(session.pending, key=lambda p: p[2].session.seq or 0)
+        ids = self._pending_ids_of(session)
         progressed = True
-        while session.pending and progressed:
+        while items and progressed:
             progressed = False
-            for item in sorted(session.pending, key=lambda p: p[2].session.seq or 0):
-                ev = item[2]
-                m = session.members.get(ev.session.id)
-                last = max(m.last_seq if m is not None else -1, self.settings.first_seq - 1)
-                if ev.session.seq is not None and ev.session.seq <= last + 1:
-                    session.pending.remove(item)  # type: ignore[union-attr]
+            rest = []
+            for item in items:
+                if ready(item[2]):
+                    ids.discard(item[2].event_id)
                     self._unhold(item[3], item[1])
-                    self._run(session, ev, out, now)
+                    self._run(session, item[2], out, now)
                     progressed = True
-                    break
+                else:
+                    rest.append(item)
+            items = rest
+        session.pending = items if items else ()
         if not session.pending:
-            session.pending = ()
             self._waiting.pop(session.root_id, None)
+            self._pending_ids.pop(session.root_id, None)
 
     def _release_all(self, session: SessionState, out: list[Output], now: float) -> None:
         """The wait is over: process everything held back, in seq order (gaps stay gaps)."""
         items = sorted(session.pending, key=lambda p: (p[2].session.seq or 0, p[2].ts))
         session.pending = ()
         self._waiting.pop(session.root_id, None)
+        self._pending_ids.pop(session.root_id, None)
         for item in items:
             self._unhold(item[3], item[1])
             self.stats.released_on_timeout += 1
@@ -347,6 +375,7 @@ class Pipeline:
         session = self.sessions.pop(root)
         self._deadlines.pop(root, None)
         self._waiting.pop(root, None)
+        self._pending_ids.pop(root, None)
         for item in session.pending:
             self._unhold(item[3], item[1])
         self.engine.close(session)
@@ -392,6 +421,7 @@ class Pipeline:
     def restore(self, root: str, blob: bytes | None, *, now: float) -> None:
         """Load a checkpointed session or tombstone (None removes it)."""
         self._tombstones.pop(root, None)
+        self._pending_ids.pop(root, None)
         if blob is None:
             self.sessions.pop(root, None)
             self._deadlines.pop(root, None)

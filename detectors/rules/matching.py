@@ -82,6 +82,18 @@ class RuleState:
         self.r = r
 
 
+def _entry(keys: SmallMap | dict[str, Any], key: str, new: Callable[[], Any]) -> Any:
+    """``keys[key]``, created if missing; at most ``MAX_KEYS`` keys (besides the ``#`` counts)
+    are kept, the oldest dropped first: a ``by: session`` rule's keys are sub-agent sessions,
+    which a delegation tree can create without end."""
+    got = keys.get(key)
+    if got is None:
+        got = keys[key] = new()
+        if len(keys) > MAX_KEYS + ("#" in keys):
+            del keys[next(k for k in keys if k != "#")]
+    return got
+
+
 def _should_report(n: int) -> bool:
     """Report match number ``n`` (1-based): the first few, then at powers of two."""
     return n <= REPORT_FIRST or (n & (n - 1)) == 0
@@ -187,7 +199,9 @@ class Matcher:
         counts = keys.get("#")
         if counts is None:
             counts = keys["#"] = SmallMap()
-        n = counts[key] = counts.get(key, 0) + 1
+        n = counts[key] = counts.pop(key, 0) + 1  # most recently matched last
+        if len(counts) > MAX_KEYS:  # keys may name sub-agents, which come and go
+            del counts[next(iter(counts))]
         values.setdefault("rule.id", rule.id)
         values.setdefault("rule.title", rule.title)
         values.setdefault("stage", stage)
@@ -233,7 +247,7 @@ class Matcher:
         keys = self._keys(rule, x.session, True)
         assert keys is not None
         ts, eid = x.ctx.ts, x.ev.event_id
-        entries: list[list[Any]] = keys.setdefault(self._key(rule, x), [])
+        entries: list[list[Any]] = _entry(keys, self._key(rule, x), list)
         newest = max([ts] + [e[0] for e in entries])
         entries[:] = [e for e in entries if e[0] >= newest - rule.window]
         if ts < newest - rule.window:
@@ -272,9 +286,7 @@ class Matcher:
             return
         keys = self._keys(rule, x.session, True)
         assert keys is not None
-        latest: SmallMap | None = keys.get(self._key(rule, x))
-        if latest is None:
-            latest = keys[self._key(rule, x)] = SmallMap()
+        latest: SmallMap = _entry(keys, self._key(rule, x), SmallMap)
         ts = x.ctx.ts
         for m in hits:
             prev = latest.get(m.name)

@@ -47,6 +47,12 @@ def sessions(prefix: str, attacks: int, benigns: int) -> dict[str, list[dict[str
     return out
 
 
+def is_attack(root: str) -> bool:
+    """Whether a root session of :func:`sessions` is an attack one (``<prefix>-a<n>``; the
+    prefix itself may contain ``-a``, a uuid's hex digits)."""
+    return root.rsplit("-", 1)[-1].startswith("a")
+
+
 @dataclass
 class Paced:
     """Produces sessions step by step in the background: every session's first event, then

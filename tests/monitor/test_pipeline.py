@@ -202,6 +202,86 @@ def test_a_killed_session_is_not_killed_twice_after_eviction() -> None:
     assert "AW-REVOKE-002" in {o.alert.detector for o in again if isinstance(o, AlertDecision)}
 
 
+def test_an_open_gap_costs_no_sort_per_event_and_held_duplicates_are_skipped(
+    monkeypatch: Any,
+) -> None:
+    """Regression (found by the fuzz test): while a session held events behind a gap, every
+    further event of it scanned the held ones for a duplicate and sorted them, so one session
+    with ``max_pending`` held events made each of its events ~100x dearer."""
+    import monitor.pipeline as pipeline_module
+    from schemas.events import validate_event
+    from tests.monitor.harness import event
+
+    def e(sid: str, seq: int) -> ActionEvent:
+        kind = "session_start" if seq == 0 else "tool_call"
+        return validate_event(event(sid, seq, kind, "fs.read_file", root="s1"))
+
+    p = Pipeline(build_engine(), PipelineSettings(max_pending=1024))
+    p.process(e("s1", 0), now=0.0)
+    held = [e("s1", i) for i in range(2, 900)]  # seq 1 is missing
+    for i, x in enumerate(held):
+        p.process(x, now=1.0, partition=0, offset=i)
+    assert p.stats.held_back == len(held)
+    sorts: list[int] = []
+    real_sorted = sorted
+
+    def counting_sorted(items: Any, **kw: Any) -> Any:
+        sorts.append(1)
+        return real_sorted(items, **kw)
+
+    monkeypatch.setattr(pipeline_module, "sorted", counting_sorted, raising=False)
+    for i in range(300):  # a child session of the same root, in order, while the gap stays
+        p.process(e("s1-child", i), now=2.0)
+    assert sorts == []
+    for x in held[:50]:  # re-delivered while held back: skipped, not held twice
+        assert p.process(x, now=3.0) == []
+    assert p.stats.duplicates == 50 and p.stats.held_back == len(held)
+    out = p.process(e("s1", 1), now=4.0)  # the gap fills: everything held is released
+    assert len(sorts) == 1
+    assert p.stats.processed == 1 + 300 + 1 + len(held)
+    assert p.lowest_held_offset(0) is None
+    session = p.sessions["s1"]
+    assert session.pending == () and session.members["s1"].last_seq == 899
+    assert not any(isinstance(o, LateEvent) for o in out)
+
+
+def test_sub_agents_that_come_and_go_leave_bounded_state() -> None:
+    """Regression (found by the flood test): risk contributions, rule keys and rule report
+    counters were kept per sub-agent session forever, so a delegation tree whose sub-agents
+    come and go grew without bound (and fusing its contributions cost more on every event)."""
+    from detectors.rules.matching import MAX_KEYS
+    from detectors.session import MAX_CONTRIBUTIONS
+    from schemas.events import validate_event
+    from tests.monitor.harness import event
+
+    p = Pipeline(build_engine())
+    p.process(validate_event(event("s1", 0, "session_start")), now=0.0)
+    subs = MAX_CONTRIBUTIONS + 100
+    for k in range(subs):
+        sid = f"s1-sub{k}"
+        for doc in (
+            event(sid, 0, "session_start", root="s1"),
+            event(
+                sid,
+                1,
+                "tool_call",
+                "http.post",
+                root="s1",
+                transfer={"destination": f"https://h{k}.example.net/in", "external": True},
+            ),
+        ):
+            doc["session"]["parent_id"] = "s1"
+            p.process(validate_event(doc), now=1.0)
+    session = p.sessions["s1"]
+    per_member = [k for k in session.contributions if k.startswith("AW-EGRESS-001:")]
+    assert len(per_member) > MAX_CONTRIBUTIONS // 2  # the rule did fire per sub-agent...
+    assert len(session.contributions) <= MAX_CONTRIBUTIONS  # ... and the state is capped
+    rules = session.det["rules"]
+    for _, keys in rules.r.values():
+        assert len(keys.get("#", {})) <= MAX_KEYS
+        assert len([k for k in keys if k != "#"]) <= MAX_KEYS
+
+
 def test_tombstones_survive_a_checkpoint_round_trip() -> None:
     """A restarted worker still recognises a killed session acting on: the tombstone is in
     the checkpoint (and dropped from it when it expires)."""

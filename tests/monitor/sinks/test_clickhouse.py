@@ -9,6 +9,7 @@ import shutil
 import socket
 import time
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -350,3 +351,33 @@ def test_privileged_actions_table_holds_the_audit_records_once(make_sink: Any, c
     assert json.loads(secret[5])["task"] == "Deploy api" and json.loads(secret[6])["jti"] == "tok-1"
     assert "external_egress" in post[4] and "hunter2" not in str(post[7])  # redacted
     assert count(client, sink.database, "events") == 0  # audit records are not events
+
+
+def test_the_latest_accepted_event_time_is_read_back(make_sink: Any) -> None:
+    """Regression (found by the fuzz test): events were accepted up to 2200, but the store
+    partitions by ``toDate(time)``, whose range ends 2149-06-06: a 2179 event landed in a
+    wrapped-around partition that replay's time-range read never found. The schema now stops
+    before that; the extremes it accepts are read back."""
+    from schemas.errors import SchemaViolation
+    from schemas.events import MAX_EVENT_TIME, MIN_EVENT_TIME, parse_event
+
+    sink = make_sink()
+    sink.start()
+    last = MAX_EVENT_TIME - timedelta(seconds=1)
+    times = [MIN_EVENT_TIME, datetime(2026, 7, 1, tzinfo=UTC), last]
+    for i, t in enumerate(times):
+        doc = {
+            "event_id": f"edge-{i}",
+            "time": t.isoformat(),
+            "kind": "session_start" if i == 0 else "tool_call",
+            "session": {"id": "edge", "seq": i},
+            "actor": {"agent_id": "a"},
+            "tool": {"name": "fs.read_file"},
+        }
+        raw = json.dumps(doc).encode()
+        sink.add_event(raw, parse_event(raw), partition=0, offset=i, caps=None)
+    assert sink.flush(timeout=30)
+    assert [r["event_id"] for r in sink.session_events("edge")] == ["edge-0", "edge-1", "edge-2"]
+    late = json.dumps({**doc, "time": "2149-06-07T00:00:00Z"}).encode()
+    with pytest.raises(SchemaViolation, match="outside 2000-01-01..2149-01-01"):
+        parse_event(late)
