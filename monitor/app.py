@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> AgentwatchApp:
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
         broker_request_timeout=max(90.0, settings.broker_session_timeout_s + 5),
         producer_linger_ms=settings.producer_linger_ms,
+        producer_request_timeout=settings.producer_request_timeout_s,
         producer_max_request_size=settings.producer_max_request_size,
         consumer_auto_offset_reset="earliest",
         # The action topic is declared acks=False: no message waits to be acked on shutdown

@@ -50,6 +50,9 @@ class Settings(BaseModel):
     broker_rebalance_timeout_s: float = 60.0
     broker_session_timeout_s: float = 60.0
     producer_linger_ms: int = 5
+    #: how long a produce request may go unanswered before it fails and is retried (faust's
+    #: default, 20 minutes, would hold a checkpoint - and with it the stream - that long)
+    producer_request_timeout_s: float = 30.0
     #: largest record the worker produces (dead-lettered records keep their original size)
     producer_max_request_size: int = 16_777_216
 

@@ -44,8 +44,12 @@
    :class:`Consumer` sets the fetch wait to ``CATCH_UP_WAIT_MS`` (if the configured wait is
    shorter) and puts the configured wait back once it is within ``CATCH_UP_LAG`` again, so a
    caught-up worker keeps its kill latency. Measured: one worker drained a 30,000-event
-   backlog written in batches of 5 at 1,975 events/s with this, 254/s without. Apache Kafka
-   answers a fetch as soon as data is there, so the longer wait costs nothing there either.
+   backlog written in batches of 5 at 1,975 events/s with this, 254/s without. A fetch that
+   comes back empty while a partition's high watermark is past what was read lengthens the
+   wait too: on a long enough topic Tansu returns nothing at all within a 5 ms wait, and a
+   worker that was caught up then never read again (found by ``bench/soak.py``: reading
+   stopped after 40,000-140,000 events, at any rate). Apache Kafka answers a fetch as soon
+   as data is there, so the longer wait costs nothing there either.
 
 The classes are wired in by :class:`monitor.app.AgentwatchApp`; nothing global is patched.
 """
@@ -122,6 +126,7 @@ class Consumer(driver.Consumer):
                 if self.should_stop:
                     return
                 if not records:
+                    self._adapt_fetch_wait_idle(topic)
                     await asyncio.sleep(0)
                     continue
                 if not self.flow_active:
@@ -169,12 +174,29 @@ class Consumer(driver.Consumer):
             hw = self.highwater(tp)
             if hw is not None:
                 behind = max(behind, int(hw) - recs[-1].offset - 1)
+        self._set_fetch_wait(CATCH_UP_WAIT_MS if behind > CATCH_UP_LAG else int(base))
+
+    def _adapt_fetch_wait_idle(self, topic: str) -> None:
+        """A fetch came back empty: if a source partition's high watermark is past what was
+        read, the broker has records it did not return within the wait (Tansu on a long topic):
+        lengthen the wait, or the worker never reads again (see 5.)."""
+        read = self._read_offset
+        for tp in self.assignment():
+            if tp.topic != topic:
+                continue
+            hw = self.highwater(tp)
+            done = read.get(tp)
+            if hw is not None and int(hw) - (-1 if done is None else int(done)) - 1 > 0:
+                self._set_fetch_wait(CATCH_UP_WAIT_MS)
+                return
+
+    def _set_fetch_wait(self, want: int) -> None:
+        base = getattr(self.app, "fetch_max_wait_ms", None)
+        if base is None or base >= CATCH_UP_WAIT_MS:
+            return
         consumer = getattr(self._thread, "_consumer", None)
         fetcher = getattr(consumer, "_fetcher", None)
-        if fetcher is None or not hasattr(fetcher, "_fetch_max_wait_ms"):
-            return
-        want = CATCH_UP_WAIT_MS if behind > CATCH_UP_LAG else int(base)
-        if fetcher._fetch_max_wait_ms != want:
+        if fetcher is not None and getattr(fetcher, "_fetch_max_wait_ms", want) != want:
             # read by the fetcher each time it builds a request (an int: safe across threads)
             fetcher._fetch_max_wait_ms = want
 
