@@ -4,7 +4,8 @@ then in the disk spool, and once the store takes writes again every event, alert
 is in it exactly once, read as users read it.
 
 The fault is real, with no hook in the product: the embedded store's data directory is made
-immutable (``chattr +i``, refused even to root), so chdb's inserts fail with "Operation not
+immutable (``chattr +i``, refused even to root; without root, write permission is taken
+away instead), so chdb's inserts fail with "Operation not
 permitted" inside the worker's sink process, as on a disk that refuses writes; reads keep
 working, which lets the test see that nothing new lands during the outage.
 ``chattr -i`` ends it. CI: 20 attack + 20 benign sessions during a ~8 s outage;
@@ -13,6 +14,7 @@ working, which lets the test see that nothing new lands during the outage.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -36,23 +38,30 @@ from tests.monitor.harness import Collector, Worker, expected_alerts, produce, t
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
 
+#: how the store is frozen here: ``chattr +i`` (root, which ignores file modes) or, for any
+#: other user, taking away write permission (``chmod -R a-w``)
+_HOW: list[str] = []
+
+
 def _chattr(flag: str, store: Path) -> None:
-    subprocess.run(["chattr", "-R", flag, str(store)], check=False, capture_output=True)
+    if _HOW == ["chmod"]:
+        mode = "a-w" if flag == "+i" else "u+w"
+        subprocess.run(["chmod", "-R", mode, str(store)], check=False, capture_output=True)
+    else:
+        subprocess.run(["chattr", "-R", flag, str(store)], check=False, capture_output=True)
 
 
 def _can_freeze(tmp_path: Path) -> bool:
     probe = tmp_path / "freeze-probe"
     probe.mkdir()
-    if shutil.which("chattr") is None:
-        return False
-    if subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode != 0:
-        return False
+    _HOW[:] = ["chattr"] if os.geteuid() == 0 and shutil.which("chattr") else ["chmod"]
+    _chattr("+i", probe)
     try:
         (probe / "x").touch()
         frozen = False
     except OSError:
         frozen = True
-    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
+    _chattr("-i", probe)
     return frozen
 
 
@@ -60,7 +69,7 @@ def test_store_refusing_writes_loses_nothing_and_catches_up(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     if not _can_freeze(tmp_path):
-        pytest.skip("this filesystem does not support chattr +i (needed to fail the store)")
+        pytest.skip("neither chattr +i nor chmod a-w makes this filesystem refuse writes")
     prefix = f"outage-{uuid.uuid4().hex[:6]}"
     store = tmp_path / "clickhouse"
     env = {
