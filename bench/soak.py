@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,45 +42,17 @@ from bench.workers import (
     metric,
     scrape,
     simulated_events,
+    start_load,
 )
 from bench.workers import start_worker as start_bench_worker
 from monitor.broker import EmbeddedBroker
-from monitor.processes import die_with_parent, stop_process
+from monitor.processes import stop_process
 from monitor.settings import Settings
 from monitor.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MIB = 1024 * 1024
-
-#: produce simulated traffic at argv[3] events/s to topic argv[2] of broker argv[1], until
-#: killed; event times follow the wall clock (~8 events a root session)
-LOAD = r"""
-import sys, time
-from datetime import UTC, datetime
-import orjson
-from kafka import KafkaProducer
-from monitor.simulator import EVENTS_PER_SESSION, generate
-bootstrap, topic, rate = sys.argv[1], sys.argv[2], float(sys.argv[3])
-events = generate(23, sessions=None, attack_ratio=0.05, start=datetime.now(UTC),
-                  session_rate=rate / EVENTS_PER_SESSION)
-p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=256 * 1024)
-start = time.perf_counter()
-report = start
-sent = 0
-while True:
-    now = time.perf_counter()
-    due = int((now - start) * rate)
-    while sent < due:
-        ev = next(events)
-        root = ev["session"].get("root_id") or ev["session"]["id"]
-        p.send(topic, key=root.encode(), value=orjson.dumps(ev))
-        sent += 1
-    if now >= report:
-        print(f"LOAD {sent} {now - start:.1f}", flush=True)
-        report += 2.0
-    time.sleep(0.01)
-"""
 
 
 def rss_bytes(pid: int) -> int:
@@ -263,14 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rate = args.rate if args.rate is not None else max_rate / 2  # type: ignore[operator]
         ensure_topics(broker.bootstrap, base)
         worker = start_bench_worker(base, work / "worker.log")
-        load = subprocess.Popen(
-            [sys.executable, "-c", LOAD, broker.bootstrap, base.topic_actions, str(rate)],
-            stdout=(work / "load.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            preexec_fn=die_with_parent,
-        )
+        load = start_load(broker.bootstrap, base.topic_actions, rate, work / "load.log", 2.0)
         try:
             t0 = time.monotonic()
             end = t0 + 60 * args.minutes

@@ -307,16 +307,17 @@ def measure_drain(
 LOAD = r"""
 import sys
 from bench.workers import produce_at_rate
-produce_at_rate(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+produce_at_rate(sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
 """
 
 
-def produce_at_rate(bootstrap: str, topic: str, rate: float) -> None:
+def produce_at_rate(bootstrap: str, topic: str, rate: float, report_every: float = 10.0) -> None:
     """Produce simulated traffic at ``rate`` events/s (in 10 ms slices) until stopped.
 
     Event times track the wall clock (~8 events a session, so ``rate / 8`` sessions start
     a second). Events are generated as they are due, so the load starts at once and lasts
-    as long as the measurement; a line ``LOAD <sent> <seconds>`` is printed every 10 s."""
+    as long as the measurement; a line ``LOAD <sent> <seconds>`` is printed every
+    ``report_every`` seconds."""
     from datetime import UTC, datetime
 
     from monitor.simulator import generate
@@ -326,7 +327,7 @@ def produce_at_rate(bootstrap: str, topic: str, rate: float) -> None:
     )
     p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, batch_size=256 * 1024)
     start = time.perf_counter()
-    report = start + 10
+    report = start + report_every
     sent = 0
     try:
         while True:
@@ -339,17 +340,19 @@ def produce_at_rate(bootstrap: str, topic: str, rate: float) -> None:
                 sent += 1
             if now >= report:
                 print(f"LOAD {sent} {now - start:.3f}", flush=True)
-                report += 10
+                report += report_every
             time.sleep(0.01)
     finally:
         p.close(timeout=5)
 
 
-def start_load(bootstrap: str, topic: str, rate: float, log: Path) -> Any:
+def start_load(
+    bootstrap: str, topic: str, rate: float, log: Path, report_every: float = 10.0
+) -> Any:
     """:func:`produce_at_rate` in its own process (so it does not share the caller's GIL);
     stop it with ``monitor.processes.stop_process``."""
     return subprocess.Popen(
-        [sys.executable, "-c", LOAD, bootstrap, topic, str(rate)],
+        [sys.executable, "-c", LOAD, bootstrap, topic, str(rate), str(report_every)],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=ROOT,
