@@ -79,7 +79,7 @@ def test_flood_from_one_session_keeps_others_and_stays_bounded(monkeypatch: Any)
 
     # the flood calls 10,000 distinct tools; with the name cache's cap below that, the test
     # sees the cache start over (at its real cap, 65,536, it would just keep growing here)
-    monkeypatch.setattr(detectors.catalog, "_MAX_CACHED_NAMES", 200)
+    monkeypatch.setattr(detectors.catalog, "MAX_CACHED_NAMES", 200)
     n = max(100_000, scaled(100_000))  # the caps fill within the first half (see below)
     pipeline = Pipeline(engine_from_settings(Settings()), PipelineSettings())
     now = 0.0
@@ -126,7 +126,7 @@ def test_flood_from_one_session_keeps_others_and_stays_bounded(monkeypatch: Any)
     # the process-wide tables that producer-chosen names fill are within their caps
     assert len(intern._TABLE) <= intern.MAX_VALUES
     catalog = pipeline.engine.catalog
-    assert len(catalog._cache) <= detectors.catalog._MAX_CACHED_NAMES
+    assert len(catalog._cache) <= detectors.catalog.MAX_CACHED_NAMES
     print(f"\nflood of {n}: (state bytes, live objects) {sizes}")
 
 
