@@ -1,6 +1,7 @@
 """Worker memory over a long run: RSS of a real worker fed simulated traffic at half its maximum.
 
-    python -m bench.soak [--minutes 10] [--rate EVENTS_PER_S] [--every 5] [--out bench/results]
+    python -m bench.soak [--minutes 10] [--rate EVENTS_PER_S] [--idle-ttl 120] [--ended-ttl 60]
+                         [--tombstone-ttl 120] [--every 5] [--out bench/results]
 
 An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
 broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
@@ -16,9 +17,17 @@ Reported: a table (one row a minute), a PNG chart of RSS and live sessions over 
 second half of the run (least squares, MiB per minute): **flat** when the second half grows
 by less than ``--tolerance`` (default 2%) of its mean RSS. Memory that is still filling a
 bound (sessions in the idle window, tombstones of ended sessions) shows as growth: the
-table's live-session column says whether that is the case. A worker that fell behind the
-load (less than 95% of what was sent read at the end) is reported as such: on a busy machine
-half the measured maximum may still be too much, and then the verdict says little.
+table's live-session column says whether that is the case. That is why the soak runs the
+worker with shorter TTLs than a production worker's: ``--idle-ttl`` 120 s for sessions that
+stop without an end event, ``--ended-ttl`` 60 s for ended ones, ``--tombstone-ttl`` 120 s for
+what is kept of them after eviction (the defaults are 3,600 s, 300 s and 3,600 s). Memory can
+only be flat once sessions and tombstones leave as fast as they come, which with the
+production TTLs takes over an hour, not ten minutes. ``--idle-ttl 3600 --ended-ttl 300
+--tombstone-ttl 3600`` runs it with the production values.
+
+A worker that fell behind the load (less than 95% of what was sent read at the end) is
+reported as such: on a busy machine half the measured maximum may still be too much, and then
+the verdict says little.
 """
 
 from __future__ import annotations
@@ -168,7 +177,11 @@ def chart(samples: list[dict[str, float]], result: dict[str, Any], path: Path) -
 
 
 def print_table(console: Console, samples: list[dict[str, float]], result: dict[str, Any]) -> None:
-    table = Table(title=f"worker RSS over {result['minutes']:g} minutes at {result['rate']:,.0f}/s")
+    table = Table(
+        title=f"worker RSS over {result['minutes']:g} minutes at {result['rate']:,.0f}/s "
+        f"(TTLs: idle {result['idle_ttl_s']:g} s, ended {result['ended_ttl_s']:g} s, "
+        f"tombstones {result['tombstone_ttl_s']:g} s)"
+    )
     cols = ("minute", "RSS MiB", "events sent", "events done", "done/s since last row",
             "worker CPU %", "live sessions")  # fmt: skip
     for col in cols:
@@ -211,6 +224,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--probe-events", type=int, default=20_000)
     ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     ap.add_argument("--tolerance", type=float, default=0.02)
+    ap.add_argument(
+        "--idle-ttl", type=float, default=120.0, help="AGENTWATCH_IDLE_TTL_S of the worker (s)"
+    )
+    ap.add_argument(
+        "--ended-ttl", type=float, default=60.0, help="AGENTWATCH_ENDED_TTL_S of the worker (s)"
+    )
+    ap.add_argument(
+        "--tombstone-ttl",
+        type=float,
+        default=120.0,
+        help="AGENTWATCH_TOMBSTONE_TTL_S of the worker (s)",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     console = Console()
@@ -231,7 +256,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             console.print(f"maximum: {max_rate:,.0f} events/s")
         rate = args.rate if args.rate is not None else max_rate / 2  # type: ignore[operator]
         ensure_topics(broker.bootstrap, base)
-        worker = start_bench_worker(base, work / "worker.log")
+        ttls = {
+            "AGENTWATCH_IDLE_TTL_S": str(args.idle_ttl),
+            "AGENTWATCH_ENDED_TTL_S": str(args.ended_ttl),
+            "AGENTWATCH_TOMBSTONE_TTL_S": str(args.tombstone_ttl),
+        }
+        worker = start_bench_worker(base, work / "worker.log", extra=ttls)
         load = start_load(broker.bootstrap, base.topic_actions, rate, work / "load.log", 2.0)
         try:
             t0 = time.monotonic()
@@ -262,6 +292,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rate": rate,
         "max_rate": max_rate if max_rate is not None else 2 * rate,
         "rate_given": args.rate is not None,
+        "idle_ttl_s": args.idle_ttl,
+        "ended_ttl_s": args.ended_ttl,
+        "tombstone_ttl_s": args.tombstone_ttl,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "verdict": verdict(samples, args.tolerance),
         "samples": samples,

@@ -111,6 +111,8 @@ class Monitor:
             ended_ttl_s=settings.ended_ttl_s,
             idle_ttl_s=settings.idle_ttl_s,
             max_sessions=settings.max_sessions,
+            tombstone_ttl_s=settings.tombstone_ttl_s,
+            max_tombstones=settings.max_tombstones,
         )
         from monitor import web
         from monitor.agents import score, timers

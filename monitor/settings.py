@@ -65,6 +65,10 @@ class Settings(BaseModel):
     ended_ttl_s: float = 300.0
     idle_ttl_s: float = 3600.0
     max_sessions: int = 1_000_000
+    #: how long (s) an evicted ended or killed session's tombstone is kept, and at most how
+    #: many per partition (see ``monitor.pipeline``: activity after an end or a kill)
+    tombstone_ttl_s: float = 3600.0
+    max_tombstones: int = 100_000
     checkpoint_interval_s: float = 1.0
     #: how often held-back events are released and idle sessions evicted
     tick_interval_s: float = 0.25
