@@ -166,7 +166,8 @@ def chart(samples: list[dict[str, float]], result: dict[str, Any], path: Path) -
     v = result["verdict"]
     ax.set_title(
         f"agentwatch worker at {result['rate']:,.0f} events/s "
-        f"(half of {result['max_rate']:,.0f}): second half {v['slope_mib_per_min']:+.2f} MiB/min, "
+        + ("(rate given)" if result["rate_given"] else f"(half of {result['max_rate']:,.0f})")
+        + f": second half {v['slope_mib_per_min']:+.2f} MiB/min, "
         + ("flat" if v["flat"] else "NOT flat")
         + ("" if v["kept_up"] else f" (fell behind: {v['lag_events']:,} events unread)"),
         fontsize=10,
