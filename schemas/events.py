@@ -27,6 +27,7 @@ from pydantic import (
     PlainValidator,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import core_schema
@@ -73,9 +74,11 @@ def _json_text(v: Any) -> str:
 
 
 #: Text; any other JSON value as its JSON text. A string is taken by the first member (in
-#: pydantic-core); only other values call ``_json_text``.
+#: pydantic-core); only other values call ``_json_text``. Producers are told "text".
 _Text = Annotated[
-    str | Annotated[str, PlainValidator(_json_text)] | None, Field(union_mode="left_to_right")
+    str | Annotated[str, PlainValidator(_json_text)] | None,
+    Field(union_mode="left_to_right"),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}]}),
 ]
 
 #: An object, with ``null`` read as an empty one (a missing member stays None): a union whose

@@ -165,3 +165,9 @@ def test_time_bounds_hold_whatever_the_offset(when: str, ok: bool) -> None:
     else:
         with pytest.raises(SchemaViolation, match="is outside 2000-01-01..2149-01-01"):
             parse_event(raw)
+
+
+def test_json_schema_tells_producers_output_is_text() -> None:
+    tool = event_json_schema()["$defs"]["Tool"]["properties"]
+    assert tool["output"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert tool["arguments"]["anyOf"][0]["type"] == "object"
