@@ -156,7 +156,8 @@ class Metrics:
         )
         self.publish_errors = Counter(
             "agentwatch_publish_errors_total",
-            "Records the broker did not acknowledge.",
+            "Records the broker did not acknowledge (counted when a checkpoint settles them; "
+            "each is sent again before the checkpoint completes).",
             ["topic"],
             registry=r,
         )
