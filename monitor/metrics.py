@@ -156,8 +156,7 @@ class Metrics:
         )
         self.publish_errors = Counter(
             "agentwatch_publish_errors_total",
-            "Records the broker did not acknowledge (counted when a checkpoint settles them; "
-            "each is sent again before the checkpoint completes).",
+            "Records the broker did not acknowledge.",
             ["topic"],
             registry=r,
         )
