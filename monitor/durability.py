@@ -340,14 +340,11 @@ class Durability:
         """Wait for every output sent so far; resend what failed; give up loudly."""
         if not inflight:
             return
-        await asyncio.wait([fut for fut, _ in inflight], timeout=SETTLE_TIMEOUT_S)
-        for fut, item in inflight:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
+        await asyncio.wait([slot for slot, _ in inflight], timeout=SETTLE_TIMEOUT_S)
+        for slot, item in inflight:
+            if slot.done() and slot.exception() is None:
                 continue
-            error: BaseException | None = None
-            if fut.done():
-                error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
-                self.m.outputs.failed(item)
+            error: BaseException | None = slot.exception() if slot.done() else None
             for attempt in range(SEND_RETRIES):
                 await asyncio.sleep(0.2 * (attempt + 1))
                 try:
