@@ -131,7 +131,7 @@ def privileged_record(action: PrivilegedAction, settings: Settings) -> Record:
     root = action.root_session_id
     return Record(
         key=root.encode(),
-        value=action.model_dump_json(exclude_none=True).encode(),
+        value=action.to_json(),
         headers=_ce(
             action.uid,
             PRIVILEGED_CE_TYPE,

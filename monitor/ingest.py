@@ -69,8 +69,27 @@ def header(headers: Iterable[tuple[str, bytes]] | None, name: str) -> str | None
         return None
     for k, v in headers:
         if k.lower() == name:
-            return v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)
+            return _text(v)
     return None
+
+
+def _content_type_and_spec(headers: Headers | None) -> tuple[str | None, str | None]:
+    """The first ``content-type`` and ``ce_specversion`` headers, in one pass (records in
+    CloudEvents binary mode carry six or more headers; two calls of :func:`header` read them
+    twice)."""
+    content_type = spec = None
+    for k, v in headers or ():
+        name = k.lower()
+        if name == "content-type":
+            if content_type is None:
+                content_type = _text(v)
+        elif name == "ce_specversion" and spec is None:
+            spec = _text(v)
+    return content_type, spec
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else str(v)
 
 
 def decode_record(value: bytes | None, headers: Headers | None, max_bytes: int) -> Decoded:
@@ -79,7 +98,8 @@ def decode_record(value: bytes | None, headers: Headers | None, max_bytes: int) 
         raise InvalidEvent("record has no value (a tombstone), expected a JSON event", code="empty")
     if len(value) > max_bytes:
         raise OversizedEvent(f"record is {len(value)} bytes, over the {max_bytes}-byte limit")
-    content_type = (header(headers, "content-type") or "").split(";")[0].strip().lower()
+    content_type, spec = _content_type_and_spec(headers)
+    content_type = (content_type or "").split(";")[0].strip().lower()
     if content_type.startswith("application/cloudevents"):
         return _structured(value, content_type, max_bytes)
     if content_type and not (
@@ -91,7 +111,6 @@ def decode_record(value: bytes | None, headers: Headers | None, max_bytes: int) 
             f"content-type {content_type!r} is not JSON; send application/json events",
             code="content_type",
         )
-    spec = header(headers, "ce_specversion")
     if spec is not None and spec != "1.0":
         raise InvalidEvent(
             f"ce_specversion {spec!r} is not supported, expected CloudEvents 1.0",

@@ -7,9 +7,10 @@ ordinary events, with who acted (identity, credential, delegation chain) and und
 authority (the session's effective scope and task), so an auditor can answer "which agent
 touched production, under which task, on whose behalf" without replaying sessions.
 
-The record is JSON (``model_dump_json``), keyed by root session id, and stable: fields are
-only ever added. Tool arguments and outputs are never copied (they may hold secrets); only
-the argument names are. ``uid`` is deterministic, so a replayed event gives the same record.
+The record is JSON (``PrivilegedAction.to_json``: the bytes ``model_dump_json`` would write),
+keyed by root session id, and stable: fields are only ever added. Tool arguments and outputs
+are never copied (they may hold secrets); only the argument names are. ``uid`` is
+deterministic, so a replayed event gives the same record.
 
 >>> rec = PrivilegedAction(uid="pa-1", time="2026-07-01T12:00:00Z", event_id="e1",
 ...     root_session_id="s1", session_id="s1", kind="tool_call", agent_id="a",
@@ -23,8 +24,9 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Self, get_args
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.ids import uuid5_text
@@ -38,8 +40,59 @@ def privileged_uid(tenant: str | None, event_id: str) -> str:
     return "pa-" + uuid5_text(_NS, f"{tenant or ''}\x1f{event_id}")
 
 
+_object_setattr = object.__setattr__
+
+
 class _Rec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the field names, in declaration order (the JSON's member order), and those of them
+    #: that hold a nested record
+    _names: ClassVar[tuple[str, ...]] = ()
+    _nested: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._names = tuple(cls.model_fields)
+        cls._nested = tuple(
+            name
+            for name, info in cls.model_fields.items()
+            if any(isinstance(t, type) and issubclass(t, _Rec) for t in get_args(info.annotation))
+        )
+
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> Self:
+        """A record from values already of their fields' types: every field, in order (the
+        dict becomes the record's; the caller gives it up).
+
+        What ``model_construct`` makes (no validation: the worker builds audit records from a
+        validated event), without its per-field look-ups of aliases and defaults: ~1 µs instead
+        of ~8 µs for :class:`PrivilegedAction`, built for every privileged action. Anything but
+        exactly the model's fields in declaration order goes through ``model_construct``.
+
+        >>> AuditDelegation.trusted({"child_session_id": "s2", "child_agent_id": None,
+        ...                          "scopes_granted": ["read"]})
+        AuditDelegation(child_session_id='s2', child_agent_id=None, scopes_granted=['read'])
+        """
+        if tuple(values) != cls._names:
+            return cls.model_construct(**values)
+        record = cls.__new__(cls)
+        _object_setattr(record, "__dict__", values)
+        _object_setattr(record, "__pydantic_fields_set__", set(values))
+        _object_setattr(record, "__pydantic_extra__", None)
+        _object_setattr(record, "__pydantic_private__", None)
+        return record
+
+    def _members(self) -> dict[str, Any]:
+        """The fields that are not None, in declaration order (pydantic keeps ``__dict__`` in
+        that order, and :meth:`trusted` checks it), nested records as such dicts."""
+        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        for name in self._nested:
+            value = out.get(name)
+            if value is not None:
+                out[name] = value._members()
+        return out
 
 
 class AuditCredential(_Rec):
@@ -106,6 +159,20 @@ class PrivilegedAction(_Rec):
     #: the root session's fused risk after this action, and whether it had been killed
     risk: float = 0.0
     killed: bool = False
+
+    def to_json(self) -> bytes:
+        """The record as JSON: the bytes of ``model_dump_json(exclude_none=True)``.
+
+        orjson over the field values (~2x faster than pydantic's serializer, measured on the
+        simulator's audit records; the worker writes one per privileged action). orjson writes
+        datetimes, floats and text as pydantic does (``tests/schemas/test_privileged.py``
+        compares them); a value it cannot write (text with a lone surrogate, an integer beyond
+        64 bits) falls back to pydantic, which decides as before.
+        """
+        try:
+            return orjson.dumps(self._members(), option=orjson.OPT_UTC_Z)
+        except (TypeError, orjson.JSONEncodeError):
+            return self.model_dump_json(exclude_none=True).encode()
 
     def row(self) -> dict[str, Any]:
         """A flat row for a table: nested objects (credential, scope, delegation) as JSON text.

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from schemas.errors import OversizedEvent, SchemaViolation, UndecodableEvent
-from schemas.events import ToolCallEvent, event_json_schema, parse_event
+from schemas.events import ToolCallEvent, event_json_schema, parse_event, validate_event
 
 CONTRACT_EXAMPLE = {
     "schema_version": "1",
@@ -117,3 +117,57 @@ def test_json_schema_names_required_fields() -> None:
     schema = event_json_schema()
     tool_call = schema["$defs"]["ToolCallEvent"]
     assert {"event_id", "time", "kind", "session", "actor", "tool"} <= set(tool_call["required"])
+
+
+def _tool_call(**tool: object) -> bytes:
+    return json.dumps(
+        {
+            "event_id": "e",
+            "time": "2026-01-01T00:00:00Z",
+            "kind": "tool_call",
+            "session": {"id": "s"},
+            "actor": {"agent_id": "a"},
+            "tool": {"name": "x", **tool},
+        }
+    ).encode()
+
+
+def test_structured_output_is_kept_as_json_text_and_null_arguments_as_empty() -> None:
+    ev = parse_event(_tool_call(output={"rows": [1, "é"]}, arguments=None))
+    assert ev.tool.output == '{"rows": [1, "é"]}' and ev.tool.arguments == {}
+    ev = parse_event(_tool_call(output="plain", arguments={"k": [1]}))
+    assert ev.tool.output == "plain" and ev.tool.arguments == {"k": [1]}
+    assert parse_event(_tool_call()).tool.arguments is None  # absent stays absent
+    assert validate_event(json.loads(_tool_call(output=3))).tool.output == "3"
+
+
+def test_arguments_that_are_not_an_object_say_so() -> None:
+    with pytest.raises(SchemaViolation) as exc:
+        parse_event(_tool_call(arguments=[1]))
+    assert str(exc.value) == "tool_call.tool.arguments: Input should be an object"
+
+
+@pytest.mark.parametrize(
+    ("when", "ok"),
+    [
+        ("2000-01-01T00:00:00Z", True),
+        ("1999-12-31T23:30:00-01:00", True),  # 2000-01-01T00:30Z
+        ("2000-01-01T00:30:00+01:00", False),  # 1999-12-31T23:30Z
+        ("2148-12-31T20:00:00-03:59", True),
+        ("2148-12-31T20:00:00-04:00", False),  # 2149-01-01T00:00Z
+    ],
+)
+def test_time_bounds_hold_whatever_the_offset(when: str, ok: bool) -> None:
+    raw = _tool_call().replace(b"2026-01-01T00:00:00Z", when.encode())
+    if ok:
+        ev = parse_event(raw)
+        assert ev.ts == ev.time.timestamp() and "ts" in ev.__dict__  # computed once
+    else:
+        with pytest.raises(SchemaViolation, match="is outside 2000-01-01..2149-01-01"):
+            parse_event(raw)
+
+
+def test_json_schema_tells_producers_output_is_text() -> None:
+    tool = event_json_schema()["$defs"]["Tool"]["properties"]
+    assert tool["output"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert tool["arguments"]["anyOf"][0]["type"] == "object"
