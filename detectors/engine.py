@@ -33,7 +33,7 @@ from detectors.base import (
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.intern import canonical
-from detectors.session import MAX_CONTRIBUTIONS, Scope, SessionState, Step
+from detectors.session import MAX_ALERTS, MAX_CONTRIBUTIONS, Scope, SessionState, Step
 from schemas.events import ActionEvent
 from schemas.signals import set_jti
 
@@ -86,6 +86,22 @@ def _contribution(f: Finding) -> tuple[float, str, str]:
     few), but for a score whose value does not say its type or sign (ints, zeros)."""
     c = (f.score, f.mode, f.detector)
     return canonical(c) if type(f.score) is float and f.score != 0.0 else c
+
+
+def _forget_alert(session: SessionState, keep: str) -> None:
+    """Make room in the session's alerts (at most ``MAX_ALERTS``): forget the oldest that
+    neither killed nor is the risk alert nor ``keep`` (the one being written)."""
+    alerts = session.alerts
+    doomed = next(
+        (
+            k
+            for k, a in alerts.items()
+            if k != keep and k != RISK_KEY and a.kill_jti is None and a.response != "kill_session"
+        ),
+        None,
+    )
+    if doomed is not None:
+        del alerts[doomed]
 
 
 class Engine:
@@ -266,14 +282,15 @@ class Engine:
                 f = dataclasses.replace(f, mode=mode)
             prev = session.contributions.get(f.alert_key)
             if prev is None or f.score > prev[0]:
-                session.contributions[f.alert_key] = _contribution(f)
-                if prev is None and len(session.contributions) > MAX_CONTRIBUTIONS:
-                    weakest = min(session.contributions.items(), key=lambda kv: kv[1][0])[0]
-                    del session.contributions[weakest]
+                contributions = session.own_contributions()
+                contributions[f.alert_key] = _contribution(f)
+                if prev is None and len(contributions) > MAX_CONTRIBUTIONS:
+                    weakest = min(contributions.items(), key=lambda kv: kv[1][0])[0]
+                    del contributions[weakest]
             if f.action == "observe":
                 continue
             emitted = apply_finding(
-                session.alerts,
+                session.own_alerts(),
                 f,
                 tenant=session.tenant,
                 root_session_id=session.root_id,
@@ -282,6 +299,8 @@ class Engine:
                 trigger_seq=ctx.seq,
                 ts=ctx.ts,
             )
+            if len(session.alerts) > MAX_ALERTS:
+                _forget_alert(session, f.alert_key)
             alert = session.alerts[f.alert_key]
             if f.action == "kill_session":
                 alert.response = "kill_session"
@@ -382,8 +401,10 @@ class Engine:
             stage=over,
             explanation={"contributions": {k: round(s, 4) for k, (s, _, _) in parts}},
         )
+        if len(session.alerts) >= MAX_ALERTS and RISK_KEY not in session.alerts:
+            _forget_alert(session, RISK_KEY)
         return apply_finding(
-            session.alerts,
+            session.own_alerts(),
             finding,
             tenant=session.tenant,
             root_session_id=session.root_id,

@@ -203,6 +203,16 @@ class Member:
             setattr(self, k, v)
 
 
+#: The alerts and risk contributions of a session that has none yet: one shared empty dict
+#: (an empty dict is 64 bytes, and most sessions never alert). Never written: the engine gives
+#: a session a dict of its own before its first entry (:meth:`SessionState.own_alerts`).
+NO_ENTRIES: dict[str, Any] = {}
+
+#: Alerts kept per root session (one per alert key): beyond this, the oldest alert that
+#: neither killed nor is the session's risk alert is forgotten (a later finding for its key
+#: starts it over, under the same uid).
+MAX_ALERTS = 256
+
 #: Version of the pickled :class:`SessionState` layout (checkpoints of version-less dicts,
 #: written before it, are still read).
 STATE_VERSION = 2
@@ -260,10 +270,12 @@ class SessionState:
         self.max_members = max_members
         #: detector name -> that detector's per-session state
         self.det: dict[str, Any] = {}
-        #: alert key -> AlertState (detectors.alerting)
-        self.alerts: dict[str, Any] = {}
-        #: finding key -> (score, mode, detector) currently contributing to risk
-        self.contributions: dict[str, tuple[float, str, str]] = {}
+        #: alert key -> AlertState (detectors.alerting); the shared ``NO_ENTRIES`` until the
+        #: first (written only through :meth:`own_alerts`)
+        self.alerts: dict[str, Any] = NO_ENTRIES
+        #: finding key -> (score, mode, detector) currently contributing to risk (likewise,
+        #: :meth:`own_contributions`)
+        self.contributions: dict[str, tuple[float, str, str]] = NO_ENTRIES
         self.risk = 0.0
         self.started_ts: float | None = None
         self.last_ts: float | None = None
@@ -294,6 +306,23 @@ class SessionState:
             raise ValueError(f"session state of layout version {state[0]} is not supported")
         for k, v in zip(self.__slots__, state[1:], strict=True):
             setattr(self, k, v)
+        # empty ones come back as one dict for both (pickle's memo): share ours again
+        if not self.alerts:
+            self.alerts = NO_ENTRIES
+        if not self.contributions:
+            self.contributions = NO_ENTRIES
+
+    def own_alerts(self) -> dict[str, Any]:
+        """The session's alerts, as a dict of its own to write to."""
+        if self.alerts is NO_ENTRIES:
+            self.alerts = {}
+        return self.alerts
+
+    def own_contributions(self) -> dict[str, tuple[float, str, str]]:
+        """The session's risk contributions, as a dict of its own to write to."""
+        if self.contributions is NO_ENTRIES:
+            self.contributions = {}
+        return self.contributions
 
     def _load_v1(self, state: dict[str, Any]) -> None:
         fresh = SessionState(state["root_id"], state["tenant"], state["agent_id"])
@@ -313,6 +342,10 @@ class SessionState:
             log._pin(cap, eid, sid, ts)  # noqa: SLF001 (the log's own format)
         for step in steps:
             log.append(Step(*step))
+        if not self.alerts:
+            self.alerts = NO_ENTRIES
+        if not self.contributions:
+            self.contributions = NO_ENTRIES
 
     # -- tree -----------------------------------------------------------------------------
     def member(self, session_id: str, agent_id: str | None = None) -> Member:
