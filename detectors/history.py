@@ -196,7 +196,8 @@ class StepLog:
         if self.firsts is None:
             self.firsts = bytearray()
         self.firsts += _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
-        self.pinned = (*self.pinned, canonical(cap))
+        # shared: sessions of one agent meet their capabilities in the same few orders
+        self.pinned = canonical((*self.pinned, canonical(cap)))
 
     def first_seen(self) -> dict[str, tuple[str, str, float]]:
         """capability -> (event id, session id, time) of the first step that showed it."""
