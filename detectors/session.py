@@ -207,6 +207,7 @@ _NO_DEFAULT: Any = object()
 
 
 _mget = list.__getitem__
+_mreversed = list.__reversed__
 
 
 class Members(list):  # type: ignore[type-arg]
@@ -226,7 +227,7 @@ class Members(list):  # type: ignore[type-arg]
         super().__init__(members)
 
     def get(self, session_id: str, default: Any = None) -> Any:
-        for m in list.__iter__(self):
+        for m in _mreversed(self):  # the member asked for last is the likeliest
             if m.session_id == session_id:
                 return m
         return default
@@ -330,10 +331,10 @@ class DetectorStates(list):  # type: ignore[type-arg]
     __slots__ = ()
 
     def get(self, name: str, default: Any = None) -> Any:
-        i = _SLOTS.get(name)
-        if i is None or i >= _llen(self):
+        try:
+            v = _lget(self, _SLOTS[name])
+        except (KeyError, IndexError):  # a name no detector wrote yet, or not in this session
             return default
-        v = _lget(self, i)
         return default if v is None else v
 
     def __getitem__(self, name: str) -> Any:  # type: ignore[override]
