@@ -43,27 +43,50 @@ def severity_rank(severity: str) -> int:
         return 2
 
 
-@dataclass(frozen=True, slots=True)
 class EventContext:
-    """One event and what was derived from it once, for every detector.
+    """One event and what was derived from it once, for every detector (read-only).
 
     ``memo`` holds what detectors derive from the event and share, computed on first use by
     whichever detector needs it (:meth:`argument_values`): each event's work is done once.
+
+    A plain class with slots rather than a frozen dataclass: one is built per event, and a
+    frozen dataclass's ``__init__`` (``object.__setattr__`` per field, plus an empty ``memo``
+    dict) cost ~1.6 µs where this costs ~0.9 (measured with ``timeit`` on the shared machine).
     """
 
-    event: ActionEvent
-    cls: Classification
-    ts: float
-    late: bool = False
-    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    __slots__ = ("event", "cls", "ts", "late", "_memo", "_args")
+
+    def __init__(
+        self,
+        event: ActionEvent,
+        cls: Classification,
+        ts: float,
+        late: bool = False,
+        memo: dict[str, Any] | None = None,
+    ) -> None:
+        self.event = event
+        self.cls = cls
+        self.ts = ts
+        self.late = late
+        self._memo = memo
+        self._args: dict[str, tuple[str, str]] | None = None
+
+    @property
+    def memo(self) -> dict[str, Any]:
+        """Shared derived values of this event (created on first use)."""
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = {}
+        return memo
 
     def argument_values(self) -> dict[str, tuple[str, str]]:
         """The steering values of the tool call's arguments (``values.argument_values``)."""
-        found: dict[str, tuple[str, str]] | None = self.memo.get("argument_values")
+        found = self._args
         if found is None:
             tool = self.event.tool
-            found = values.argument_values(tool.arguments if tool is not None else None)
-            self.memo["argument_values"] = found
+            found = self._args = values.argument_values(
+                tool.arguments if tool is not None else None
+            )
         return found
 
     @property
@@ -77,6 +100,9 @@ class EventContext:
     @property
     def seq(self) -> int | None:
         return self.event.session.seq
+
+    def __repr__(self) -> str:
+        return f"EventContext({self.event!r}, {self.cls!r}, ts={self.ts!r}, late={self.late!r})"
 
 
 @dataclass(frozen=True, slots=True)

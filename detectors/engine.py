@@ -33,7 +33,7 @@ from detectors.base import (
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.intern import canonical
-from detectors.session import MAX_CONTRIBUTIONS, Scope, SessionState, Step
+from detectors.session import MAX_ALERTS, MAX_CONTRIBUTIONS, Member, Scope, SessionState, Step
 from schemas.events import ActionEvent
 from schemas.signals import set_jti
 
@@ -88,6 +88,22 @@ def _contribution(f: Finding) -> tuple[float, str, str]:
     return canonical(c) if type(f.score) is float and f.score != 0.0 else c
 
 
+def _forget_alert(session: SessionState, keep: str) -> None:
+    """Make room in the session's alerts (at most ``MAX_ALERTS``): forget the oldest that
+    neither killed nor is the risk alert nor ``keep`` (the one being written)."""
+    alerts = session.alerts
+    doomed = next(
+        (
+            k
+            for k, a in alerts.items()
+            if k != keep and k != RISK_KEY and a.kill_jti is None and a.response != "kill_session"
+        ),
+        None,
+    )
+    if doomed is not None:
+        del alerts[doomed]
+
+
 class Engine:
     """Runs detectors over events of one root session at a time."""
 
@@ -102,6 +118,9 @@ class Engine:
         self.policy = policy or FusionPolicy()
         # isinstance() on a runtime-checkable Protocol is slow: decide once, not per event
         self._timed = [d for d in self.detectors if isinstance(d, Timed)]
+        #: the earliest timer deadline of the session :meth:`process` last ran on, as it left
+        #: it (so the pipeline need not ask the timed detectors again)
+        self.due: float | None = None
         #: the last context built: the worker asks for an event's context again (to store its
         #: capabilities) right after processing it, and it costs ~10 µs to rebuild
         self._last_ctx: EventContext | None = None
@@ -120,23 +139,26 @@ class Engine:
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Decision]:
         """Run every detector on one event and return the decisions it leads to."""
-        self._before(ctx, session)
+        m = self._before(ctx, session)
         findings: list[Finding] = []
         for det in self.detectors:
             out = det.process(ctx, session)
             if out:
                 findings.extend(out)
-        self._after(ctx, session)
+        self._after(ctx, session, m)
         decisions = (
             self._decide(Trigger.of(ctx), session, findings)
             if findings or session.contributions
             else []  # nothing found and no risk so far: nothing to decide
         )
+        due = None
         if self._timed:
             due = self.next_deadline(session)
             if due is not None and due < ctx.ts:
                 # this event's time passed a timer of another session of the tree: fire it
                 decisions.extend(self.tick(session, ctx.ts))
+                due = self.next_deadline(session)
+        self.due = due
         return decisions
 
     def tick(self, session: SessionState, now: float) -> list[Decision]:
@@ -177,7 +199,8 @@ class Engine:
                 d.load_learned_state(states[d.name])
 
     # -- bookkeeping ----------------------------------------------------------------------
-    def _before(self, ctx: EventContext, session: SessionState) -> None:
+    def _before(self, ctx: EventContext, session: SessionState) -> Member:
+        """Update the delegation tree and scopes; the member the event is about."""
         ev = ctx.event
         sref = ev.session
         m = session.member(sref.id, ev.actor.agent_id)
@@ -208,14 +231,18 @@ class Engine:
                     child.agent_id = d.child_agent_id
                 child.granted_scopes = tuple(d.scopes_granted) if d.scopes_granted else None
                 child.scope = m.scope.narrowed_by(child.scope) if child.scope.declared else m.scope
+        return m
 
-    def _after(self, ctx: EventContext, session: SessionState) -> None:
+    def _after(self, ctx: EventContext, session: SessionState, m: Member | None = None) -> None:
+        """Record the step; ``m``: the member :meth:`_before` returned (looked up if not)."""
         ev = ctx.event
+        if m is None:
+            m = session.members[ev.session.id]
         session.add_step(
             Step(
                 ev.session.seq,
                 ctx.ts,
-                ev.session.id,
+                m.session_id,  # the tree's copy of the id: the event's would be one more
                 ev.kind,
                 ev.tool.name if ev.tool is not None else None,
                 ctx.caps,
@@ -226,7 +253,6 @@ class Engine:
         session.event_count += 1
         if session.last_ts is None or ctx.ts > session.last_ts:
             session.last_ts = ctx.ts
-        m = session.members[ev.session.id]
         if ev.session.seq is not None and ev.session.seq > m.last_seq:
             m.last_seq = ev.session.seq
         if ev.kind == "session_end":
@@ -266,14 +292,15 @@ class Engine:
                 f = dataclasses.replace(f, mode=mode)
             prev = session.contributions.get(f.alert_key)
             if prev is None or f.score > prev[0]:
-                session.contributions[f.alert_key] = _contribution(f)
-                if prev is None and len(session.contributions) > MAX_CONTRIBUTIONS:
-                    weakest = min(session.contributions.items(), key=lambda kv: kv[1][0])[0]
-                    del session.contributions[weakest]
+                contributions = session.own_contributions()
+                contributions[f.alert_key] = _contribution(f)
+                if prev is None and len(contributions) > MAX_CONTRIBUTIONS:
+                    weakest = min(contributions.items(), key=lambda kv: kv[1][0])[0]
+                    del contributions[weakest]
             if f.action == "observe":
                 continue
             emitted = apply_finding(
-                session.alerts,
+                session.own_alerts(),
                 f,
                 tenant=session.tenant,
                 root_session_id=session.root_id,
@@ -282,6 +309,8 @@ class Engine:
                 trigger_seq=ctx.seq,
                 ts=ctx.ts,
             )
+            if len(session.alerts) > MAX_ALERTS:
+                _forget_alert(session, f.alert_key)
             alert = session.alerts[f.alert_key]
             if f.action == "kill_session":
                 alert.response = "kill_session"
@@ -382,8 +411,10 @@ class Engine:
             stage=over,
             explanation={"contributions": {k: round(s, 4) for k, (s, _, _) in parts}},
         )
+        if len(session.alerts) >= MAX_ALERTS and RISK_KEY not in session.alerts:
+            _forget_alert(session, RISK_KEY)
         return apply_finding(
-            session.alerts,
+            session.own_alerts(),
             finding,
             tenant=session.tenant,
             root_session_id=session.root_id,

@@ -32,3 +32,20 @@ def canonical(value: T) -> T:
             _TABLE.clear()
         _TABLE[value] = got = value
     return got  # type: ignore[no-any-return]
+
+
+#: texts lower-cased recently (task texts: several detectors ask for them on most events)
+MAX_LOWERED = 4096
+_LOWERED: dict[str, str] = {}
+
+
+def lowered(text: str) -> str:
+    """``text.lower()``, from a bounded cache: a session can keep its task text as declared
+    (shared with its scope) instead of a lower-cased copy of its own, and still pay for
+    lower-casing only once per task."""
+    low = _LOWERED.get(text)
+    if low is None:
+        if len(_LOWERED) >= MAX_LOWERED:
+            _LOWERED.clear()
+        low = _LOWERED[text] = text.lower()
+    return low

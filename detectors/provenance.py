@@ -51,7 +51,8 @@ from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.catalog import host_of
 from detectors.cues import in_request, redirects
-from detectors.intern import canonical
+from detectors.history import compact_id, full_id
+from detectors.intern import canonical, lowered
 from detectors.relevance import asks_for
 from detectors.requested import names_action, requested_at
 from detectors.scoring import action_for, mode_of, severity_for
@@ -91,27 +92,40 @@ MAX_TASK_CHARS = 16_384
 _NO_TARGETS: dict[str, str] = {}
 #: members of one output in ``Sources.outputs``
 _OUT = 6
+#: entries of each per-detector cache of pure functions of the task text (then it starts over)
+_MAX_CACHED = 4096
 
 
 class Sources:
-    """Where a session's values can have come from: its task text (lower-cased: the root's
-    and its sub-agents'), the values the task names, and its recent outputs - flat, six members
-    each (seq, event id, tool, weight, injection score, injection targets): a tuple per output
-    would cost more than what it holds."""
+    """Where a session's values can have come from: its task text (the root's and its
+    sub-agents'), the values the task names, and its recent outputs - flat, six members each
+    (seq, event id - compact, :func:`detectors.history.compact_id` -, tool, weight, injection
+    score, injection targets): a tuple per output would cost more than what it holds.
 
-    __slots__ = ("task", "task_values", "outputs")
+    The task text is kept as declared (``text``: the very string the root's scope holds) and
+    lower-cased on use from a bounded cache (``task``): a lower-cased copy per session was
+    ~140 bytes of every live session.
+    """
+
+    __slots__ = ("text", "task_values", "outputs")
 
     def __init__(self, task: str, task_values: set[str]) -> None:
-        self.task = task
+        self.text = task
         #: a sorted tuple (a frozenset costs 216 bytes with one value in it)
         self.task_values: tuple[str, ...] | frozenset[str] = canonical(tuple(sorted(task_values)))
         self.outputs: list[Any] = []
 
+    @property
+    def task(self) -> str:
+        """The task text, lower-cased."""
+        return lowered(self.text)
+
     def __getstate__(self) -> tuple[str, tuple[str, ...] | frozenset[str], list[Any]]:
-        return (self.task, self.task_values, self.outputs)
+        return (self.text, self.task_values, self.outputs)
 
     def __setstate__(self, state: tuple[str, tuple[str, ...] | frozenset[str], list[Any]]) -> None:
-        self.task, self.task_values, self.outputs = state
+        # checkpoints written before kept the text lower-cased: lower-casing it again is a no-op
+        self.text, self.task_values, self.outputs = state
 
 
 def _find(text: str, v: str, start: int, whole: bool) -> int:
@@ -174,32 +188,45 @@ class Provenance:
         self.mode = mode
         self.tags = tags
         self.attacks = attacks
-        #: (root session, event id) -> lower-cased output text; memory only (see module doc)
-        self._texts: OrderedDict[tuple[str, str], str] = OrderedDict()
+        #: (root session, compact event id) -> lower-cased output text; memory only (module doc)
+        self._texts: OrderedDict[tuple[str, str | bytes], str] = OrderedDict()
+        #: (task text, capabilities) -> whether the task asks for none of them: a pure
+        #: function of its key, asked on every sensitive call (a regular-expression search of
+        #: the task per capability, ~3 µs an event on the simulated traffic); memory only
+        self._off: dict[tuple[str, frozenset[str]], bool] = {}
+        #: (task text, tool name) -> ``names_action``: the same, for the task's words
+        self._named: dict[tuple[str, str], bool] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_texts"] = OrderedDict()
+        state["_off"], state["_named"] = {}, {}
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_off", {})  # learned state pickled before these caches
+        self.__dict__.setdefault("_named", {})
 
     def _state(self, session: SessionState) -> Sources:
         st: Sources | None = session.det.get(self.name)
         if st is None:
             task = session.scope_of(session.root_id).task or ""
-            st = session.det[self.name] = Sources(task.lower(), values.extract(task))
+            st = session.det[self.name] = Sources(task, values.extract(task))
         return st
 
     def _from_task(self, st: Sources, v: str) -> bool:
-        return v in st.task_values or (len(v) >= 3 and v in st.task)
+        return v in st.task_values or (len(v) >= 3 and v in lowered(st.text))
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         ev = ctx.event
         if ev.kind == "session_start" and ev.intent is not None and ev.intent.task:
             st = self._state(session)
             low = ev.intent.task.lower()
+            task = st.task
             # a sub-agent's own task (the root's is there already), while there is room
-            if low not in st.task and len(st.task) + len(low) <= MAX_TASK_CHARS:
-                st.task = (st.task + "\n" + low).strip()
+            if low not in task and len(task) + len(low) <= MAX_TASK_CHARS:
+                st.text = (task + "\n" + low).strip()
                 more = values.extract(ev.intent.task)
                 st.task_values = canonical(tuple(sorted(more.union(st.task_values))))
             return []
@@ -249,17 +276,16 @@ class Provenance:
         else:
             weight = self.other_output_weight
         outputs = st.outputs
+        eid = compact_id(ev.event_id)
         outputs += (
             ev.session.seq,
-            ev.event_id,
+            eid,
             canonical(ev.tool.name),
             weight,
             inj_score,
             inj_targets or _NO_TARGETS,
         )
-        self._texts[(session.root_id, ev.event_id)] = ev.tool.output[
-            : self.max_output_chars
-        ].lower()
+        self._texts[(session.root_id, eid)] = ev.tool.output[: self.max_output_chars].lower()
         if len(outputs) > _OUT * self.max_outputs:
             # Forget the least telling output: the lowest injection score, then the oldest;
             # and its text, so one busy session cannot push other sessions' texts out.
@@ -292,7 +318,7 @@ class Provenance:
                 request = in_request(text, i)  # type: ignore[arg-type]
                 i = _find(text, v, i + len(v), whole) if not request else i  # type: ignore[arg-type]
             redirect = request and redirects(text, i)  # type: ignore[arg-type]
-            cand = (seq, event_id, tool, weight, inj_score, in_passage, request, redirect)
+            cand = (seq, full_id(event_id), tool, weight, inj_score, in_passage, request, redirect)
             if best is None or (cand[5], cand[6], cand[4], cand[3]) > (
                 best[5],
                 best[6],
@@ -303,9 +329,27 @@ class Provenance:
         return best
 
     def _off_task(self, st: Sources, caps: frozenset[str]) -> bool:
-        """The task asks for none of this call's sensitive capabilities."""
+        """The task asks for none of this call's sensitive capabilities (cached)."""
         task: str = st.task
-        return not any(asks_for(c, task) for c in caps)
+        key = (task, caps)
+        off = self._off.get(key)
+        if off is None:
+            off = not any(asks_for(c, task) for c in caps)
+            if len(self._off) >= _MAX_CACHED:
+                self._off.clear()
+            self._off[key] = off
+        return off
+
+    def _names_action(self, st: Sources, tool: str) -> bool:
+        """The task itself asks for this tool's action (``names_action``, cached)."""
+        key = (st.task, tool)
+        named = self._named.get(key)
+        if named is None:
+            named = names_action(st.task, tool)
+            if len(self._named) >= _MAX_CACHED:
+                self._named.clear()
+            self._named[key] = named
+        return named
 
     def _requested(self, ctx: EventContext, session: SessionState, st: Sources) -> Finding | None:
         """A call that carries no value from the data but does what a request in the data
@@ -318,7 +362,7 @@ class Provenance:
         if (
             inj.get("delegated")
             or not self._off_task(st, caps)
-            or names_action(st.task, ev.tool.name)
+            or self._names_action(st, ev.tool.name)
         ):
             return None
         outputs = st.outputs
@@ -341,7 +385,7 @@ class Provenance:
                 severity=severity_for(score, kill_at=self.kill_at),
                 action=action_for(score, alert_at=self.alert_at, kill_at=self.kill_at),
                 mode=mode_of(self.mode),
-                evidence=(event_id, ev.event_id),
+                evidence=(full_id(event_id), ev.event_id),
                 tags=self.tags,
                 attacks=self.attacks,
                 key=self.name,

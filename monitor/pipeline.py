@@ -196,7 +196,9 @@ class Pipeline:
         out: list[Output] = []
         seq = event.session.seq
         m = session.members.get(event.session.id)
-        last = max(m.last_seq if m is not None else -1, self.settings.first_seq - 1)
+        last = self.settings.first_seq - 1
+        if m is not None and m.last_seq > last:
+            last = m.last_seq
         if seq is not None and seq > last + 1:
             # A predecessor is missing: hold this one back until it arrives (or time runs out).
             if len(session.pending) < self.settings.max_pending:
@@ -211,7 +213,7 @@ class Pipeline:
                 self.stats.held_back += 1
                 self.dirty.add(root)
                 return out
-        self._run(session, event, out, now, key)
+        self._run(session, event, out, now, key, m, True)
         if session.pending:
             self._release_ready(session, out, now)
         self.dirty.add(root)
@@ -263,12 +265,17 @@ class Pipeline:
         out: list[Output],
         now: float,
         key: int | None = None,
+        m: Member | None = None,
+        looked_up: bool = False,
     ) -> None:
+        """Evaluate one event (``key``: its id's key, and ``m``: its member if ``looked_up``,
+        when the caller has them)."""
         seen = session.seen
         if seen is None:
             seen = session.seen = RecentIds(self.settings.dedup_window)
         seen.add(id_key(event.event_id) if key is None else key)
-        m = session.members.get(event.session.id)
+        if not looked_up:
+            m = session.members.get(event.session.id)
         seq = event.session.seq
         late = False
         if m is not None and seq is not None and seq <= m.last_seq:
@@ -289,7 +296,11 @@ class Pipeline:
             if record is not None:
                 out.append(record)
         out.extend(decisions)
-        self._track_deadline(session)
+        due = self.engine.due  # as the engine left the session (the timed detectors' answer)
+        if due is None:
+            self._deadlines.pop(session.root_id, None)
+        else:
+            self._deadlines[session.root_id] = due
         if ctx.ts > self.max_event_ts:
             self.max_event_ts = ctx.ts
         self.stats.processed += 1

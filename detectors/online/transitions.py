@@ -41,6 +41,13 @@ START = "<start>"
 MAX_STEPS = 512
 
 
+def _sid(ctx: EventContext, session: SessionState) -> str:
+    """The event's session id, as the session state's own copy when it is the root (the
+    event's copy would be one more string per session kept)."""
+    sid = ctx.session_id
+    return session.root_id if sid == session.root_id else sid
+
+
 class Walk:
     """A session's tool-to-tool walk: each tree member's last tool, and the steps to learn.
 
@@ -170,7 +177,7 @@ class TransitionSurprise:
             return
         st = self._state(session)
         prev = st.last(ctx.session_id)
-        self._learn(st, ctx.session_id, prev, tool.name, _shape(tool.arguments))
+        self._learn(st, _sid(ctx, session), prev, tool.name, _shape(tool.arguments))
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         tool = ctx.event.tool
@@ -180,7 +187,7 @@ class TransitionSurprise:
         prev = st.last(ctx.session_id)
         shape = _shape(tool.arguments)
         score, why = self._score(ctx, prev, tool.name, shape)
-        self._learn(st, ctx.session_id, prev, tool.name, shape)
+        self._learn(st, _sid(ctx, session), prev, tool.name, shape)
         transition = [prev, tool.name]
         if score <= 0.0 or adds_nothing(session, self.name, score, "observe"):
             return []
