@@ -168,6 +168,7 @@ class Provenance:
         max_outputs: int = 64,
         max_output_chars: int = 8_000,
         max_cached_outputs: int = 20_000,
+        max_cached_chars: int = 8_000_000,
         mode: str = "enforce",
         tags: tuple[str, ...] = ("ASI01", "ASI02"),
         attacks: tuple[str, ...] = ("AML.T0051.001", "AML.T0086"),
@@ -185,11 +186,15 @@ class Provenance:
         self.max_outputs = max_outputs
         self.max_output_chars = max_output_chars
         self.max_cached_outputs = max_cached_outputs
+        #: the texts' budget in characters as well as in outputs: 20,000 outputs of up to
+        #: 8,000 characters would otherwise be 160 MB per partition at worst
+        self.max_cached_chars = max_cached_chars
         self.mode = mode
         self.tags = tags
         self.attacks = attacks
         #: (root session, compact event id) -> lower-cased output text; memory only (module doc)
         self._texts: OrderedDict[tuple[str, str | bytes], str] = OrderedDict()
+        self._cached_chars = 0
         #: (task text, capabilities) -> whether the task asks for none of them: a pure
         #: function of its key, asked on every sensitive call (a regular-expression search of
         #: the task per capability, ~3 µs an event on the simulated traffic); memory only
@@ -199,7 +204,7 @@ class Provenance:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_texts"] = OrderedDict()
+        state["_texts"], state["_cached_chars"] = OrderedDict(), 0
         state["_off"], state["_named"] = {}, {}
         return state
 
@@ -285,15 +290,23 @@ class Provenance:
             inj_score,
             inj_targets or _NO_TARGETS,
         )
-        self._texts[(session.root_id, eid)] = ev.tool.output[: self.max_output_chars].lower()
+        texts = self._texts
+        text = ev.tool.output[: self.max_output_chars].lower()
+        replaced = texts.get(key := (session.root_id, eid))
+        texts[key] = text
+        self._cached_chars += len(text) - (0 if replaced is None else len(replaced))
         if len(outputs) > _OUT * self.max_outputs:
             # Forget the least telling output: the lowest injection score, then the oldest;
             # and its text, so one busy session cannot push other sessions' texts out.
             drop = min(range(0, len(outputs), _OUT), key=lambda i: (outputs[i + 4], i))
-            self._texts.pop((session.root_id, outputs[drop + 1]), None)
+            gone = texts.pop((session.root_id, outputs[drop + 1]), None)
+            if gone is not None:
+                self._cached_chars -= len(gone)
             del outputs[drop : drop + _OUT]
-        if len(self._texts) > self.max_cached_outputs:
-            self._texts.popitem(last=False)
+        while texts and (
+            len(texts) > self.max_cached_outputs or self._cached_chars > self.max_cached_chars
+        ):
+            self._cached_chars -= len(texts.popitem(last=False)[1])
 
     def _origin(
         self, session: SessionState, st: Sources, v: str, whole: bool = False
