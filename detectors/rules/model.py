@@ -18,7 +18,7 @@ it can trigger.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -136,6 +136,31 @@ class Template:
             out.append(self.text[pos:start])
             if kind == "field" and get is not None:
                 out.append(render_value(get(subject)))
+            else:
+                out.append(render_value(values.get(name)))
+            pos = end
+        out.append(self.text[pos:])
+        return "".join(out)
+
+    def read(self, subject: Any) -> tuple[Any, ...]:
+        """The template's event fields as ``(name, value, ...)``: what :meth:`fill` needs of
+        the subject (a timer keeps these, not its message, until it fires)."""
+        out: list[Any] = []
+        for _, _, kind, name, get in self.parts:
+            if kind == "field" and get is not None and name not in out[::2]:
+                out.extend((name, get(subject)))
+        return tuple(out)
+
+    def fill(self, fields: Sequence[Any], values: Mapping[str, Any]) -> str:
+        """The sentence from what :meth:`read` gave and the other values; the same text
+        :meth:`render` gives (a field it has no value for renders as missing)."""
+        given = dict(zip(fields[::2], fields[1::2], strict=True))
+        out: list[str] = []
+        pos = 0
+        for start, end, kind, name, get in self.parts:
+            out.append(self.text[pos:start])
+            if kind == "field" and get is not None:
+                out.append(render_value(given.get(name)))
             else:
                 out.append(render_value(values.get(name)))
             pos = end
@@ -263,6 +288,15 @@ class Rule:
             elif g >= n:
                 out.append(s.cond)
         return tuple(out)
+
+    @cached_property
+    def capture_plan(self) -> dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+        """step -> ``(placeholder name, getter)`` of what the output reads of that step, each
+        name once (the names are made once here, not per event)."""
+        plan: dict[str, dict[str, Callable[[Any], Any]]] = {}
+        for step, spec in self.captures:
+            plan.setdefault(step, {}).setdefault(f"{step}.{spec.name}", spec.get)
+        return {step: tuple(got.items()) for step, got in plan.items()}
 
     @property
     def timed(self) -> bool:
