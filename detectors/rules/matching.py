@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from detectors.base import Finding
+from detectors.intern import canonical
 from detectors.rules.fields import Subject
-from detectors.rules.model import Rule, RuleSet, human_duration
+from detectors.rules.model import Batch, Rule, RuleSet, human_duration
 from detectors.session import SessionState
 from detectors.smallmap import SmallMap
 
@@ -162,6 +163,14 @@ class RuleState:
         self.r = r
 
 
+def shared_value(value: Any) -> Any:
+    """A captured value as rule state keeps it: short strings (tool names, destinations) as
+    the one copy every session shares (``detectors.intern``), anything else as it is."""
+    if type(value) is str and len(value) <= 128:
+        return canonical(value)
+    return value
+
+
 def _count_key(rule_id: str, finding_key: str) -> str:
     return "*" if finding_key == rule_id else finding_key[len(rule_id) + 1 :]
 
@@ -208,7 +217,7 @@ class RuleStats:
     """
 
     def __init__(self) -> None:
-        self.batches: Counter[tuple[Rule, ...]] = Counter()
+        self.batches: Counter[Batch] = Counter()
         self.live: Counter[str] = Counter()
         self.matched: Counter[tuple[str, str]] = Counter()
         self.excepted: Counter[str] = Counter()
@@ -218,8 +227,8 @@ class RuleStats:
     def evaluated(self) -> Counter[str]:
         """rule id -> events it was evaluated on."""
         out: Counter[str] = Counter(self.live)
-        for rules, n in self.batches.items():
-            for r in rules:
+        for batch, n in self.batches.items():
+            for r in batch.rules:
                 out[r.id] += n
         return out
 
@@ -390,10 +399,11 @@ class Matcher:
         assert keys is not None
         latest: SmallMap = _entry(keys, self._key(rule, x), SmallMap)
         ts = x.ctx.ts
+        me = x.ev.event_id
         for m in hits:
             prev = latest.get(m.name)
             if prev is None or ts >= prev[0]:
-                latest[m.name] = (ts, x.ev.event_id, x.sid, self._capture(rule, m.name, x))
+                latest[m.name] = (ts, me, x.sid, self._capture(rule, m.name, x))
         if rule.window is not None:
             newest = max(v[0] for v in latest.values())
             for name in [n for n, v in latest.items() if v[0] < newest - rule.window]:
@@ -411,7 +421,7 @@ class Matcher:
             early = True
         else:
             return
-        if x.ev.event_id not in {v[1] for _, v in chosen}:
+        if me not in {v[1] for _, v in chosen}:
             return
         values = self._values(rule, chosen)
         members = {n: v[1] for n, v in sorted(chosen, key=lambda kv: order[kv[0]])}
@@ -433,7 +443,7 @@ class Matcher:
         plan = rule.capture_plan.get(step)
         if plan is None:
             return None
-        return tuple(y for name, get in plan for y in (name, get(x)))
+        return tuple(y for name, get in plan for y in (name, shared_value(get(x))))
 
     @staticmethod
     def _values(rule: Rule, chosen: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, Any]:

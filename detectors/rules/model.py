@@ -304,6 +304,16 @@ class Rule:
         return self.type == "sequence" and bool(self.steps) and self.steps[-1].missing
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Batch:
+    """The rules an event of one kind and capability set can start or complete, in order,
+    ready to run: each with its condition if it is an event rule (run inline), else None.
+    Hashed by identity, so counting evaluations per batch costs no hashing of its rules."""
+
+    rules: tuple[Rule, ...]
+    plan: tuple[tuple[Rule, Pred | None], ...]
+
+
 @dataclass
 class RuleSet:
     """The loaded rules, indexed by event kind."""
@@ -316,9 +326,7 @@ class RuleSet:
     by_kind: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     any_kind: tuple[Rule, ...] = ()
     timed: tuple[Rule, ...] = ()
-    _candidates: dict[tuple[str, frozenset[str]], tuple[Rule, ...]] = field(
-        default_factory=dict, repr=False
-    )
+    _batches: dict[tuple[str, frozenset[str]], Batch] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         enabled = [r for r in self.rules.values() if r.enabled]
@@ -333,19 +341,27 @@ class RuleSet:
         return self.by_kind.get(kind, self.any_kind)
 
     def candidates(self, kind: str, caps: frozenset[str]) -> tuple[Rule, ...]:
-        """The rules an event of this kind and these capabilities can start or complete.
+        """The rules an event of this kind and these capabilities can start or complete."""
+        return self.batch(kind, caps).rules
+
+    def batch(self, kind: str, caps: frozenset[str]) -> Batch:
+        """:meth:`candidates` as a :class:`Batch`.
 
         Capability sets come from the catalog and are few, so the answer is cached: a
         typical event costs one dict lookup here, however many rules are loaded.
         """
         key = (kind, caps)
-        hit = self._candidates.get(key)
+        hit = self._batches.get(key)
         if hit is None:
-            hit = tuple(
+            rules = tuple(
                 r for r in self.for_kind(kind) if r.caps is None or not r.caps.isdisjoint(caps)
             )
-            if len(self._candidates) < 65536:
-                self._candidates[key] = hit
+            plan = tuple(
+                (r, r.cond.fn if r.type == "event" and r.cond is not None else None) for r in rules
+            )
+            hit = Batch(rules, plan)
+            if len(self._batches) < 65536:
+                self._batches[key] = hit
         return hit
 
     @property
