@@ -25,6 +25,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,8 +65,14 @@ def _words(name: str) -> frozenset[str]:
     return frozenset(out)
 
 
+@lru_cache(maxsize=4096)
 def host_of(destination: str) -> str | None:
-    """The host of a URL, e-mail address or bare host name; None if there is none."""
+    """The host of a URL, e-mail address or bare host name; None if there is none.
+
+    Cached (the 4,096 most recent, ~1 MB at most): agents send to the same few places again
+    and again, and ``urlsplit`` costs ~1.5 µs a destination; the catalog and several rule
+    fields ask for each.
+    """
     d = destination.strip()
     if not d or " " in d:
         return None
@@ -123,6 +130,8 @@ class ToolCatalog:
         #: (tool, server) -> the production word in its name (``deploy_to_production``)
         self._name_env: dict[tuple[str, str | None], str | None] = {}
         self._prod_cache: dict[str, bool] = {}
+        #: argument name -> what it can say (``_arg_role``)
+        self._arg_roles: dict[str, int] = {}
 
     @classmethod
     def from_file(cls, path: Path, internal_domains: Sequence[str] = ()) -> ToolCatalog:
@@ -237,6 +246,10 @@ class ToolCatalog:
     def classify(self, event: ActionEvent) -> Classification:
         """Classify one event (a tool call, or any other kind by its category/resources)."""
         tool = event.tool
+        if tool is None and not event.resources and event.transfer is None and not event.category:
+            # session starts and ends, credentials issued (a third of the events): nothing to
+            # classify, and what classify_parts would build is always this (frozen, shared)
+            return _DELEGATION_ONLY if event.kind == "delegation" else _NOTHING
         caps = self.classify_parts(
             tool.name if tool is not None else None,
             event.resources,
@@ -274,14 +287,14 @@ class ToolCatalog:
                 if res_env is None or (self.is_prod(env) and not self.is_prod(res_env)):
                     res_env = env
             rtype = (r.type or "").lower()
-            if rtype in _SECRET_TYPES and not caps & {C.WRITE, C.CREDENTIAL_CHANGE}:
+            if rtype in _SECRET_TYPES and not caps & _WRITES:
                 caps.update((C.SECRET_READ, C.READ))
             if (r.classification or "").lower() in _SENSITIVE_CLASSES and C.READ in caps:
                 caps.add(C.SENSITIVE_READ)
         dests: list[str] = []
         arg_env = self._scan_arguments(arguments, caps, dests) if arguments else None
         environment = res_env or arg_env or name_env
-        if self.is_prod(environment) and caps & {C.WRITE, C.DESTRUCTIVE, C.CREDENTIAL_CHANGE}:
+        if environment and caps & _CHANGES and self.is_prod(environment):
             caps.add(C.PROD_WRITE)
         forced_external: bool | None = None
         if transfer is not None:
@@ -300,36 +313,55 @@ class ToolCatalog:
         self, args: Mapping[str, Any], caps: set[str], dests: list[str]
     ) -> str | None:
         """Destinations, environment and requested size found in the call's arguments."""
-        v = self.words
         environment = None
         outward = bool(caps & _OUTWARD)
+        roles = self._arg_roles
         for key, value in args.items():
-            k = key.lower()
-            if k in v.destination_args and outward:
+            role = roles.get(key)
+            if role is None:
+                role = self._arg_role(key)
+            if not role:
+                continue  # most arguments (a subject, a body, an id) say nothing here
+            if role & _DEST and outward:
                 _collect(value, dests)
             elif (
                 isinstance(value, str)
                 and value
-                and (
-                    k in v.environment_args
-                    or (k in v.placement_args and self._names_environment(value))
-                )
+                and (role & _ENV or (role & _PLACEMENT and self._names_environment(value)))
             ):
                 if environment is None or (self.is_prod(value) and not self.is_prod(environment)):
                     environment = value.lower()
-            elif k in v.limit_args and C.READ in caps:
+            elif role & _LIMIT and C.READ in caps:
                 if isinstance(value, (int, float)) and value >= BULK_RECORDS:
                     caps.add(C.BULK_READ)
-            elif k in v.sql_args and isinstance(value, str):
+            elif role & _SQL and isinstance(value, str):
                 caps.update(sql_capabilities(value))
             if (
-                isinstance(value, str)
+                role & _PATH
+                and isinstance(value, str)
                 and C.READ in caps
-                and ("path" in k or "file" in k)
                 and _SECRET_PATH_RE.search(value)
             ):
                 caps.add(C.SECRET_READ)
         return environment
+
+    def _arg_role(self, key: str) -> int:
+        """What an argument name can say (``_DEST``, ``_ENV``... bits), cached: the lower-case
+        name's look-ups in five word sets cost more than the dict hit (~0.3 µs an argument)."""
+        v = self.words
+        k = key.lower()
+        role = (
+            (_DEST if k in v.destination_args else 0)
+            | (_ENV if k in v.environment_args else 0)
+            | (_PLACEMENT if k in v.placement_args else 0)
+            | (_LIMIT if k in v.limit_args else 0)
+            | (_SQL if k in v.sql_args else 0)
+            | (_PATH if "path" in k or "file" in k else 0)
+        )
+        if len(self._arg_roles) >= MAX_CACHED_NAMES:  # argument names come from agents
+            self._arg_roles.clear()
+        self._arg_roles[key] = role
+        return role
 
     def _names_environment(self, value: str) -> bool:
         """``prod-eu``, ``staging``, ``eks-production-1`` name environments; ``payments-api``
@@ -380,6 +412,14 @@ class ToolCatalog:
 
 
 _HANDOFF = frozenset({"call", "ask", "transfer", "assign", "send", "handoff"})
+_WRITES = frozenset({C.WRITE, C.CREDENTIAL_CHANGE})
+#: changes that are production writes in a production environment
+_CHANGES = frozenset({C.WRITE, C.DESTRUCTIVE, C.CREDENTIAL_CHANGE})
+#: argument roles (bits): a destination, an environment, a placement (a namespace, a region:
+#: an environment if its value names one), a record limit, an SQL statement, a file path
+_DEST, _ENV, _PLACEMENT, _LIMIT, _SQL, _PATH = 1, 2, 4, 8, 16, 32
+_NOTHING = Classification(frozenset())
+_DELEGATION_ONLY = Classification(frozenset({C.DELEGATION}))
 #: capabilities of calls that carry data to their destinations (a fetch only asks for some)
 _CARRIES_DATA = frozenset({C.SEND, C.PAYMENT, C.WRITE, C.CREDENTIAL_CHANGE})
 _OUTWARD = frozenset(

@@ -90,20 +90,18 @@ class RuleDetector(SequenceMatcher):
     # -- per event ------------------------------------------------------------------------
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         rs = self.ruleset
-        candidates = rs.candidates(ctx.event.kind, ctx.caps)
+        batch = rs.batch(ctx.event.kind, ctx.caps)
         st: RuleState | None = session.det.get(NAME)
         live: tuple[str, ...] = st.live if st is not None else ()
         out: list[Finding] = []
-        if candidates or live:
+        if batch.rules or live:
             x = Subject(ctx, session, st.facts if st is not None else _NOTHING)
-            self.stats.batches[candidates] += 1
-            for rule in candidates:
+            self.stats.batches[batch] += 1
+            for rule, cond in batch.plan:
                 if rule.id in live:
                     continue
-                if rule.type == "event":  # the common case, inline
-                    if rule.cond.fn(x) and not (  # type: ignore[union-attr]
-                        rule.exception is not None and self._excepted(rule, x)
-                    ):
+                if cond is not None:  # an event rule, the common case, inline
+                    if cond(x) and not (rule.exception is not None and self._excepted(rule, x)):
                         self._report(rule, x, out, (x.ev.event_id,), {}, None)
                 else:
                     self._eval(rule, x, out)
@@ -115,7 +113,7 @@ class RuleDetector(SequenceMatcher):
                     st.drop_live(rid)  # type: ignore[union-attr]
                     st.r.pop(rid, None)  # type: ignore[union-attr]
                     continue
-                if seq not in candidates:  # counted with its batch otherwise
+                if seq not in batch.rules:  # counted with its batch otherwise
                     self.stats.live[rid] += 1
                 self._sequence(seq, x, out)
         self._remember(ctx, session)

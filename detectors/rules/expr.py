@@ -273,11 +273,20 @@ def _combine(op: str, parts: list[Compiled]) -> Compiled:
 
 
 def _fold(fns: tuple[Pred, ...], *, both: bool) -> Pred:
-    """``f1 and (f2 and (...))`` as nested two-way closures: no generator per evaluation."""
-    head, rest = fns[0], fns[1:]
-    if not rest:
-        return head
-    tail = _fold(rest, both=both)
+    """``f1 and f2 and ...`` as one closure of up to four parts (nested beyond): one call per
+    condition instead of one per part, and no generator per evaluation. Each spelled-out
+    arity saves a Python call per extra part (about 0.1 µs each, several per event)."""
+    if len(fns) > 4:
+        return _fold((*fns[:3], _fold(fns[3:], both=both)), both=both)
+    if len(fns) == 1:
+        return fns[0]
+    if len(fns) == 2:
+        a, b = fns
+        return (lambda x: a(x) and b(x)) if both else (lambda x: a(x) or b(x))
+    if len(fns) == 3:
+        a, b, c = fns
+        return (lambda x: a(x) and b(x) and c(x)) if both else (lambda x: a(x) or b(x) or c(x))
+    a, b, c, d = fns
     if both:
-        return lambda x: head(x) and tail(x)
-    return lambda x: head(x) or tail(x)
+        return lambda x: a(x) and b(x) and c(x) and d(x)
+    return lambda x: a(x) or b(x) or c(x) or d(x)

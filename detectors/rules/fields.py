@@ -17,7 +17,7 @@ from typing import Any
 from detectors.base import EventContext
 from detectors.catalog import host_of
 from detectors.rules.expr import ANY, BOOL, NUM, SET, STR, FieldSpec
-from detectors.session import Member, Scope, SessionState, glob_match
+from detectors.session import Scope, SessionState, glob_match
 from detectors.smallmap import SmallMap
 from schemas.events import CredentialIssued
 
@@ -25,22 +25,28 @@ from schemas.events import CredentialIssued
 class Subject:
     """What one rule evaluation looks at (built once per event, shared by every rule)."""
 
-    __slots__ = ("ctx", "ev", "session", "facts", "member", "_memo")
+    __slots__ = ("ctx", "ev", "session", "facts", "member", "sid", "_memo")
 
     def __init__(self, ctx: EventContext, session: SessionState, facts: SmallMap) -> None:
         self.ctx = ctx
-        self.ev = ctx.event
+        ev = self.ev = ctx.event
         self.session = session
         self.facts = facts
-        self.member: Member | None = session.members.get(ctx.event.session.id)
-        self._memo: dict[str, Any] = {}
+        sid = ev.session.id
+        member = self.member = session.members.get(sid)
+        #: the event's session id, as the session's member holds it: rule state that keeps
+        #: it shares that string rather than holding the event's copy (68 bytes or more)
+        self.sid: str = member.session_id if member is not None else sid
+        self._memo: dict[str, Any] | None = None
 
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
-        try:
-            return self._memo[key]
-        except KeyError:
-            value = self._memo[key] = make()
-            return value
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = {}
+        elif key in memo:
+            return memo[key]
+        value = memo[key] = make()
+        return value
 
     @property
     def scope(self) -> Scope:

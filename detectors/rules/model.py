@@ -18,7 +18,7 @@ it can trigger.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -136,6 +136,31 @@ class Template:
             out.append(self.text[pos:start])
             if kind == "field" and get is not None:
                 out.append(render_value(get(subject)))
+            else:
+                out.append(render_value(values.get(name)))
+            pos = end
+        out.append(self.text[pos:])
+        return "".join(out)
+
+    def read(self, subject: Any) -> tuple[Any, ...]:
+        """The template's event fields as ``(name, value, ...)``: what :meth:`fill` needs of
+        the subject (a timer keeps these, not its message, until it fires)."""
+        out: list[Any] = []
+        for _, _, kind, name, get in self.parts:
+            if kind == "field" and get is not None and name not in out[::2]:
+                out.extend((name, get(subject)))
+        return tuple(out)
+
+    def fill(self, fields: Sequence[Any], values: Mapping[str, Any]) -> str:
+        """The sentence from what :meth:`read` gave and the other values; the same text
+        :meth:`render` gives (a field it has no value for renders as missing)."""
+        given = dict(zip(fields[::2], fields[1::2], strict=True))
+        out: list[str] = []
+        pos = 0
+        for start, end, kind, name, get in self.parts:
+            out.append(self.text[pos:start])
+            if kind == "field" and get is not None:
+                out.append(render_value(given.get(name)))
             else:
                 out.append(render_value(values.get(name)))
             pos = end
@@ -264,10 +289,29 @@ class Rule:
                 out.append(s.cond)
         return tuple(out)
 
+    @cached_property
+    def capture_plan(self) -> dict[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+        """step -> ``(placeholder name, getter)`` of what the output reads of that step, each
+        name once (the names are made once here, not per event)."""
+        plan: dict[str, dict[str, Callable[[Any], Any]]] = {}
+        for step, spec in self.captures:
+            plan.setdefault(step, {}).setdefault(f"{step}.{spec.name}", spec.get)
+        return {step: tuple(got.items()) for step, got in plan.items()}
+
     @property
     def timed(self) -> bool:
         """A sequence ending in a missing step: it fires when time passes (absence)."""
         return self.type == "sequence" and bool(self.steps) and self.steps[-1].missing
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Batch:
+    """The rules an event of one kind and capability set can start or complete, in order,
+    ready to run: each with its condition if it is an event rule (run inline), else None.
+    Hashed by identity, so counting evaluations per batch costs no hashing of its rules."""
+
+    rules: tuple[Rule, ...]
+    plan: tuple[tuple[Rule, Pred | None], ...]
 
 
 @dataclass
@@ -282,9 +326,7 @@ class RuleSet:
     by_kind: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     any_kind: tuple[Rule, ...] = ()
     timed: tuple[Rule, ...] = ()
-    _candidates: dict[tuple[str, frozenset[str]], tuple[Rule, ...]] = field(
-        default_factory=dict, repr=False
-    )
+    _batches: dict[tuple[str, frozenset[str]], Batch] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         enabled = [r for r in self.rules.values() if r.enabled]
@@ -299,19 +341,27 @@ class RuleSet:
         return self.by_kind.get(kind, self.any_kind)
 
     def candidates(self, kind: str, caps: frozenset[str]) -> tuple[Rule, ...]:
-        """The rules an event of this kind and these capabilities can start or complete.
+        """The rules an event of this kind and these capabilities can start or complete."""
+        return self.batch(kind, caps).rules
+
+    def batch(self, kind: str, caps: frozenset[str]) -> Batch:
+        """:meth:`candidates` as a :class:`Batch`.
 
         Capability sets come from the catalog and are few, so the answer is cached: a
         typical event costs one dict lookup here, however many rules are loaded.
         """
         key = (kind, caps)
-        hit = self._candidates.get(key)
+        hit = self._batches.get(key)
         if hit is None:
-            hit = tuple(
+            rules = tuple(
                 r for r in self.for_kind(kind) if r.caps is None or not r.caps.isdisjoint(caps)
             )
-            if len(self._candidates) < 65536:
-                self._candidates[key] = hit
+            plan = tuple(
+                (r, r.cond.fn if r.type == "event" and r.cond is not None else None) for r in rules
+            )
+            hit = Batch(rules, plan)
+            if len(self._batches) < 65536:
+                self._batches[key] = hit
         return hit
 
     @property

@@ -1,10 +1,17 @@
 """Sequences: ordered steps within ``maxspan``, ``until``, missing steps, absences (timers).
 
-A partial match is ``[start, last, event ids, session ids, captures or None]``, kept at most one
-per number of steps matched (the newest start wins: it has the most time left). A sequence
-ending in a missing step becomes a timer when its positive steps are in; the timer is
-cancelled by a matching event up to its deadline (inclusive) and fires on the first event,
-or tick, strictly after it.
+A key's state is a :class:`~detectors.rules.matching.SeqKey`. A partial match is
+``(steps matched, start, last, event ids, session ids, captures or None)``, kept at most one
+per number of steps matched (the newest start wins: it has the most time left), the most
+steps first. A sequence ending in a missing step becomes a timer when its positive steps are
+in; the timer is cancelled by a matching event up to its deadline (inclusive) and fires on the
+first event, or tick, strictly after it. A timer is ``(deadline, last, event ids, session ids,
+captures, wait, fields, seq, agent, workload, on behalf of)``: what renders its message when
+it fires (``fields``: the output's event fields as ``(name, value, ...)``, read when it was
+set), not the message; the last event and session ids are the trigger's.
+
+Most events of a session with a partial match or a timer change neither: they are checked
+and the state is left as it was (no rewrite, no recount of the live rules and deadlines).
 """
 
 from __future__ import annotations
@@ -13,10 +20,18 @@ from typing import Any
 
 from detectors.base import Finding, Trigger
 from detectors.rules.fields import Subject
-from detectors.rules.matching import MAX_KEYS, MAX_TIMERS, NAME, Matcher, RuleState
+from detectors.rules.matching import (
+    MAX_KEYS,
+    MAX_TIMERS,
+    NAME,
+    Matcher,
+    RuleKeys,
+    RuleState,
+    SeqKey,
+    pairs,
+)
 from detectors.rules.model import Rule, human_duration
 from detectors.session import SessionState
-from detectors.smallmap import SmallMap
 
 
 class SequenceMatcher(Matcher):
@@ -26,50 +41,53 @@ class SequenceMatcher(Matcher):
     def _sequence(self, rule: Rule, x: Subject, out: list[Finding]) -> None:
         key = self._key(rule, x)
         keys = self._keys(rule, x.session, False)
-        state: SmallMap | None = keys.get(key) if keys is not None else None
+        state: SeqKey | None = keys.get(key) if keys is not None else None
         ts = x.ctx.ts
+        changed = False
+        partials: tuple[tuple[Any, ...], ...] = ()
         if state is not None:
             if rule.until is not None and rule.until.fn(x):
                 del keys[key]  # type: ignore[union-attr]
                 self._relive(rule, x.session)
                 return
-            if state["t"]:
-                self._timers(rule, x, state, out)
-            partials: dict[int, list[Any]] = {int(g): p for g, p in state["p"].items()}
-        else:
-            partials = {}
-        moved: dict[int, list[Any]] = {}
+            if state.t:
+                changed = self._timers(rule, x, state, out)
+            partials = state.p
+        moved: dict[int, tuple[Any, ...]] = {}
         matched = False
-        for g in sorted(partials, reverse=True):
-            p = partials[g]
-            if rule.window is not None and ts - p[0] > rule.window:
+        for p in partials:  # the most steps matched first
+            g = p[0]
+            if rule.window is not None and ts - p[1] > rule.window:
+                changed = True
                 continue
-            if ts >= p[1] and any(c.fn(x) for c in rule.guards[g]):
+            if ts >= p[2] and any(c.fn(x) for c in rule.guards[g]):
+                changed = True
                 continue
             step = rule.positive[g]
-            if ts >= p[1] and step.cond.fn(x) and not self._excepted(rule, x):
-                got = dict(p[4] or ())
-                got.update(self._capture(rule, step.name, x) or ())
-                q = [p[0], ts, [*p[2], x.ev.event_id], [*p[3], x.ev.session.id], got or None]
+            if ts >= p[2] and step.cond.fn(x) and not self._excepted(rule, x):
+                changed = True
+                got = _join(p[5], self._capture(rule, step.name, x))
+                q = (g + 1, p[1], ts, (*p[3], x.ev.event_id), (*p[4], x.sid), got)
                 if g + 1 == len(rule.positive):
                     self._complete(rule, x, q, out)
                     matched = True
                     break
-                _keep_newest(moved, g + 1, q)
-                self._early(rule, x, q, g + 1, out)
+                _keep_newest(moved, q)
+                self._early(rule, x, q, out)
             else:
-                _keep_newest(moved, g, p)
+                _keep_newest(moved, p)
         if matched:
             moved = {}
         elif rule.positive[0].cond.fn(x) and not self._excepted(rule, x):
+            changed = True
             first = rule.positive[0].name
-            q = [ts, ts, [x.ev.event_id], [x.ev.session.id], self._capture(rule, first, x)]
+            q = (1, ts, ts, (x.ev.event_id,), (x.sid,), self._capture(rule, first, x))
             if len(rule.positive) == 1:
                 self._complete(rule, x, q, out)
             else:
-                _keep_newest(moved, 1, q)
-                self._early(rule, x, q, 1, out)
-        if moved or state is not None:
+                _keep_newest(moved, q)
+                self._early(rule, x, q, out)
+        if changed:
             self._store(rule, x, key, moved, state)
 
     def _store(
@@ -77,18 +95,19 @@ class SequenceMatcher(Matcher):
         rule: Rule,
         x: Subject,
         key: str,
-        partials: dict[int, list[Any]],
-        state: SmallMap | None,
+        partials: dict[int, tuple[Any, ...]],
+        state: SeqKey | None,
     ) -> None:
         keys = self._keys(rule, x.session, bool(partials) or state is not None)
         if keys is None:
             return
-        cur = keys.get(key) or state or _new_key()
-        cur["p"] = SmallMap(partials)
-        if cur["p"] or cur["t"]:
-            keys[key] = cur
-            while sum(1 for k in keys if k != "#") > MAX_KEYS:
-                del keys[next(k for k in keys if k != "#")]
+        cur = keys.get(key) or state or SeqKey()
+        cur.p = tuple(sorted(partials.values(), key=_most_steps_first))
+        if cur.p or cur.t:
+            if key not in keys:
+                keys[key] = cur
+                while sum(1 for k in keys if k != "#") > MAX_KEYS:
+                    del keys[next(k for k in keys if k != "#")]
         else:
             keys.pop(key, None)
         self._relive(rule, x.session)
@@ -97,76 +116,82 @@ class SequenceMatcher(Matcher):
         """Keep ``live`` (rules with partial matches) and the timer deadline up to date."""
         st = self._state(session)
         keys = self._keys(rule, session, False) or _NO_KEYS
-        if any(k != "#" and (v["p"] or v["t"]) for k, v in keys.items()):
+        if any(k != "#" and (v.p or v.t) for k, v in keys.items()):
             st.add_live(rule.id)
         else:
             st.drop_live(rule.id)
         deadlines = [
             t[0]
             for rid in st.live
-            for k, v in (st.r.get(rid) or (None, _NO_KEYS))[1].items()
+            for k, v in (st.r.get(rid) or _NO_KEYS).items()
             if k != "#"
-            for t in v["t"]
+            for t in v.t
         ]
         st.deadline = min(deadlines) if deadlines else None
 
-    def _early(self, rule: Rule, x: Subject, q: list[Any], got: int, out: list[Finding]) -> None:
+    def _early(self, rule: Rule, x: Subject, q: tuple[Any, ...], out: list[Finding]) -> None:
+        got = q[0]
         if rule.early is None or got < rule.early.after:
             return
-        values = self._seq_values(rule, q)
+        values = self._seq_values(rule, q[1], q[2], q[3], q[4], q[5])
         stage = f"{got}/{len(rule.positive)} {rule.positive[got - 1].name}"
-        expl = self._seq_expl(rule, q)
-        self._report(rule, x, out, q[2], values, stage, early=True, explanation=expl)
+        expl = self._seq_expl(rule, q[3])
+        self._report(rule, x, out, q[3], values, stage, early=True, explanation=expl)
 
-    def _complete(self, rule: Rule, x: Subject, q: list[Any], out: list[Finding]) -> None:
-        values = self._seq_values(rule, q)
+    def _complete(self, rule: Rule, x: Subject, q: tuple[Any, ...], out: list[Finding]) -> None:
+        _, start, last, eids, sids, captures = q
         if not rule.trailing:
-            expl = self._seq_expl(rule, q)
-            self._report(rule, x, out, q[2], values, "complete", explanation=expl)
+            values = self._seq_values(rule, start, last, eids, sids, captures)
+            expl = self._seq_expl(rule, eids)
+            self._report(rule, x, out, eids, values, "complete", explanation=expl)
             return
         wait = rule.window if rule.window_field is None else rule.window_field.get(x)
         if not isinstance(wait, (int, float)) or isinstance(wait, bool):
             return  # the first event gave no time to wait (no declared duration)
-        deadline = q[0] + float(wait)
-        values["span"] = human_duration(float(wait))
-        values["window"] = values["span"]
-        message = rule.output.render(
-            x, {**values, "rule.id": rule.id, "rule.title": rule.title, "stage": "complete"}
-        )
         ev = x.ev
+        m = x.member
+        agent = ev.actor.agent_id
+        if m is not None and m.agent_id == agent:
+            agent = m.agent_id  # the member's string, not the event's copy
+        fields = tuple(_shared(v, (x.sid, agent)) for v in rule.output.read(x))  # names too
         timer = (
-            deadline,
-            q[1],
-            q[2],
-            q[3],
-            message,
-            ev.event_id,
-            ev.session.id,
+            start + float(wait),
+            last,
+            eids,
+            sids,
+            captures,
+            wait,
+            fields,
             ev.session.seq,
-            ev.actor.agent_id,
+            agent,
             ev.actor.workload_id,
             ev.actor.on_behalf_of,
         )
         keys = self._keys(rule, x.session, True)
         assert keys is not None
-        cur = keys.get(self._key(rule, x))
+        key = self._key(rule, x)
+        cur = keys.get(key)
         if cur is None:
-            cur = keys[self._key(rule, x)] = _new_key()
-        cur["t"].append(timer)
-        del cur["t"][: max(0, len(cur["t"]) - MAX_TIMERS)]
+            cur = keys[key] = SeqKey()
+        cur.t = (*cur.t, timer)[-MAX_TIMERS:]
         self._relive(rule, x.session)
 
-    def _timers(self, rule: Rule, x: Subject, state: SmallMap, out: list[Finding]) -> None:
+    def _timers(self, rule: Rule, x: Subject, state: SeqKey, out: list[Finding]) -> bool:
+        """Fire the key's timers that are due and cancel those the event meets; whether any
+        went."""
         ts = x.ctx.ts
         keep = []
-        for t in state["t"]:
+        for t in state.t:
             if ts > t[0]:
                 self._fire(rule, x.session, t, out)
             elif ts >= t[1] and any(c.fn(x) for c in rule.trailing):
                 continue
             else:
                 keep.append(t)
-        state["t"] = keep
+        if len(keep) == len(state.t):
+            return False
+        state.t = tuple(keep)
+        return True
 
     def _fire(
         self, rule: Rule, session: SessionState, t: tuple[Any, ...], out: list[Finding]
@@ -178,24 +203,43 @@ class SequenceMatcher(Matcher):
             t[2],
             {},
             "complete",
-            message=t[4],
+            message=self._timer_message(rule, t),
             session=session,
-            sid=t[6],
+            sid=t[3][-1],
             explanation={"rule": rule.id, "type": "absence", "deadline": t[0]},
         )
 
-    def _seq_values(self, rule: Rule, q: list[Any]) -> dict[str, Any]:
-        values = dict(q[4] or ())
-        values["span"] = human_duration(q[1] - q[0])
+    def _timer_message(self, rule: Rule, t: tuple[Any, ...]) -> str:
+        """A timer's alert message: rendered now from what it kept, exactly as it would have
+        been when it was set (the event fields were read then; the rest follows from them)."""
+        _, last, eids, sids, captures, wait, fields = t[:7]
+        if isinstance(fields, str):
+            return fields  # a timer from an earlier checkpoint: rendered when it was set
+        values = self._seq_values(rule, 0.0, 0.0, eids, sids, captures)
+        values["span"] = values["window"] = human_duration(float(wait))
+        values.update({"rule.id": rule.id, "rule.title": rule.title, "stage": "complete"})
+        return rule.output.fill(fields, values)
+
+    def _seq_values(
+        self,
+        rule: Rule,
+        start: float,
+        last: float,
+        eids: tuple[str, ...],
+        sids: tuple[str, ...],
+        captures: tuple[Any, ...] | None,
+    ) -> dict[str, Any]:
+        values = dict(pairs(captures)) if captures else {}
+        values["span"] = human_duration(last - start)
         values["window"] = human_duration(rule.window) if rule.window is not None else None
-        values["sessions"] = len(set(q[3]))
-        values["steps"] = len(q[2])
+        values["sessions"] = len(set(sids))
+        values["steps"] = len(eids)
         return values
 
     @staticmethod
-    def _seq_expl(rule: Rule, q: list[Any]) -> dict[str, Any]:
+    def _seq_expl(rule: Rule, eids: tuple[str, ...]) -> dict[str, Any]:
         names = [s.name for s in rule.positive]
-        return {"rule": rule.id, "type": "sequence", "steps": dict(zip(names, q[2], strict=False))}
+        return {"rule": rule.id, "type": "sequence", "steps": dict(zip(names, eids, strict=False))}
 
     # -- timers ---------------------------------------------------------------------------
     def next_deadline(self, session: SessionState) -> float | None:
@@ -216,31 +260,47 @@ class SequenceMatcher(Matcher):
                 if k == "#":
                     continue
                 keep = []
-                for t in v["t"]:
+                for t in v.t:
                     if now > t[0]:
                         out: list[Finding] = []
                         self._fire(rule, session, t, out)
-                        trig = Trigger(t[5], t[6], t[7], t[0], t[8], t[9], t[10])
+                        trig = Trigger(t[2][-1], t[3][-1], t[7], t[0], t[8], t[9], t[10])
                         fired.extend((trig, f) for f in out)
                     else:
                         keep.append(t)
-                v["t"] = keep
-                if not v["p"] and not v["t"]:
+                v.t = tuple(keep)
+                if not v.p and not v.t:
                     del keys[k]
             self._relive(rule, session)
         return fired
 
 
 #: what a rule with no state in a session has
-_NO_KEYS = SmallMap()
+_NO_KEYS = RuleKeys("")
 
 
-def _new_key() -> SmallMap:
-    """A sequence's state for one key: partial matches (by steps matched) and timers."""
-    return SmallMap((("p", SmallMap()), ("t", [])))
+def _most_steps_first(p: tuple[Any, ...]) -> int:
+    return -int(p[0])
 
 
-def _keep_newest(partials: dict[int, list[Any]], g: int, p: list[Any]) -> None:
-    cur = partials.get(g)
-    if cur is None or p[0] >= cur[0]:
-        partials[g] = p
+def _join(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """Captures of earlier steps and of this one (a step's names are its own)."""
+    if not b:
+        return a
+    return b if not a else a + b
+
+
+def _shared(value: Any, pool: tuple[str, ...]) -> Any:
+    """``value``, or the equal string the timer already holds: a timer keeps the session and
+    agent ids anyway, and its output mostly names them (saves a copy of each)."""
+    if type(value) is str:
+        for s in pool:
+            if value == s:
+                return s
+    return value
+
+
+def _keep_newest(partials: dict[int, tuple[Any, ...]], p: tuple[Any, ...]) -> None:
+    cur = partials.get(p[0])
+    if cur is None or p[1] >= cur[1]:
+        partials[p[0]] = p

@@ -277,7 +277,7 @@ def test_sub_agents_that_come_and_go_leave_bounded_state() -> None:
     assert len(per_member) > MAX_CONTRIBUTIONS // 2  # the rule did fire per sub-agent...
     assert len(session.contributions) <= MAX_CONTRIBUTIONS  # ... and the state is capped
     rules = session.det["rules"]
-    for _, keys in rules.r.values():
+    for keys in rules.r.values():
         assert len(keys.get("#", {})) <= MAX_KEYS
         assert len([k for k in keys if k != "#"]) <= MAX_KEYS
 

@@ -56,7 +56,7 @@ def test_timers_keys_and_counted_events_are_capped() -> None:
     r = run(rules, evs)
     assert r.pipeline is not None
     state = r.pipeline.sessions["s1"].det["rules"].r
-    timers = [t for k, v in state["ABS"][1].items() if k != "#" for t in v["t"]]
+    timers = [t for k, v in state["ABS"].items() if k != "#" for t in v.t]
     assert len(timers) == MAX_TIMERS
-    assert len([k for k in state["SEQ"][1] if k != "#"]) == MAX_KEYS
-    assert len(state["CNT"][1]["*"]) == 3
+    assert len([k for k in state["SEQ"] if k != "#"]) == MAX_KEYS
+    assert len(state["CNT"]["*"]) == 3

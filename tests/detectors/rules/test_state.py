@@ -1,0 +1,87 @@
+"""Per-session rule state: what a timer keeps, and checkpoints of the earlier layout."""
+
+from __future__ import annotations
+
+import pickle
+
+from detectors.engine import Engine
+from detectors.rules.detector import RuleDetector
+from detectors.rules.loader import load_text_rules
+from detectors.rules.matching import RuleState, SeqKey
+from detectors.smallmap import SmallMap
+from monitor.pipeline import Pipeline
+from tests.detectors.rules.helpers import call, events, run
+
+ABS = """
+- rule: ABS
+  title: a not followed by b
+  priority: HIGH
+  by: session
+  output: "%tool.name by %actor.agent_id in %session.id, nothing within %window (%rule.id)"
+  absence:
+    after: tool.name = a
+    expect: tool.name = b
+    within: 1m
+"""
+
+
+def test_a_timer_keeps_its_fields_not_its_message_and_renders_the_same_text() -> None:
+    r = run(ABS, events(call("a"), call("c", after="10s")))
+    assert r.pipeline is not None
+    [timer] = r.pipeline.sessions["s1"].det["rules"].r["ABS"]["s1"].t
+    assert timer[6] == ("tool.name", "a", "actor.agent_id", "agent", "session.id", "s1")
+    fired = run(ABS, events(call("a"), call("c", after="61s")))
+    [finding] = fired.of("ABS")
+    assert finding.message == "a by agent in s1, nothing within 1m (ABS)"
+    assert finding.evidence == ("t-0",) and finding.key == "ABS:s1"
+
+
+def test_a_reload_that_rewrites_the_output_renders_the_new_sentence() -> None:
+    det = RuleDetector(load_text_rules(ABS))
+    pipe = Pipeline(Engine([det]))
+    evs = events(call("a"), call("c", after="61s"))
+    pipe.process(evs[0], now=0.0)
+    det.swap(load_text_rules(ABS.replace("nothing within", "still waiting after")))
+    [decision] = pipe.process(evs[1], now=1.0)
+    assert decision.alert.message == "a by agent in s1, still waiting after 1m (ABS)"  # type: ignore[union-attr]
+
+
+def test_a_checkpoint_of_the_pairs_layout_is_converted_and_its_timer_fires_as_rendered() -> None:
+    """State pickled before timers kept their fields: ``[shape, keys]`` per rule, counts keyed
+    by the finding's key, a sequence key's ``p``/``t`` map, the timer's message rendered."""
+    det = RuleDetector(load_text_rules(ABS))
+    pipe = Pipeline(Engine([det]))
+    evs = events(call("a"), call("c", after="61s"))
+    pipe.process(evs[0], now=0.0)
+    session = pipe.sessions["s1"]
+    start = evs[0].ts
+    old_timer = (start + 60, start, ["t-0"], ["s1"], "rendered then", "t-0", "s1", 0, "agent")
+    old = RuleState.__new__(RuleState)
+    old.__setstate__(  # what RuleState.__getstate__ returned then: four fields
+        (
+            SmallMap(
+                {
+                    "ABS": [
+                        session.det["rules"].r["ABS"].shape,
+                        SmallMap(
+                            {
+                                "#": SmallMap({"ABS:s0": 3}),
+                                "s1": SmallMap({"p": SmallMap(), "t": [(*old_timer, None, None)]}),
+                            }
+                        ),
+                    ]
+                }
+            ),
+            ("ABS",),
+            SmallMap({"dests": ("x@example.com",)}),
+            start + 60,
+        )
+    )
+    state = pickle.loads(pickle.dumps(old))
+    keys = state.r["ABS"]
+    assert keys["#"] == SmallMap({"s0": 3})
+    assert isinstance(keys["s1"], SeqKey) and keys["s1"].t[0][2:4] == (("t-0",), ("s1",))
+    session.det["rules"] = state
+    [decision] = pipe.process(evs[1], now=1.0)
+    assert decision.alert.message == "rendered then"  # type: ignore[union-attr]
+    assert decision.alert.evidence == ["t-0"]  # type: ignore[union-attr]
