@@ -57,6 +57,7 @@ def traffic(sessions: int, seed: int, *, in_flight: bool = True) -> Iterator[byt
         if i % 4096 == 0:  # the simulator's ground truth is not the worker's memory
             sim.labels.clear()
             sim.secrets.clear()
+            sim.harm_roots.clear()
         if in_flight:
             s = doc["session"]
             if doc["kind"] == "session_end" or (s.get("seq") or 0) >= _cut(

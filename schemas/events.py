@@ -53,6 +53,7 @@ EVENT_KINDS: tuple[str, ...] = (
 MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_EVENT_TIME = datetime(2149, 1, 1, tzinfo=UTC)
 _MIN_YEAR, _MAX_YEAR = MIN_EVENT_TIME.year, MAX_EVENT_TIME.year - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _Id = Annotated[str, Field(min_length=1, max_length=512)]
 _Name = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -278,8 +279,11 @@ class _EventBase(_Model):
 
     @_once
     def ts(self) -> float:
-        """Event time as epoch seconds (computed once: detectors ask for it several times)."""
-        return self.time.timestamp()
+        """Event time as epoch seconds (computed once: detectors ask for it several times).
+
+        ``(time - epoch).total_seconds()`` is what ``datetime.timestamp()`` computes for an
+        aware time, at a third of its cost with pydantic's ``TzInfo`` (0.5 vs 1.6 µs)."""
+        return (self.time - _EPOCH).total_seconds()
 
 
 class SessionStartEvent(_EventBase):
