@@ -105,6 +105,10 @@ class Settings(BaseModel):
     sink_spill_after_s: float = 5.0
     #: run the sink (row building, redaction, inserts) in its own process, off the worker's GIL
     sink_process: bool = True
+    #: the sink process's CPU niceness (0-19, added at its start, so chdb's threads have it
+    #: too): on a shared host, storage yields the cores to detection and the broker; it
+    #: catches up when they idle (rows wait in its buffer, bounded as above)
+    sink_nice: int = Field(default=10, ge=0, le=19)
     #: redact these argument/output field names (case-insensitive), besides secret-shaped values
     redact_fields: list[str] = Field(
         default_factory=lambda: [

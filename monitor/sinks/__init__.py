@@ -73,6 +73,7 @@ def open_sink(settings: Settings) -> Sink:
                 "flush_interval_s": settings.sink_flush_interval_s,
                 "max_buffer_rows": settings.sink_max_buffer_rows,
                 "log_level": settings.log_level,
+                "nice": settings.sink_nice,
                 "extra": {"spill_after_s": settings.sink_spill_after_s},
             }
         )

@@ -11,6 +11,7 @@ holds and exits.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import signal
 import threading
@@ -35,6 +36,13 @@ def _warm_up() -> None:
 
 def child_main(conn: Connection, config: dict[str, Any]) -> None:
     """Run a ClickHouseSink fed by the parent's hand-offs (see the module docstring)."""
+    # Before chdb starts its threads: they inherit the niceness (Linux keeps it per thread).
+    niceness = int(config.get("nice", 0))
+    if niceness > 0:
+        try:
+            os.nice(niceness)
+        except OSError as exc:  # not allowed here: run at the parent's priority
+            log.warning("cannot lower the sink process's priority: %s", exc)
     from monitor.redaction import Redactor
     from monitor.sinks.clickhouse import ClickHouseSink
     from schemas.events import parse_event

@@ -190,3 +190,37 @@ time.sleep(600)
     finally:
         reader.close()
     assert total == n
+
+
+def _niceness(pid: int, tid: str) -> int:
+    # /proc/<pid>/task/<tid>/stat: field 19 is the nice value (after the parenthesised name)
+    stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def _comm(pid: int, tid: str) -> str:
+    return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+
+
+@pytest.mark.parametrize("nice", [0, 7])
+def test_the_child_and_every_engine_thread_run_at_the_sink_niceness(
+    tmp_path: Path, nice: int
+) -> None:
+    """``AGENTWATCH_SINK_NICE`` lowers the priority of the whole sink process, including the
+    threads chdb starts for inserts and merges (Linux keeps niceness per thread)."""
+    _, events = sim_events(sessions=10)
+    sink = _sink(tmp_path, sink_nice=nice)
+    sink.start()
+    try:
+        _add(sink, events)
+        assert sink.flush(timeout=60)  # chdb has run inserts: its pools exist
+        pid = sink._proc.pid
+        tids = os.listdir(f"/proc/{pid}/task")
+        assert len(tids) > 3  # the engine's threads, not only the child's own
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        levels = {t: _niceness(pid, t) for t in tids}
+        # ClickHouse raises its memory-tracking thread to -20 itself where it may (as root)
+        raised = {t for t, n in levels.items() if n < base and _comm(pid, t) == "MemoryWorker"}
+        assert {n for t, n in levels.items() if t not in raised} == {min(19, base + nice)}
+    finally:
+        sink.close(timeout=10)
