@@ -10,7 +10,9 @@ production write + export combination (AW-COMBO-001), a pause (``--gap``), then 
 deciding step; the clock starts just before that step is produced and stops when a consumer
 of ``agent.revocations`` (fetch wait 1 ms) has received the session's kill signal.
 
-Reported: p50/p90/p99/max (nearest rank) of the sessions whose signal arrived, how many did
+Reported: p50/p90/p99/max (nearest rank) of the sessions whose signal arrived, where that
+time went (produce and broker ack, worker until the kill signal record is stamped, delivery
+to the probe; from wall-clock stamps and the signal record's timestamp), how many did
 not within ``--timeout``, and the background rate the worker actually consumed while the
 clock ran (from its ``agentwatch_events_consumed_total``). TEAM.md's target: p99 <= 50 ms at
 2,000 events/s. On Tansu every fetch is held until its fetch wait expires (the worker's is
@@ -98,6 +100,15 @@ class LagSampler(threading.Thread):
         return max(self.samples, default=math.nan)
 
 
+#: where a kill signal's time goes, from ``measure``'s wall-clock stamps
+SEGMENTS = (
+    ("produce", "deciding event produced, until the broker acknowledged it"),
+    ("worker", "acknowledged, until the worker handed the kill signal to its producer "
+               "(the signal record's timestamp: fetch wait, queueing, detection, signing)"),
+    ("deliver", "signal record timestamp, until the probe consumer read it"),
+)  # fmt: skip
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile (never above the maximum)."""
     if not sorted_values:
@@ -112,9 +123,11 @@ def measure(
     timeout: float,
     progress: Progress,
     budget_s: float = math.inf,
+    parts: list[tuple[float, float, float]] | None = None,
 ) -> tuple[list[float], int]:
     """Latencies (s) of the sessions whose kill signal arrived, and how many never did
-    (sessions not started within ``budget_s`` count as neither)."""
+    (sessions not started within ``budget_s`` count as neither). ``parts`` receives, per
+    arrived signal, where its time went (s, wall clock of this machine, see ``SEGMENTS``)."""
     bootstrap = ",".join(settings.bootstrap)
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=1)
@@ -139,17 +152,27 @@ def measure(
             time.sleep(gap)
             last = orjson.dumps(steps[3])
             t0 = time.perf_counter()
+            wall0 = time.time()
             producer.send(settings.topic_actions, key=key, value=last)
             producer.flush()
+            acked = time.time()
             got = None
+            signal_ts = 0.0
             while got is None and time.perf_counter() - t0 < timeout:
                 for records in consumer.poll(timeout_ms=5).values():
-                    if any(r.key == key for r in records):
-                        got = time.perf_counter() - t0
+                    for r in records:
+                        if r.key == key:
+                            got = time.perf_counter() - t0
+                            signal_ts = r.timestamp / 1000  # set by the worker's producer
             if got is None:
                 missed += 1
             else:
                 out.append(got)
+                if parts is not None:  # ms timestamps: clamp the rounding
+                    worker_s = min(max(0.0, signal_ts - acked), got)
+                    parts.append(
+                        (acked - wall0, worker_s, max(0.0, got - (acked - wall0) - worker_s))
+                    )
             progress.advance(task)
     finally:
         producer.close()
@@ -194,10 +217,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             t0 = time.perf_counter()
             lags = LagSampler(worker)
             lags.start()
+            parts: list[tuple[float, float, float]] = []
             try:
                 with Progress(console=console, transient=True) as progress:
                     lat, missed = measure(
-                        settings, args.sessions, args.gap, args.timeout, progress, args.budget
+                        settings,
+                        args.sessions,
+                        args.gap,
+                        args.timeout,
+                        progress,
+                        args.budget,
+                        parts,
                     )
             finally:
                 lags.stop()
@@ -225,6 +255,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "p99": round(1000 * percentile(lat, 99), 2),
             "max": round(1000 * (lat[-1] if lat else math.nan), 2),
         },
+        "kill_latency_parts_ms": {
+            name: _quantiles(sorted(p[i] for p in parts)) for i, (name, _) in enumerate(SEGMENTS)
+        },
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     k = result["kill_latency_ms"]
@@ -242,10 +275,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{lag['mean']:,.0f} / {lag['max']:,.0f}",
     )  # fmt: skip
     console.print(table)
+    split = Table(title="where the time went (ms, per segment; quantiles taken separately)")
+    for col in ("segment", "p50", "p90", "p99", "max", "from / to"):
+        split.add_column(col, justify="left" if col in ("segment", "from / to") else "right")
+    for name, what in SEGMENTS:
+        q = result["kill_latency_parts_ms"][name]
+        split.add_row(name, *(f"{q[c]}" for c in ("p50", "p90", "p99", "max")), what)
+    console.print(split)
     out = args.out / "latency.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"wrote {out}")
     return result
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(1000 * percentile(values, 50), 2),
+        "p90": round(1000 * percentile(values, 90), 2),
+        "p99": round(1000 * percentile(values, 99), 2),
+        "max": round(1000 * (values[-1] if values else math.nan), 2),
+    }
 
 
 if __name__ == "__main__":
