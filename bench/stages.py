@@ -6,7 +6,8 @@ The worker's own per-record code (``monitor.runtime.Monitor.on_record``: decode,
 pipeline, detectors, decisions to records, audit records, sink hand-off, metrics) runs
 in-process over simulated traffic (the same records as ``bench.throughput``), without Kafka
 or faust: records are spread over 4 partitions by key as the broker would, the clock is
-ticked (``Monitor.tick``) every 1,000 records and queued outputs are dropped. The whole is
+ticked (``Monitor.tick``) every 1,000 records, queued outputs are dropped and the garbage
+collector settled as the worker does (``monitor.collector``). The whole is
 measured unwrapped (CPU time, the minimum of ``--repeat`` runs); in another run each stage is
 timed by wrapping it (``time.perf_counter_ns``; stages nested in another, and the measured
 cost of timing them, are subtracted from it) and its share of that run is applied to the
@@ -149,6 +150,9 @@ def drive(monitor: Monitor, records: list[tuple[bytes, bytes]]) -> float:
         if i % TICK_EVERY == 0:
             monitor.tick()
             outbox.clear()
+            # the worker's collector policy (it settles after every checkpoint): without it,
+            # CPython's full collections land on whichever stage allocates at that moment
+            monitor.collector.settle()
     monitor.tick()
     outbox.clear()
     return time.process_time() - t0
