@@ -55,7 +55,7 @@ from detectors.cues import in_request, redirects
 from detectors.history import compact_id, full_id
 from detectors.intern import canonical, lowered
 from detectors.relevance import asks_for
-from detectors.requested import names_action, requested_at
+from detectors.requested import action_words, names_action, requested_at
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -388,20 +388,23 @@ class Provenance:
         task asks for no action of its kind and does not hand its instructions to the data."""
         ev = ctx.event
         assert ev.tool is not None
-        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
-        caps = ctx.caps & REQUEST_CAPS
-        if (
-            inj.get("delegated")
-            or not self._off_task(st, caps)
-            or self._names_action(st, ev.tool.name)
-        ):
-            return None
         outputs = st.outputs
+        if not outputs or not action_words(ev.tool.name)[1]:
+            return None  # nothing to have asked, or a tool no request can name
+        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
+        if inj.get("delegated"):
+            return None
+        caps = ctx.caps & REQUEST_CAPS
+        # The newest output that asked for this action, then what the task says (pure
+        # functions of the task, cached, but a new task's first look costs regex searches).
+        texts, root = self._texts, session.root_id
         for k in range(len(outputs) - _OUT, -1, -_OUT):
             seq, event_id, tool = outputs[k : k + 3]
-            text = self._texts.get((session.root_id, event_id))
+            text = texts.get((root, event_id))
             if text is None or requested_at(text, ev.tool.name) < 0:
                 continue
+            if not self._off_task(st, caps) or self._names_action(st, ev.tool.name):
+                return None
             score = self.request_off_task if caps & _ASKED_KILL_CAPS else self.request_on_task
             names = sorted(c for c in ctx.caps if c in CAPABILITY_WEIGHTS)
             return Finding(
