@@ -395,8 +395,12 @@ class Provenance:
         if inj.get("delegated"):
             return None
         caps = ctx.caps & REQUEST_CAPS
-        # The newest output that asked for this action, then what the task says (pure
-        # functions of the task, cached, but a new task's first look costs regex searches).
+        # What the task says, when known already (pure functions of the task, cached; a new
+        # task's first look costs regular-expression searches: only for an output that asked)
+        task = st.task
+        if self._off.get((task, caps)) is False or self._named.get((task, ev.tool.name)):
+            return None
+        # the newest output that asked for this action
         texts, root = self._texts, session.root_id
         for k in range(len(outputs) - _OUT, -1, -_OUT):
             seq, event_id, tool = outputs[k : k + 3]
