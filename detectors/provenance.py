@@ -44,6 +44,7 @@ the data recommends (a fetch) is ordinary browsing and is not raised this way.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from detectors import capabilities as C
@@ -54,7 +55,7 @@ from detectors.cues import in_request, redirects
 from detectors.history import compact_id, full_id
 from detectors.intern import canonical, lowered
 from detectors.relevance import asks_for
-from detectors.requested import names_action, requested_at
+from detectors.requested import action_words, names_action, requested_at
 from detectors.scoring import action_for, mode_of, severity_for
 from detectors.session import SessionState
 
@@ -96,6 +97,20 @@ _OUT = 6
 _MAX_CACHED = 4096
 
 
+_TASK_VALUES: dict[str, frozenset[str]] = {}
+
+
+def _task_values(task: str) -> frozenset[str]:
+    """The values a task text names (``values.extract``, cached per text: sessions of one
+    agent often get the same task, and extracting them was ~5% of this detector's time)."""
+    found = _TASK_VALUES.get(task)
+    if found is None:
+        if len(_TASK_VALUES) >= _MAX_CACHED:
+            _TASK_VALUES.clear()
+        found = _TASK_VALUES[task] = frozenset(values.extract(task))
+    return found
+
+
 class Sources:
     """Where a session's values can have come from: its task text (the root's and its
     sub-agents'), the values the task names, and its recent outputs - flat, six members each
@@ -109,7 +124,7 @@ class Sources:
 
     __slots__ = ("text", "task_values", "outputs")
 
-    def __init__(self, task: str, task_values: set[str]) -> None:
+    def __init__(self, task: str, task_values: AbstractSet[str]) -> None:
         self.text = task
         #: a sorted tuple (a frozenset costs 216 bytes with one value in it)
         self.task_values: tuple[str, ...] | frozenset[str] = canonical(tuple(sorted(task_values)))
@@ -217,7 +232,7 @@ class Provenance:
         st: Sources | None = session.det.get(self.name)
         if st is None:
             task = session.scope_of(session.root_id).task or ""
-            st = session.det[self.name] = Sources(task, values.extract(task))
+            st = session.det[self.name] = Sources(task, _task_values(task))
         return st
 
     def _from_task(self, st: Sources, v: str) -> bool:
@@ -270,10 +285,13 @@ class Provenance:
                 inj_score, inj_targets = rec[0], rec[3]
         endorsed = False
         if ev.tool.arguments:
+            task_values, task = st.task_values, lowered(st.text)
             for a in ev.tool.arguments.values():
-                if isinstance(a, str) and self._from_task(st, a.strip().lower()):
-                    endorsed = True
-                    break
+                if isinstance(a, str):
+                    v = a.strip().lower()  # _from_task, with the task looked up once
+                    if v in task_values or (len(v) >= 3 and v in task):
+                        endorsed = True
+                        break
         if endorsed:
             weight = self.endorsed_weight
         elif C.UNTRUSTED_INPUT in ctx.caps:
@@ -370,20 +388,27 @@ class Provenance:
         task asks for no action of its kind and does not hand its instructions to the data."""
         ev = ctx.event
         assert ev.tool is not None
-        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
-        caps = ctx.caps & REQUEST_CAPS
-        if (
-            inj.get("delegated")
-            or not self._off_task(st, caps)
-            or self._names_action(st, ev.tool.name)
-        ):
-            return None
         outputs = st.outputs
+        if not outputs or not action_words(ev.tool.name)[1]:
+            return None  # nothing to have asked, or a tool no request can name
+        inj: dict[str, Any] = session.det.get(self.injection_detector) or {}
+        if inj.get("delegated"):
+            return None
+        caps = ctx.caps & REQUEST_CAPS
+        # What the task says, when known already (pure functions of the task, cached; a new
+        # task's first look costs regular-expression searches: only for an output that asked)
+        task = st.task
+        if self._off.get((task, caps)) is False or self._named.get((task, ev.tool.name)):
+            return None
+        # the newest output that asked for this action
+        texts, root = self._texts, session.root_id
         for k in range(len(outputs) - _OUT, -1, -_OUT):
             seq, event_id, tool = outputs[k : k + 3]
-            text = self._texts.get((session.root_id, event_id))
+            text = texts.get((root, event_id))
             if text is None or requested_at(text, ev.tool.name) < 0:
                 continue
+            if not self._off_task(st, caps) or self._names_action(st, ev.tool.name):
+                return None
             score = self.request_off_task if caps & _ASKED_KILL_CAPS else self.request_on_task
             names = sorted(c for c in ctx.caps if c in CAPABILITY_WEIGHTS)
             return Finding(

@@ -230,16 +230,23 @@ TASK_CACHE = 4096
 _STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
 
 
+def _cue_pattern(cue: str) -> str:
+    """One cue of a capability's search. Latin-script cues are word prefixes ("latest" does
+    not ask for a "test"); CJK text has no spaces between words. The word-start check comes
+    after the cue's first character (``p(?<![a-z0-9]p)ay``: the same test, one character
+    later), so that every alternative starts with a literal: the regular-expression engine
+    then skips to the positions where a cue's first character is (a check before the first
+    character made it try every alternative at every position: ~10x slower, 15-40 µs per
+    search of a 55-character task)."""
+    if not cue[0].isascii():
+        return re.escape(cue)
+    first = re.escape(cue[0])
+    return f"{first}(?<![a-z0-9]{first}){re.escape(cue[1:])}"
+
+
 #: One compiled search per capability: "does the task text contain any of its cue stems".
 _CUE_RE: dict[str, re.Pattern[str]] = {
-    cap: re.compile(
-        "|".join(
-            # Latin-script cues are word prefixes ("latest" does not ask for a "test"); CJK
-            # text has no spaces between words
-            ("(?<![a-z0-9])" if c[0].isascii() else "") + re.escape(c)
-            for c in cues
-        )
-    )
+    cap: re.compile("|".join(_cue_pattern(c) for c in cues))
     for cap, cues in CAPABILITY_CUES.items()
 }
 

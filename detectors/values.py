@@ -45,8 +45,16 @@ _EXTS = (
 # Hosts, URLs and file names are found from their last dot (a literal prefix the regex engine
 # scans for quickly), then expanded to the left and right by hand.
 _DOT_RE = re.compile(r"\.(?:(" + _TLDS + r")|(" + _EXTS + r"))(?![A-Za-z0-9_-])", re.IGNORECASE)
+# IBANs, phone numbers, account numbers: not after a word character or a "+". The first
+# character is matched before that check (``(?<![\w+].)``, one character later) and before the
+# alternatives (each checks it with a look-behind), so that the pattern starts with a character
+# class: the regex engine then skips to the positions where one is, instead of trying every
+# alternative at every position (twice as fast on tool output; the same matches).
 _NUMERIC_RE = re.compile(
-    r"(?<![\w+])(?:([A-Z]{2}\d{2}(?: ?[A-Z0-9]){10,30})|(\+\d[\d ().-]{6,18}\d)|(\d{9,19}))"
+    r"[A-Z+\d](?<![\w+].)"
+    r"(?:(?<=[A-Z])([A-Z]\d{2}(?: ?[A-Z0-9]){10,30})"
+    r"|(?<=\+)(\d[\d ().-]{6,18}\d)"
+    r"|(?<=\d)(\d{8,18}))"
     r"(?![\w.-])"
 )
 _DIGIT_RE = re.compile(r"\d")
@@ -145,14 +153,15 @@ def extract_kinds(text: str, max_chars: int = 20_000) -> dict[str, str]:
         for m in _WIN_PATH_RE.finditer(text):
             out.setdefault(m.group(0).lower(), PATH)
     for m in _NUMERIC_RE.finditer(text) if _DIGIT_RE.search(text) else ():
-        if m.group(1):
-            v = m.group(1).replace(" ", "")
+        found, kind = m.group(0), m.lastindex  # the groups leave out the first character
+        if kind == 1:
+            v = found.replace(" ", "")
             if len(v) >= 14 and any(c.isdigit() for c in v[4:]):
                 out[v.lower()] = IBAN
-        elif m.group(2):
-            out["+" + "".join(c for c in m.group(2) if c.isdigit())] = PHONE
+        elif kind == 2:
+            out["+" + "".join(c for c in found if c.isdigit())] = PHONE
         else:
-            out.setdefault(m.group(3), ACCOUNT)
+            out.setdefault(found, ACCOUNT)
     return out
 
 
@@ -244,7 +253,21 @@ def is_ref(v: str) -> bool:
 def _walk(obj: Any, key: str, depth: int, out: list[tuple[str, str]]) -> None:
     if depth > 4 or len(out) > 256:
         return
-    if isinstance(obj, str):
+    # exact types first (what JSON decodes to): an ABC check (``Mapping``) costs ~0.2 µs
+    cls = type(obj)
+    if cls is str:
+        out.append((key, obj))
+    elif cls is dict:
+        for k, v in obj.items():
+            name = k.lower() if type(k) is str else str(k).lower()
+            if type(v) is str:  # the call below, inlined for the commonest value
+                if depth < 4 and len(out) <= 256:
+                    out.append((name, v))
+            else:
+                _walk(v, name, depth + 1, out)
+    elif cls is bool or obj is None:
+        return
+    elif isinstance(obj, str):
         out.append((key, obj))
     elif isinstance(obj, Mapping):
         for k, v in obj.items():

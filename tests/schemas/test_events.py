@@ -167,6 +167,42 @@ def test_time_bounds_hold_whatever_the_offset(when: str, ok: bool) -> None:
             parse_event(raw)
 
 
+@pytest.mark.parametrize(
+    ("when", "reason"),
+    [
+        (
+            "2000-01-01T00:30:00+01:00",
+            "tool_call.time: Value error, event time 2000-01-01T00:30:00+01:00 is outside "
+            "2000-01-01..2149-01-01",
+        ),
+        (
+            "2149-01-01T00:00:00Z",
+            "tool_call.time: Value error, event time 2149-01-01T00:00:00+00:00 is outside "
+            "2000-01-01..2149-01-01",
+        ),
+        (
+            1,  # epoch seconds
+            "tool_call.time: Value error, event time 1970-01-01T00:00:01+00:00 is outside "
+            "2000-01-01..2149-01-01",
+        ),
+        # pydantic-core checks the bounds before the time zone: a naive time out of bounds
+        # is still reported as naive, as a naive time within them is
+        ("1990-01-01T00:00:00", "tool_call.time: Input should have timezone info"),
+        ("2200-01-01T00:00:00", "tool_call.time: Input should have timezone info"),
+        ("2026-01-01T00:00:00", "tool_call.time: Input should have timezone info"),
+    ],
+)
+def test_a_time_out_of_bounds_or_naive_is_rejected_with_its_reason(
+    when: str | int, reason: str
+) -> None:
+    doc = json.loads(_tool_call())
+    doc["time"] = when
+    for decode in (lambda: parse_event(json.dumps(doc)), lambda: validate_event(doc)):
+        with pytest.raises(SchemaViolation) as info:
+            decode()
+        assert info.value.reason == reason
+
+
 def test_json_schema_tells_producers_output_is_text() -> None:
     tool = event_json_schema()["$defs"]["Tool"]["properties"]
     assert tool["output"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
