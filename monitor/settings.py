@@ -55,6 +55,9 @@ class Settings(BaseModel):
     producer_request_timeout_s: float = 30.0
     #: largest record the worker produces (dead-lettered records keep their original size)
     producer_max_request_size: int = 16_777_216
+    #: largest batch of records per partition the worker's producer sends at once (faust's
+    #: 16 KiB made one checkpoint thousands of produce requests, see monitor.durability)
+    producer_max_batch_size: int = 1_048_576
 
     # -- input validation ----------------------------------------------------------------
     max_event_bytes: int = 1_048_576
