@@ -12,10 +12,11 @@ The mechanism (the record format and the restore algorithm are in ``monitor.chec
   sessions are taken (tombstones for evicted ones) and ``resume`` is taken as the lowest of
   the next offset to process, ``Pipeline.lowest_held_offset(p)`` (held-back events are not in
   the state) and ``sink.durable_offset(p)``. Then the sessions are pickled and written a slice
-  at a time (``SLICE_BYTES``): before each slice is sent, every output sent so far (alerts,
-  kill signals, dead letters) is awaited; each slice is acknowledged before the next is
-  pickled. Only then the marker, then the offset commit. A crash anywhere before the marker
-  leaves the previous marker in force: its state plus a replay from its ``resume`` offset.
+  at a time (``Settings.checkpoint_slice_bytes``): before each slice is sent, every output
+  sent so far (alerts, kill signals, dead letters) is awaited; each slice is acknowledged
+  before the next is pickled. Only then the marker, then the offset commit. A crash anywhere
+  before the marker leaves the previous marker in force: its state plus a replay from its
+  ``resume`` offset.
   (Writing the whole checkpoint at once kept every pickled session, and every output
   published meanwhile, in memory until the broker had them: at 2,400 events/s on the
   embedded broker a checkpoint took 15-80 s and the worker's RSS climbed by hundreds of MiB.)
@@ -67,9 +68,6 @@ SINK_FLUSH_TIMEOUT_S = 5.0
 #: longest stretch of pickling sessions, or of handing records to the producer, without
 #: letting other tasks (the scoring loop) run (s)
 PICKLE_SLICE_S = 0.002
-#: most bytes of pickled sessions a checkpoint holds at once: it writes a slice of them and
-#: waits for the broker's acknowledgements before it pickles the next
-SLICE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -299,7 +297,7 @@ class Durability:
         return plans
 
     async def _slices(self, plan: _Plan) -> AsyncIterator[list[tuple[bytes, bytes | None]]]:
-        """The plan's sessions pickled a slice at a time: at most ``SLICE_BYTES`` of records,
+        """The plan's sessions pickled a slice at a time (at most ``checkpoint_slice_bytes``),
         letting the event loop run every ``PICKLE_SLICE_S`` (a full snapshot of tens of
         thousands of sessions takes seconds, and records, kill decisions among them, must not
         wait for it).
@@ -311,6 +309,7 @@ class Durability:
         and the replay from ``resume`` skips them by ``event_id``. A session changed after it
         was pickled is dirty again and goes into the next checkpoint."""
         pipeline = plan.ps.pipeline
+        limit = self.m.settings.checkpoint_slice_bytes
         clock = time.perf_counter
         records: list[tuple[bytes, bytes | None]] = []
         size = 0
@@ -319,7 +318,7 @@ class Durability:
             value = pipeline.snapshot(root)
             records.append((session_key(root), value))
             size += len(root) + (0 if value is None else len(value))
-            if size >= SLICE_BYTES:
+            if size >= limit:
                 yield records
                 records, size = [], 0
                 yield_at = clock() + PICKLE_SLICE_S

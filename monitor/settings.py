@@ -73,6 +73,8 @@ class Settings(BaseModel):
     tombstone_ttl_s: float = 3600.0
     max_tombstones: int = 100_000
     checkpoint_interval_s: float = 1.0
+    #: most bytes of pickled sessions a checkpoint holds at once (monitor.durability)
+    checkpoint_slice_bytes: int = 4_194_304
     #: how often held-back events are released and idle sessions evicted
     tick_interval_s: float = 0.25
     #: surviving objects are frozen out of Python's cyclic GC after each checkpoint and fully
