@@ -25,6 +25,10 @@ only be flat once sessions and tombstones leave as fast as they come, which with
 production TTLs takes over an hour, not ten minutes. ``--idle-ttl 3600 --ended-ttl 300
 --tombstone-ttl 3600`` runs it with the production values.
 
+To see where the memory goes, set ``AGENTWATCH_MEMPROBE=<file>`` (and optionally
+``AGENTWATCH_MEMPROBE_OBJECTS=1``, ``AGENTWATCH_MEMPROBE_EVERY_S``) in the soak's environment:
+the worker inherits it and appends reports to the file (``monitor.memtrace``).
+
 A worker that fell behind the load (less than 95% of what was sent read at the end) is
 reported as such: on a busy machine half the measured maximum may still be too much, and then
 the verdict says little.

@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> AgentwatchApp:
         producer_linger_ms=settings.producer_linger_ms,
         producer_request_timeout=settings.producer_request_timeout_s,
         producer_max_request_size=settings.producer_max_request_size,
+        producer_max_batch_size=settings.producer_max_batch_size,
         consumer_auto_offset_reset="earliest",
         # The action topic is declared acks=False: no message waits to be acked on shutdown
         # or rebalance; the checkpointer flushes and commits instead (monitor.checkpoint).

@@ -9,12 +9,17 @@ The mechanism (the record format and the restore algorithm are in ``monitor.chec
   is durable). The worker commits one offset per partition itself, after each checkpoint:
   the checkpoint's ``resume`` offset.
 * **Every ``checkpoint_interval_s``**, for each partition, in one synchronous step: the dirty
-  sessions are pickled (tombstones for evicted ones) and ``resume`` is taken as the lowest of
+  sessions are taken (tombstones for evicted ones) and ``resume`` is taken as the lowest of
   the next offset to process, ``Pipeline.lowest_held_offset(p)`` (held-back events are not in
-  the state) and ``sink.durable_offset(p)``. Then every output sent so far (alerts, kill
-  signals, dead letters) is awaited, the session records are written and acknowledged, and
-  only then the marker, then the offset commit. A crash anywhere before the marker leaves
-  the previous marker in force: its state plus a replay from its ``resume`` offset.
+  the state) and ``sink.durable_offset(p)``. Then the sessions are pickled and written a slice
+  at a time (``Settings.checkpoint_slice_bytes``): before each slice is sent, every output
+  sent so far (alerts, kill signals, dead letters) is awaited; each slice is acknowledged
+  before the next is pickled. Only then the marker, then the offset commit. A crash anywhere
+  before the marker leaves the previous marker in force: its state plus a replay from its
+  ``resume`` offset.
+  (Writing the whole checkpoint at once kept every pickled session, and every output
+  published meanwhile, in memory until the broker had them: at 2,400 events/s on the
+  embedded broker a checkpoint took 15-80 s and the worker's RSS climbed by hundreds of MiB.)
 * **On assignment** (``perform_seek``, before records flow), each partition's sessions are
   restored from its last marker and the source is sought to the marker's ``resume``; without
   a marker, from the committed offset (or the earliest), and a first marker is written at
@@ -33,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +77,12 @@ class _Plan:
     records: list[tuple[bytes, bytes | None]]
     full: bool
     wanted: int
-    #: sessions still to pickle into ``records`` (:meth:`Durability._pickle`)
+    #: sessions to pickle and write, a slice at a time (:meth:`Durability._slices`)
     roots: list[str] = field(default_factory=list)
+    #: records and bytes written so far, in how many slices
+    written: int = 0
+    bytes: int = 0
+    slices: int = 0
 
 
 class CheckpointFailed(RuntimeError):
@@ -92,6 +101,8 @@ class Durability:
         )
         self._lock: asyncio.Lock | None = None
         self._started = False
+        #: the last checkpoint: records, bytes and seconds per phase (``monitor.memtrace``)
+        self.last_stats: dict[str, float] = {}
         app = monitor.app
         app.on_streams_resume = self.on_streams_resume
         app.before_stop = self.before_stop
@@ -203,12 +214,6 @@ class Durability:
         revocations = await self.reader.revocation_ends()  # before the snapshot (see module)
         unanchored = {p for p in m.unanchored if partitions is None or p in partitions}
         plans = self._snapshot(partitions, held_back=unanchored)
-        try:
-            for plan in plans:
-                await self._pickle(plan)
-        except BaseException:
-            self._redo(plans)
-            raise
         if unanchored:  # see Monitor.unanchored: their rows must be stored before R moves
             m.unanchored -= unanchored
             if await asyncio.to_thread(m.sink.flush, SINK_FLUSH_TIMEOUT_S):
@@ -216,8 +221,7 @@ class Durability:
                     plan.resume = plan.wanted
             else:
                 m.unanchored |= unanchored
-        await m.outputs.flush()
-        await self._settle(m.outputs.take_inflight())
+        await self._settle_outputs()
         if not plans:
             return
         try:
@@ -232,7 +236,20 @@ class Durability:
         except BaseException:
             self._redo(plans)
             raise
-        m.metrics.checkpoint.observe(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        m.metrics.checkpoint.observe(t1 - t0)
+        self.last_stats = {
+            "seconds": round(t1 - t0, 3),
+            "records": sum(p.written for p in plans),
+            "mib": round(sum(p.bytes for p in plans) / 2**20, 2),
+            "slices": sum(p.slices for p in plans),
+            "full": sum(p.full for p in plans),
+        }
+
+    async def _settle_outputs(self) -> None:
+        """Hand the outbox over and wait until the broker has every output sent so far."""
+        await self.m.outputs.flush()
+        await self._settle(self.m.outputs.take_inflight())
 
     @staticmethod
     def _redo(plans: list[_Plan]) -> None:
@@ -279,56 +296,86 @@ class Durability:
                 plans.append(_Plan(ps, resume, records, full, wanted, plan_roots))
         return plans
 
-    async def _pickle(self, plan: _Plan) -> None:
-        """Pickle the plan's sessions into its records, letting the event loop run every
-        ``PICKLE_SLICE_S``: a full snapshot of tens of thousands of sessions takes seconds,
-        and records (kill decisions among them) must not wait for it.
+    async def _slices(self, plan: _Plan) -> AsyncIterator[list[tuple[bytes, bytes | None]]]:
+        """The plan's sessions pickled a slice at a time (at most ``checkpoint_slice_bytes``),
+        letting the event loop run every ``PICKLE_SLICE_S`` (a full snapshot of tens of
+        thousands of sessions takes seconds, and records, kill decisions among them, must not
+        wait for it).
 
-        Records processed between two slices may already be in the state of a session
+        Records processed while the checkpoint runs may already be in the state of a session
         pickled after them, beyond the plan's ``resume`` offset: that is safe for the same
-        reason states written after a marker are (``monitor.checkpoint``): a state holds
-        only processed records, whose outputs the checkpoint settles before its marker, and
-        the replay from ``resume`` skips them by ``event_id``. A session changed after it was
-        pickled is dirty again and goes into the next checkpoint."""
-        roots = plan.roots
-        if not roots:
-            return
+        reason states written after a marker are (``monitor.checkpoint``): a state holds only
+        processed records, whose outputs :meth:`_write` settles before it sends the slice,
+        and the replay from ``resume`` skips them by ``event_id``. A session changed after it
+        was pickled is dirty again and goes into the next checkpoint."""
         pipeline = plan.ps.pipeline
+        limit = self.m.settings.checkpoint_slice_bytes
         clock = time.perf_counter
         records: list[tuple[bytes, bytes | None]] = []
+        size = 0
         yield_at = clock() + PICKLE_SLICE_S
-        for root in roots:
-            records.append((session_key(root), pipeline.snapshot(root)))
-            if clock() >= yield_at:
+        for root in plan.roots:
+            value = pipeline.snapshot(root)
+            records.append((session_key(root), value))
+            size += len(root) + (0 if value is None else len(value))
+            if size >= limit:
+                yield records
+                records, size = [], 0
+                yield_at = clock() + PICKLE_SLICE_S
+            elif clock() >= yield_at:
                 await asyncio.sleep(0)
                 yield_at = clock() + PICKLE_SLICE_S
-        # after the snapshot anchor of a full snapshot, before the learned state
-        at = 1 if plan.full else 0
-        plan.records[at:at] = records
+        if records:
+            yield records
 
     async def _write(self, plan: _Plan, revocations: dict[int, int]) -> None:
+        """Write the plan's records a slice at a time, then its marker.
+
+        Each slice is pickled, then every output sent so far is settled, then the slice is
+        sent and acknowledged before the next is pickled: what a checkpoint holds in memory
+        is one slice, however many sessions it writes, and it goes at the broker's pace. The
+        outputs are settled first because a crash before the marker still restores the
+        states written after the previous one (``monitor.checkpoint``): the outputs of every
+        record those states hold must be published by then."""
         ps, m = plan.ps, self.m
-        producer = m.app.producer
-        topic = m.settings.checkpoint_topic
+        base = ps.base
+        if plan.records:  # a full snapshot's anchor first (its offset is the new base)
+            metas = await self._send_slice(plan, plan.records)
+            if plan.full:
+                base = metas[0].offset
+        async for records in self._slices(plan):
+            await self._settle_outputs()
+            await self._send_slice(plan, records)
+        await self._settle_outputs()  # the marker moves resume: what came before is published
+        marker = Marker(plan.resume, base, revocations, time.time(), len(ps.pipeline))
+        await self._send_and_wait(ps.partition, MARKER_KEY, marker.encode())
+        m.metrics.checkpoint_records.inc(plan.written)
+        m.metrics.checkpoints.inc()
+        m.metrics.checkpoint_resume.labels(str(ps.partition)).set(plan.resume)
+        ps.since_base = plan.written + 1 if plan.full else ps.since_base + plan.written + 1
+        ps.base, ps.resume = base, plan.resume
+
+    async def _send_slice(
+        self, plan: _Plan, records: list[tuple[bytes, bytes | None]]
+    ) -> list[Any]:
+        """Send records to the plan's checkpoint partition; return their metadata once the
+        broker has them all."""
+        producer = self.m.app.producer
+        topic = self.m.settings.checkpoint_topic
+        partition = plan.ps.partition
         clock = time.perf_counter
         yield_at = clock() + PICKLE_SLICE_S
         futures = []
-        for key, value in plan.records:
-            futures.append(await producer.send(topic, key, value, ps.partition, None, None))
+        for key, value in records:
+            futures.append(await producer.send(topic, key, value, partition, None, None))
+            plan.bytes += len(key) + (0 if value is None else len(value))
             if clock() >= yield_at:
                 await asyncio.sleep(0)
                 yield_at = clock() + PICKLE_SLICE_S
-        metas = await asyncio.gather(*futures) if futures else []
-        base = metas[0].offset if plan.full else ps.base
-        marker = Marker(plan.resume, base, revocations, time.time(), len(ps.pipeline))
-        await self._send_and_wait(ps.partition, MARKER_KEY, marker.encode())
-        m.metrics.checkpoint_records.inc(len(plan.records))
-        m.metrics.checkpoints.inc()
-        m.metrics.checkpoint_resume.labels(str(ps.partition)).set(plan.resume)
-        ps.since_base = (
-            len(plan.records) + 1 if plan.full else ps.since_base + len(plan.records) + 1
-        )
-        ps.base, ps.resume = base, plan.resume
+        metas = list(await asyncio.gather(*futures)) if futures else []
+        plan.written += len(records)
+        plan.slices += 1
+        return metas
 
     async def _send_and_wait(self, partition: int, key: bytes, value: bytes) -> None:
         fut = await self.m.app.producer.send(

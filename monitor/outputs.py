@@ -5,6 +5,10 @@ producers right after the record, so nothing waits for a batch of records. Each 
 then tracked (``inflight``) until the broker acknowledges it: a checkpoint waits for all of
 them before it lets the committed offset move past the records that produced them.
 
+Acknowledged records leave the tracked list as it grows (``PRUNE_AT``): a checkpoint needs only
+the ones not acknowledged yet or failed, and a slow checkpoint (the broker busy) must not keep
+every record published in the meantime alive.
+
 Kill signals have a producer of their own that sends at once (``linger_ms=0``, the kill
 latency target is p99 <= 50 ms); everything else goes through faust's producer, which
 batches for ``producer_linger_ms`` (a produce request per alert or audit record would cost
@@ -28,6 +32,10 @@ from monitor.decisions import Record
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 
+#: tracked records from which acknowledged ones are dropped (the bound then doubles with what
+#: is still unacknowledged, so pruning stays amortised O(1) a record)
+PRUNE_AT = 4096
+
 
 @dataclass
 class Send:
@@ -50,6 +58,7 @@ class Outputs:
         self.outbox: deque[Send] = deque()
         #: (resolved when the broker has it, the record) for everything handed over
         self.inflight: list[tuple[asyncio.Future[Any], Send]] = []
+        self._prune_at = PRUNE_AT
         self.kill_producer: AIOKafkaProducer | None = None
         #: a kill signal is queued: hand the outbox over now, not at the end of the fetch
         self.urgent = False
@@ -100,6 +109,9 @@ class Outputs:
                 slot.set_exception(exc)
                 continue
             fut.add_done_callback(partial(self._settled, slot=slot, item=item))
+        if len(self.inflight) >= self._prune_at:
+            self.inflight = [(slot, item) for slot, item in self.inflight if not _acked(slot)]
+            self._prune_at = max(PRUNE_AT, 2 * len(self.inflight))
 
     def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
         """Everything handed over so far (a checkpoint waits for these)."""
@@ -118,3 +130,8 @@ class Outputs:
         if item.kind == "kill":
             self.metrics.kill_signals.inc()
             self.metrics.signal_publish.observe(time.perf_counter() - item.decided_at)
+
+
+def _acked(slot: asyncio.Future[Any]) -> bool:
+    """The broker has the record (nothing left for a checkpoint to wait for or resend)."""
+    return slot.done() and not slot.cancelled() and slot.exception() is None

@@ -55,6 +55,9 @@ class Settings(BaseModel):
     producer_request_timeout_s: float = 30.0
     #: largest record the worker produces (dead-lettered records keep their original size)
     producer_max_request_size: int = 16_777_216
+    #: largest batch of records per partition the worker's producer sends at once (faust's
+    #: 16 KiB made one checkpoint thousands of produce requests, see monitor.durability)
+    producer_max_batch_size: int = 1_048_576
 
     # -- input validation ----------------------------------------------------------------
     max_event_bytes: int = 1_048_576
@@ -70,6 +73,8 @@ class Settings(BaseModel):
     tombstone_ttl_s: float = 3600.0
     max_tombstones: int = 100_000
     checkpoint_interval_s: float = 1.0
+    #: most bytes of pickled sessions a checkpoint holds at once (monitor.durability)
+    checkpoint_slice_bytes: int = 4_194_304
     #: how often held-back events are released and idle sessions evicted
     tick_interval_s: float = 0.25
     #: surviving objects are frozen out of Python's cyclic GC after each checkpoint and fully

@@ -28,7 +28,10 @@ def faust_worker_class() -> Any:
 
 def run_worker(settings: Settings, sink: Sink | None = None) -> int:
     """Run the worker until SIGINT/SIGTERM (or a crash); return the process exit code."""
+    from monitor import memtrace
+
     monitor = Monitor(settings, sink=sink)
+    memtrace.start_from_env(monitor)  # AGENTWATCH_MEMPROBE: off unless set
     worker = faust_worker_class()(
         monitor.app,
         loglevel=settings.log_level.upper(),

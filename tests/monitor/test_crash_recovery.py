@@ -40,6 +40,8 @@ def test_three_sigkills_mid_stream_lose_and_double_nothing(
         **topic_env(prefix),
         "AGENTWATCH_TOPIC_PARTITIONS": "2",
         "AGENTWATCH_CHECKPOINT_INTERVAL_S": "0.5",
+        # checkpoints in slices of a few sessions: a kill can fall between two slices
+        "AGENTWATCH_CHECKPOINT_SLICE_BYTES": "8192",
         # one store and one signing key for every incarnation, as on a real volume
         "AGENTWATCH_STORE_URL": f"chdb://{tmp_path.resolve()}/clickhouse",
     }

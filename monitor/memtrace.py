@@ -1,0 +1,194 @@
+"""Where a running worker's memory is: reports written while it runs (off by default).
+
+``AGENTWATCH_MEMPROBE=<file>`` makes ``agentwatch worker`` append a report to ``<file>`` every
+``AGENTWATCH_MEMPROBE_EVERY_S`` seconds (default 30), from a daemon thread (so a stalled event
+loop is reported too):
+
+* RSS and glibc's own view (``mallinfo2``: bytes in use, free bytes it keeps, mmapped);
+* the worker's structures: sessions, tombstones and dirty sessions per partition, records
+  waiting in the outbox and for acknowledgements, the producers' queued batches, the
+  consumer's prefetched records, the last checkpoint's records, bytes and phase durations;
+* with ``AGENTWATCH_MEMPROBE_OBJECTS=1``, the count of every type of object the cyclic
+  collector tracks (frozen ones included), and its growth since the previous report.
+
+``AGENTWATCH_TRACEMALLOC_FRAMES=<n>`` also traces Python allocations (``tracemalloc``, ``n``
+frames each) and adds the largest sites still alive by line; it slows the worker down
+several times, too much to soak at half its maximum rate. Used to find what grew in
+``bench.soak`` (the soak passes these variables on to its worker).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import os
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.runtime import Monitor
+
+TOP = 20
+
+
+def start_from_env(monitor: Monitor, env: Mapping[str, str] | None = None) -> bool:
+    """Start the reporting thread if ``AGENTWATCH_MEMPROBE`` names a file."""
+    env = os.environ if env is None else env
+    path = env.get("AGENTWATCH_MEMPROBE")
+    if not path:
+        return False
+    frames = int(env.get("AGENTWATCH_TRACEMALLOC_FRAMES", "0"))
+    if frames > 0:
+        tracemalloc.start(frames)
+    probe = Probe(monitor, Path(path), objects=env.get("AGENTWATCH_MEMPROBE_OBJECTS") == "1")
+    every = float(env.get("AGENTWATCH_MEMPROBE_EVERY_S", "30"))
+    threading.Thread(target=probe.forever, args=(every,), name="memprobe", daemon=True).start()
+    return True
+
+
+class Probe:
+    def __init__(self, monitor: Monitor, path: Path, *, objects: bool) -> None:
+        self.m = monitor
+        self.path = path
+        self.objects = objects
+        self.t0 = time.monotonic()
+        self.types: Counter[str] = Counter()
+        self.snapshot: tracemalloc.Snapshot | None = None
+
+    def forever(self, every: float) -> None:
+        while True:
+            time.sleep(every)
+            try:
+                text = self.report()
+            except Exception as exc:  # a diagnostic must not take the worker down
+                text = f"memprobe failed: {exc!r}\n"
+            with self.path.open("a") as out:
+                out.write(text)
+
+    def report(self) -> str:
+        lines = [f"=== t={time.monotonic() - self.t0:.0f}s rss={_rss() / 2**20:.1f} MiB"]
+        lines.append("malloc: " + _mallinfo())
+        lines.append("worker: " + self.structures())
+        if self.objects:
+            lines.extend(self.object_counts())
+        if tracemalloc.is_tracing():
+            lines.extend(self.traced())
+        return "\n".join(lines) + "\n"
+
+    def structures(self) -> str:
+        m = self.m
+        parts = []
+        for p, ps in sorted(m.partitions.items()):
+            pl = ps.pipeline
+            parts.append(
+                f"p{p}: sessions={len(pl.sessions)} tombstones={len(pl.tombstones)} "
+                f"dirty={len(pl.dirty)} since_base={ps.since_base}"
+            )
+        parts.append(f"outbox={len(m.outputs.outbox)} inflight={len(m.outputs.inflight)}")
+        parts.append(f"published={len(m.published)}")
+        parts.append("producer=" + _accumulator(getattr(m.app.producer, "_producer", None)))
+        parts.append("kill_producer=" + _accumulator(m.outputs.kill_producer))
+        parts.append("fetched=" + _fetched(m.app))
+        parts.append(f"checkpoint={getattr(m.durability, 'last_stats', {})}")
+        return "\n  ".join(parts)
+
+    def object_counts(self) -> list[str]:
+        frozen = gc.get_freeze_count()
+        gc.unfreeze()
+        held: Counter[str] = Counter()  # bytes of large buffers, by the type holding them
+        seen: set[int] = set()
+        try:
+            objs = gc.get_objects()
+            counts = Counter(type(o).__name__ for o in objs)
+            for o in objs:
+                for r in gc.get_referents(o):
+                    if (
+                        isinstance(r, bytes | bytearray | str)
+                        and len(r) > 512
+                        and id(r) not in seen
+                    ):
+                        seen.add(id(r))
+                        held[type(o).__name__] += len(r)
+        finally:
+            del objs
+            if frozen:
+                gc.freeze()
+        diff = counts.copy()
+        diff.subtract(self.types)
+        self.types = counts
+        out = [f"objects: {sum(counts.values())} tracked ({frozen} frozen); top by growth:"]
+        for name, grew in diff.most_common(TOP):
+            out.append(f"  {name:40s} {counts[name]:10d} {grew:+10d}")
+        out.append(f"buffers over 512 bytes: {sum(held.values()) / 2**20:.1f} MiB, held by:")
+        for name, size in held.most_common(TOP):
+            out.append(f"  {name:40s} {size / 2**20:10.1f} MiB")
+        return out
+
+    def traced(self) -> list[str]:
+        snap = tracemalloc.take_snapshot()
+        total = sum(s.size for s in snap.statistics("filename"))
+        out = [f"traced: {total / 2**20:.1f} MiB; top by line (MiB, growth MiB, blocks):"]
+        if self.snapshot is None:
+            rows = [(s.size, 0, s.count, s.traceback) for s in snap.statistics("lineno")[:TOP]]
+        else:
+            diffs = snap.compare_to(self.snapshot, "lineno")[:TOP]
+            rows = [(d.size, d.size_diff, d.count, d.traceback) for d in diffs]
+        self.snapshot = snap
+        for size, grew, count, tb in rows:
+            out.append(f"  {size / 2**20:8.1f} {grew / 2**20:+8.1f} {count:9d} {tb[0]}")
+        return out
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _mallinfo() -> str:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        mi = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return "(no mallinfo2)"
+    mib = 2**20
+    return (
+        f"in use {mi.uordblks / mib:.1f} MiB, free kept {mi.fordblks / mib:.1f} MiB, "
+        f"mmapped {mi.hblkhd / mib:.1f} MiB ({mi.hblks} blocks), arena {mi.arena / mib:.1f} MiB"
+    )
+
+
+def _accumulator(producer: Any) -> str:
+    acc = getattr(producer, "_message_accumulator", None)
+    if acc is None:
+        return "-"
+    queued = [b for batches in acc._batches.values() for b in batches]
+    pending = list(acc._pending_batches)
+    size = sum(b._builder.size() for b in queued if b._builder is not None)
+    return f"{len(queued)} queued batches ({size / 2**20:.1f} MiB), {len(pending)} in flight"
+
+
+def _fetched(app: Any) -> str:
+    consumer = getattr(getattr(app, "_consumer", None), "_thread", None)
+    fetcher = getattr(getattr(consumer, "_consumer", None), "_fetcher", None)
+    if fetcher is None:
+        return "-"
+    records = getattr(fetcher, "_records", {})
+    return f"{len(records)} partitions with prefetched records"

@@ -1,0 +1,36 @@
+"""The worker's memory report (``AGENTWATCH_MEMPROBE``): off unless asked for, and what it says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from monitor import memtrace
+from monitor.runtime import Monitor
+from monitor.settings import Settings
+
+
+def _monitor(tmp_path: Path) -> Monitor:
+    env = {"AGENTWATCH_STORE_URL": "none", "AGENTWATCH_DATADIR": str(tmp_path / "data")}
+    return Monitor(Settings.from_env(env))
+
+
+def test_off_unless_a_file_is_named(tmp_path: Path) -> None:
+    assert memtrace.start_from_env(_monitor(tmp_path), {}) is False
+
+
+def test_report_names_rss_heap_structures_and_object_growth(tmp_path: Path) -> None:
+    m = _monitor(tmp_path)
+    m.partitions[0] = m.new_partition(0, 0)
+    probe = memtrace.Probe(m, tmp_path / "probe.txt", objects=True)
+    first = probe.report()
+    assert re.match(r"=== t=\d+s rss=\d+\.\d MiB\n", first)
+    assert "malloc: in use" in first
+    assert "p0: sessions=0 tombstones=0 dirty=0 since_base=0" in first
+    assert "outbox=0 inflight=0" in first
+    kept = [bytearray(1000) for _ in range(50)]  # tracked holders of large buffers
+    holders = [[b] for b in kept]
+    second = probe.report()
+    grew = re.search(r"^  list +(\d+) +\+(\d+)$", second, re.M)
+    assert grew is not None and int(grew.group(2)) >= len(holders)
+    assert re.search(r"^  list +\d+\.\d MiB$", second, re.M)

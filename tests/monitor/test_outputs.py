@@ -1,0 +1,73 @@
+"""Records handed to the producer are tracked until acknowledged, and no longer than that."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from monitor import outputs as outputs_module
+from monitor.decisions import Record
+from monitor.metrics import Metrics
+from monitor.outputs import PRUNE_AT, Outputs, Send
+from monitor.settings import Settings
+
+
+class _Producer:
+    """Stands in for faust's producer: each send returns a future the test resolves."""
+
+    def __init__(self) -> None:
+        self.sent: list[asyncio.Future[Any]] = []
+
+    async def send(self, *args: Any) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.sent.append(fut)
+        return fut
+
+
+class _App:
+    def __init__(self) -> None:
+        self.producer = _Producer()
+
+
+def _send(i: int) -> Send:
+    return Send("alerts", Record(str(i).encode(), b"x" * 100, []), "alert")
+
+
+def test_acknowledged_records_are_dropped_and_the_rest_kept_for_the_checkpoint() -> None:
+    async def scenario() -> tuple[int, list[int], int]:
+        app = _App()
+        out = Outputs(app, Settings(), Metrics())  # type: ignore[arg-type]
+        n = PRUNE_AT + 10
+        out.outbox.extend(_send(i) for i in range(n))
+        await out.flush()  # all handed over, none acknowledged: nothing may go
+        kept_unacked = len(out.inflight)
+        for i, fut in enumerate(app.producer.sent):
+            if i % 3 == 0:
+                fut.set_exception(RuntimeError("broker said no"))
+            elif i % 3 == 1:
+                fut.set_result(i)
+            # i % 3 == 2: still waiting
+        await asyncio.sleep(0)  # the done callbacks run
+        out.outbox.extend(_send(i) for i in range(n, 2 * n + 3 * PRUNE_AT))
+        await out.flush()
+        left = [int(item.record.key or b"-1") for _, item in out.take_inflight()]
+        return kept_unacked, left, n
+
+    kept_unacked, left, n = asyncio.run(scenario())
+    assert kept_unacked == n
+    first = [i for i in left if i < n]
+    # the failed (to resend) and the unanswered stay, in order; the acknowledged are gone
+    assert first == [i for i in range(n) if i % 3 != 1]
+    assert [i for i in left if i >= n] == list(range(n, 2 * n + 3 * PRUNE_AT))
+
+
+def test_acked_only_for_a_result() -> None:
+    async def scenario() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        done, failed, waiting, cancelled = (loop.create_future() for _ in range(4))
+        done.set_result(1)
+        failed.set_exception(RuntimeError("no"))
+        cancelled.cancel()
+        return [outputs_module._acked(f) for f in (done, failed, waiting, cancelled)]
+
+    assert asyncio.run(scenario()) == [True, False, False, False]
