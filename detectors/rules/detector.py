@@ -115,7 +115,10 @@ class RuleDetector(SequenceMatcher):
                     continue
                 if seq not in batch.rules:  # counted with its batch otherwise
                     self.stats.live[rid] += 1
-                self._sequence(seq, x, out)
+                if rid in batch.idle:
+                    self._sequence_idle(batch.views[rid], x, out)
+                else:
+                    self._sequence(batch.views.get(rid, seq), x, out)
         self._remember(ctx, session)
         return out
 
