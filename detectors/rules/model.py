@@ -408,7 +408,7 @@ class RuleSet:
                 r for r in self.for_kind(kind) if r.caps is None or not r.caps.isdisjoint(caps)
             )
             views = {
-                r.id: r
+                r.id: specialized(r, kind, caps)
                 for r in self.rules.values()
                 if r.enabled and (r in rules or r.type == "sequence")
             }
