@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import Action, Mode
-from detectors.rules.expr import Compiled, FieldSpec, Pred
+from detectors.rules.expr import Compiled, FieldSpec, Pred, specialize
 
 #: Falco priorities and Sigma levels -> our severities
 PRIORITIES: dict[str, str] = {
@@ -316,7 +316,11 @@ def specialized(rule: Rule, kind: str, caps: frozenset[str]) -> Rule:
     output, state); ``rule`` itself when nothing changes."""
 
     def sp(c: Compiled | None) -> Compiled | None:
-        return c if c is None or c.could_match(kind, caps) else NEVER
+        if c is None:
+            return None
+        if not c.could_match(kind, caps):
+            return NEVER
+        return specialize(c, kind, caps)
 
     cond, until = sp(rule.cond), sp(rule.until)
     steps = tuple(Step(s.name, sp(s.cond) or NEVER, s.missing) for s in rule.steps)
