@@ -367,6 +367,10 @@ class Batch:
     plan: tuple[tuple[Rule, Pred | None], ...]
     views: dict[str, Rule] = field(default_factory=dict)
     idle: frozenset[str] = frozenset()
+    #: the ids of ``rules``
+    ids: frozenset[str] = frozenset()
+    #: its events issue credentials (facts later rules read)
+    issues: bool = False
 
 
 @dataclass
@@ -422,7 +426,8 @@ class RuleSet:
                 if _can_start(v)
             )
             idle = frozenset(rid for rid, v in views.items() if inert(v))
-            hit = Batch(rules, plan, views, idle)
+            ids = frozenset(r.id for r in rules)
+            hit = Batch(rules, plan, views, idle, ids, kind == "credential_issued")
             if len(self._batches) < 65536:
                 self._batches[key] = hit
         return hit
