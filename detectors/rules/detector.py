@@ -98,12 +98,18 @@ class RuleDetector(SequenceMatcher):
         if batch.rules or live:
             x = Subject(ctx, session, st.facts if st is not None else _NOTHING)
             self.stats.batches[batch] += 1
-            for rule, cond in batch.plan:
-                if cond is not None:  # an event rule (never live), the common case, inline
-                    if cond(x) and not (rule.exception is not None and self._excepted(rule, x)):
-                        self._report(rule, x, out, (x.ev.event_id,), {}, None)
-                elif rule.id not in live:  # a live sequence runs below
-                    self._eval(rule, x, out)
+            fire = batch.fire
+            if fire is not None and fire(x):  # an event rule matches: the plan in order
+                for rule, cond in batch.plan:
+                    if cond is not None:  # an event rule (never live)
+                        if cond(x) and not (rule.exception is not None and self._excepted(rule, x)):
+                            self._report(rule, x, out, (x.ev.event_id,), {}, None)
+                    elif rule.id not in live:  # a live sequence runs below
+                        self._eval(rule, x, out)
+            else:  # most events: no event rule matches (conditions are pure: checked once)
+                for rule in batch.rest:
+                    if rule.id not in live:
+                        self._eval(rule, x, out)
             # the rules live now: a candidate may have started a partial match just above
             if st is not None and st.live:
                 views, idle = batch.views, batch.idle

@@ -71,6 +71,7 @@ __all__ = [
     "ExprError",
     "FieldSpec",
     "Pred",
+    "any_of",
     "make_predicate",
     "parse_duration",
     "tokenize",
@@ -315,6 +316,12 @@ def _combine(op: str, parts: list[Compiled]) -> Compiled:
         else None
     )
     return Compiled(_fold(fns, both=False), kinds, caps, refs, used, None, special)
+
+
+def any_of(fns: tuple[Pred, ...]) -> Pred | None:
+    """One predicate true when any of ``fns`` is (None for none): a batch's event rules
+    checked with one call, as most events trigger none of them."""
+    return _fold(fns, both=False) if fns else None
 
 
 def _fold(fns: tuple[Pred, ...], *, both: bool) -> Pred:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import Action, Mode
-from detectors.rules.expr import Compiled, FieldSpec, Pred, specialize
+from detectors.rules.expr import Compiled, FieldSpec, Pred, any_of, specialize
 
 #: Falco priorities and Sigma levels -> our severities
 PRIORITIES: dict[str, str] = {
@@ -371,6 +371,11 @@ class Batch:
     ids: frozenset[str] = frozenset()
     #: its events issue credentials (facts later rules read)
     issues: bool = False
+    #: true when an event rule of the plan matches (None: it has none); when it is false,
+    #: only ``rest`` runs
+    fire: Pred | None = None
+    #: the plan less its event rules
+    rest: tuple[Rule, ...] = ()
 
 
 @dataclass
@@ -427,7 +432,9 @@ class RuleSet:
             )
             idle = frozenset(rid for rid, v in views.items() if inert(v))
             ids = frozenset(r.id for r in rules)
-            hit = Batch(rules, plan, views, idle, ids, kind == "credential_issued")
+            fire = any_of(tuple(fn for _, fn in plan if fn is not None))
+            rest = tuple(r for r, fn in plan if fn is None)
+            hit = Batch(rules, plan, views, idle, ids, kind == "credential_issued", fire, rest)
             if len(self._batches) < 65536:
                 self._batches[key] = hit
         return hit
