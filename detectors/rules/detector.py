@@ -90,33 +90,44 @@ class RuleDetector(SequenceMatcher):
     # -- per event ------------------------------------------------------------------------
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
         rs = self.ruleset
-        batch = rs.batch(ctx.event.kind, ctx.caps)
+        cls = ctx.cls
+        batch = rs.batch(ctx.event.kind, cls.capabilities)
         st: RuleState | None = session.det.get(NAME)
         live: tuple[str, ...] = st.live if st is not None else ()
         out: list[Finding] = []
         if batch.rules or live:
             x = Subject(ctx, session, st.facts if st is not None else _NOTHING)
             self.stats.batches[batch] += 1
-            for rule, cond in batch.plan:
-                if rule.id in live:
-                    continue
-                if cond is not None:  # an event rule, the common case, inline
-                    if cond(x) and not (rule.exception is not None and self._excepted(rule, x)):
-                        self._report(rule, x, out, (x.ev.event_id,), {}, None)
-                else:
-                    self._eval(rule, x, out)
+            fire = batch.fire
+            if fire is not None and fire(x):  # an event rule matches: the plan in order
+                for rule, cond in batch.plan:
+                    if cond is not None:  # an event rule (never live)
+                        if cond(x) and not (rule.exception is not None and self._excepted(rule, x)):
+                            self._report(rule, x, out, (x.ev.event_id,), {}, None)
+                    elif rule.id not in live:  # a live sequence runs below
+                        self._eval(rule, x, out)
+            else:  # most events: no event rule matches (conditions are pure: checked once)
+                for rule in batch.rest:
+                    if rule.id not in live:
+                        self._eval(rule, x, out)
             # the rules live now: a candidate may have started a partial match just above
-            for rid in st.live if st is not None else ():
-                seq = rs.rules.get(rid)
-                if seq is None or not seq.enabled or seq.type != "sequence":
-                    # the rule went away in a reload: so does its state
-                    st.drop_live(rid)  # type: ignore[union-attr]
-                    st.r.pop(rid, None)  # type: ignore[union-attr]
-                    continue
-                if seq not in batch.rules:  # counted with its batch otherwise
-                    self.stats.live[rid] += 1
-                self._sequence(seq, x, out)
-        self._remember(ctx, session)
+            if st is not None and st.live:
+                views, idle = batch.views, batch.idle
+                for rid in st.live:
+                    seq = views.get(rid)  # every enabled sequence has a view
+                    if seq is None or seq.type != "sequence":
+                        # the rule went away in a reload: so does its state
+                        st.drop_live(rid)
+                        st.r.pop(rid, None)
+                        continue
+                    if rid not in batch.ids:  # counted with its batch otherwise
+                        self.stats.live[rid] += 1
+                    if rid in idle:
+                        self._sequence_idle(seq, x, out, st)
+                    else:
+                        self._sequence(seq, x, out)
+        if cls.destinations or batch.issues:
+            self._remember(ctx, session)
         return out
 
     def _remember(self, ctx: EventContext, session: SessionState) -> None:

@@ -33,6 +33,13 @@ def compile_exceptions(b: BodyCompiler) -> Pred | None:
             tests.append(t)
     if not tests:
         return None
+    return _any(tests)
+
+
+def _any(tests: list[Pred]) -> Pred:
+    """``any`` of the tests, without a generator for a single one (the common case)."""
+    if len(tests) == 1:
+        return tests[0]
     all_tests = tuple(tests)
     return lambda x: any(t(x) for t in all_tests)
 
@@ -111,9 +118,14 @@ def _exception(b: BodyCompiler, item: Node) -> Pred | None:
             except ExprError as exc:
                 b.err(f"{exc.message} in exception '{name}'", "values", item)
                 return None
-        ps = tuple(preds)
-        tests.append(lambda x, ps=ps: all(p(x) for p in ps))  # type: ignore[misc]
-    return (lambda x: any(t(x) for t in tests)) if tests else None
+        if len(preds) == 1:
+            tests.append(preds[0])
+        else:
+            ps = tuple(preds)
+            tests.append(lambda x, ps=ps: all(p(x) for p in ps))  # type: ignore[misc]
+    if single and comps[0] in LIST_OPS and not values:
+        return None  # in/intersects/pmatch of no values (checked above): excludes no event
+    return _any(tests) if tests else None
 
 
 def _lit(value: Any) -> str:

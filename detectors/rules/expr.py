@@ -71,6 +71,7 @@ __all__ = [
     "ExprError",
     "FieldSpec",
     "Pred",
+    "any_of",
     "make_predicate",
     "parse_duration",
     "tokenize",
@@ -93,6 +94,9 @@ class Compiled:
     fields: frozenset[str] = field(default_factory=frozenset)
     #: True / False when the condition is a constant (after folding), else None
     const: bool | None = None
+    #: ``(kind, caps) -> Compiled``: the condition with its event-kind and capability tests
+    #: decided (None: it has none, it is its own specialisation); see :func:`specialize`
+    special: Callable[[str, frozenset[str]], Compiled] | None = None
 
     def could_match(self, kind: str, caps: frozenset[str]) -> bool:
         if self.kinds is not None and kind not in self.kinds:
@@ -103,6 +107,25 @@ class Compiled:
 #: the field holding an event's kind, and the one holding its capabilities (for indexing)
 KIND_FIELD = "evt.kind"
 CAPS_FIELD = "caps"
+
+
+def specialize(c: Compiled, kind: str, caps: frozenset[str]) -> Compiled:
+    """``c`` for events of one kind and capability set: its tests of ``evt.kind`` and ``caps``
+    decided once and folded away, so the per-event check only tests what varies
+    (``tool_call and external_egress and dest.unknown exists`` is ``dest.unknown exists``
+    for an egress tool call, and false for any other event)."""
+    return c if c.special is None else c.special(kind, caps)
+
+
+class _Probe:
+    """What the ``evt.kind`` and ``caps`` getters read, for deciding them at load time."""
+
+    __slots__ = ("ev", "ctx", "kind", "caps")
+
+    def __init__(self, kind: str, caps: frozenset[str]) -> None:
+        self.ev = self.ctx = self
+        self.kind = kind
+        self.caps = caps
 
 
 class Compiler:
@@ -156,6 +179,7 @@ class Compiler:
             compiled.refs | {name},
             compiled.fields,
             compiled.const,
+            compiled.special,
         )
         self._macro_cache[name] = compiled
         return compiled
@@ -164,14 +188,7 @@ class Compiler:
         if isinstance(node, Const):
             return _constant(node.value)
         if isinstance(node, Not):
-            inner = self._node(node.item)
-            if inner.const is not None:
-                folded = _constant(not inner.const)
-                return Compiled(
-                    folded.fn, folded.kinds, None, inner.refs, inner.fields, folded.const
-                )
-            fn = inner.fn
-            return Compiled(lambda x: not fn(x), None, None, inner.refs, inner.fields)
+            return _negate(self._node(node.item))
         if isinstance(node, BoolOp):
             parts = [self._node(n) for n in node.items]
             return _combine(node.op, parts)
@@ -225,18 +242,40 @@ class Compiler:
             value = None
         fn = make_predicate(spec, node.op, value, node)
         kinds = caps = None
+        special = None
+        if spec.name in (KIND_FIELD, CAPS_FIELD) and not isinstance(value, FieldSpec):
+
+            def special(kind: str, caps: frozenset[str]) -> Compiled:
+                return _constant(bool(fn(_Probe(kind, caps))))
+
         if spec.name == KIND_FIELD and node.op in ("=", "in", "intersects") and value is not None:
             kinds = frozenset([value] if isinstance(value, str) else value)
         if spec.name == CAPS_FIELD and node.op in ("contains", "intersects", "in"):
             caps = frozenset([value] if isinstance(value, str) else value)
             if node.op == "in":
                 caps = None  # "caps in (...)": a subset, possibly of caps the event lacks
-        return Compiled(fn, kinds, caps, frozenset(refs), frozenset(used))
+        return Compiled(fn, kinds, caps, frozenset(refs), frozenset(used), None, special)
 
 
 def _constant(value: bool) -> Compiled:
     """``true`` / ``false``; a condition that is always false can match no event kind."""
     return Compiled(lambda x: value, None if value else frozenset(), None, const=value)
+
+
+def _negate(inner: Compiled) -> Compiled:
+    """``not inner``, folded if it is a constant."""
+    if inner.const is not None:
+        folded = _constant(not inner.const)
+        return Compiled(folded.fn, folded.kinds, None, inner.refs, inner.fields, folded.const)
+    fn = inner.fn
+    special = None
+    if inner.special is not None:
+        part = inner.special
+
+        def special(kind: str, caps: frozenset[str]) -> Compiled:
+            return _negate(part(kind, caps))
+
+    return Compiled(lambda x: not fn(x), None, None, inner.refs, inner.fields, None, special)
 
 
 def _combine(op: str, parts: list[Compiled]) -> Compiled:
@@ -253,12 +292,19 @@ def _combine(op: str, parts: list[Compiled]) -> Compiled:
         c = _constant(not absorbing)
         return Compiled(c.fn, c.kinds, None, refs, used, c.const)
     fns = tuple(p.fn for p in parts)
+    special = None
+    if any(p.special is not None for p in parts):
+        kept = tuple(parts)
+
+        def special(kind: str, caps: frozenset[str]) -> Compiled:
+            return _combine(op, [specialize(p, kind, caps) for p in kept])
+
     if op == "and":
         kind_sets = [p.kinds for p in parts if p.kinds is not None]
         kinds = frozenset.intersection(*kind_sets) if kind_sets else None
         cap_sets = [p.caps for p in parts if p.caps is not None]
         caps = min(cap_sets, key=len) if cap_sets else None
-        return Compiled(_fold(fns, both=True), kinds, caps, refs, used)
+        return Compiled(_fold(fns, both=True), kinds, caps, refs, used, None, special)
     kinds = (
         frozenset().union(*(p.kinds for p in parts if p.kinds is not None))
         if all(p.kinds is not None for p in parts)
@@ -269,7 +315,13 @@ def _combine(op: str, parts: list[Compiled]) -> Compiled:
         if all(p.caps is not None for p in parts)
         else None
     )
-    return Compiled(_fold(fns, both=False), kinds, caps, refs, used)
+    return Compiled(_fold(fns, both=False), kinds, caps, refs, used, None, special)
+
+
+def any_of(fns: tuple[Pred, ...]) -> Pred | None:
+    """One predicate true when any of ``fns`` is (None for none): a batch's event rules
+    checked with one call, as most events trigger none of them."""
+    return _fold(fns, both=False) if fns else None
 
 
 def _fold(fns: tuple[Pred, ...], *, both: bool) -> Pred:

@@ -17,6 +17,7 @@ it can trigger.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.base import Action, Mode
-from detectors.rules.expr import Compiled, FieldSpec, Pred
+from detectors.rules.expr import Compiled, FieldSpec, Pred, any_of, specialize
 
 #: Falco priorities and Sigma levels -> our severities
 PRIORITIES: dict[str, str] = {
@@ -304,14 +305,77 @@ class Rule:
         return self.type == "sequence" and bool(self.steps) and self.steps[-1].missing
 
 
+#: a condition no event of a batch can meet
+NEVER = Compiled(lambda x: False, frozenset(), None, const=False)
+
+
+def specialized(rule: Rule, kind: str, caps: frozenset[str]) -> Rule:
+    """``rule`` as events of one kind and capability set see it: the conditions (the rule's,
+    its steps', ``until``) that no such event can meet (their kinds and capabilities say so)
+    replaced by :data:`NEVER`, which the matcher skips. The same rule otherwise (id, shape,
+    output, state); ``rule`` itself when nothing changes."""
+
+    def sp(c: Compiled | None) -> Compiled | None:
+        if c is None:
+            return None
+        if not c.could_match(kind, caps):
+            return NEVER
+        return specialize(c, kind, caps)
+
+    cond, until = sp(rule.cond), sp(rule.until)
+    steps = tuple(Step(s.name, sp(s.cond) or NEVER, s.missing) for s in rule.steps)
+    if (
+        cond is rule.cond
+        and until is rule.until
+        and all(a.cond is b.cond for a, b in zip(steps, rule.steps, strict=True))
+    ):
+        return rule
+    return dataclasses.replace(rule, cond=cond, steps=steps, until=until)
+
+
+def inert(rule: Rule) -> bool:
+    """No condition of this (specialised) sequence can be true: only time can change its
+    state (a partial match expiring, a timer coming due)."""
+    conds = [s.cond for s in rule.steps] + ([rule.until] if rule.until is not None else [])
+    return rule.type == "sequence" and all(c.const is False for c in conds)
+
+
+def _can_start(rule: Rule) -> bool:
+    """Whether an event can start (or count towards) a match of this specialised rule that
+    has no state yet: what a rule without partial matches needs evaluated at all."""
+    if rule.type == "event" or rule.type == "count":
+        return rule.cond is not None and rule.cond.const is not False
+    if rule.type == "sequence":
+        return rule.positive[0].cond.const is not False
+    return any(s.cond.const is not False for s in rule.steps)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Batch:
     """The rules an event of one kind and capability set can start or complete, in order,
     ready to run: each with its condition if it is an event rule (run inline), else None.
-    Hashed by identity, so counting evaluations per batch costs no hashing of its rules."""
+    Hashed by identity, so counting evaluations per batch costs no hashing of its rules.
+
+    ``plan`` holds the rules specialised for the kind and capabilities (see
+    :func:`specialized`), less those no such event can start: a sequence whose first step
+    needs another capability is in ``rules`` (the event may complete it) but runs only when
+    it has partial matches. ``views``: rule id -> the specialised rule, for the sequences
+    with partial matches; ``idle``: the ids of those no condition of which such an event
+    can meet."""
 
     rules: tuple[Rule, ...]
     plan: tuple[tuple[Rule, Pred | None], ...]
+    views: dict[str, Rule] = field(default_factory=dict)
+    idle: frozenset[str] = frozenset()
+    #: the ids of ``rules``
+    ids: frozenset[str] = frozenset()
+    #: its events issue credentials (facts later rules read)
+    issues: bool = False
+    #: true when an event rule of the plan matches (None: it has none); when it is false,
+    #: only ``rest`` runs
+    fire: Pred | None = None
+    #: the plan less its event rules
+    rest: tuple[Rule, ...] = ()
 
 
 @dataclass
@@ -356,10 +420,21 @@ class RuleSet:
             rules = tuple(
                 r for r in self.for_kind(kind) if r.caps is None or not r.caps.isdisjoint(caps)
             )
+            views = {
+                r.id: specialized(r, kind, caps)
+                for r in self.rules.values()
+                if r.enabled and (r in rules or r.type == "sequence")
+            }
             plan = tuple(
-                (r, r.cond.fn if r.type == "event" and r.cond is not None else None) for r in rules
+                (v, v.cond.fn if v.type == "event" and v.cond is not None else None)
+                for v in (views[r.id] for r in rules)
+                if _can_start(v)
             )
-            hit = Batch(rules, plan)
+            idle = frozenset(rid for rid, v in views.items() if inert(v))
+            ids = frozenset(r.id for r in rules)
+            fire = any_of(tuple(fn for _, fn in plan if fn is not None))
+            rest = tuple(r for r, fn in plan if fn is None)
+            hit = Batch(rules, plan, views, idle, ids, kind == "credential_issued", fire, rest)
             if len(self._batches) < 65536:
                 self._batches[key] = hit
         return hit

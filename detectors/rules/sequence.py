@@ -90,6 +90,26 @@ class SequenceMatcher(Matcher):
         if changed:
             self._store(rule, x, key, moved, state)
 
+    def _sequence_idle(self, rule: Rule, x: Subject, out: list[Finding], st: RuleState) -> None:
+        """:meth:`_sequence` for an event none of the rule's conditions can meet (see
+        ``Batch.idle``): only time can change the key's state, a timer coming due or a partial
+        match expiring, and most such events find neither and change nothing."""
+        keys: RuleKeys | None = st.r.get(rule.id)
+        if keys is None:
+            return
+        if keys.shape != rule.shape:  # changed in a reload: the full path drops the state
+            self._sequence(rule, x, out)
+            return
+        state: SeqKey | None = keys.get(x.sid if rule.by == "session" else "*")
+        if state is None:
+            return
+        ts = x.ctx.ts
+        window = rule.window
+        if any(ts > t[0] for t in state.t) or (
+            window is not None and any(ts - p[1] > window for p in state.p)
+        ):
+            self._sequence(rule, x, out)
+
     def _store(
         self,
         rule: Rule,

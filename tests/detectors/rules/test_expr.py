@@ -146,3 +146,23 @@ def test_tokens_and_durations() -> None:
         0.5,
         None,
     ]
+
+
+def test_a_condition_specialised_for_a_kind_and_capabilities_tests_only_what_varies() -> None:
+    from detectors.rules import fields as F
+    from detectors.rules.expr import Compiler, specialize
+
+    c = Compiler(F.resolve, {"egress": "caps contains external_egress"})
+    cond = c.compile(
+        "evt.kind = tool_call and egress and not (evt.kind = delegation) and session.killed"
+    )
+    egress = specialize(cond, "tool_call", frozenset({"external_egress"}))
+    assert egress.const is None
+    assert egress.fn is F.FIELDS["session.killed"].get  # all that is left to test per event
+    assert specialize(cond, "tool_call", frozenset({"read"})).const is False
+    assert specialize(cond, "delegation", frozenset({"external_egress"})).const is False
+    either = c.compile("evt.kind = session_end or caps contains payment")
+    assert specialize(either, "session_end", frozenset()).const is True
+    assert specialize(either, "tool_call", frozenset({"read"})).const is False
+    other = c.compile("tool.name = send_money")
+    assert specialize(other, "tool_call", frozenset()) is other  # nothing to decide
