@@ -330,6 +330,32 @@ def id_key(event_id: str) -> int:
 
 #: below this many ids a linear scan of the ring is as fast as a sorted lookup
 _SCAN = 32
+#: at most this many keys are kept as a bare ``array("q")`` (no :class:`RecentIds` around
+#: it: most sessions see a handful of events, and the object costs 64 bytes a session)
+SMALL_IDS = _SCAN
+
+
+def remember(seen: RecentIds | array[int] | None, key: int, cap: int) -> RecentIds | array[int]:
+    """The dedup keys ``seen`` with ``key`` added: what to keep from now on.
+
+    Up to :data:`SMALL_IDS` keys (when ``cap`` allows as many) they are a bare ``array("q")``
+    in insertion order (``key in seen`` scans it); beyond, a :class:`RecentIds` of ``cap``
+    takes them over, so a lookup stays O(log n).
+    """
+    if seen is None:
+        if cap > SMALL_IDS:
+            return array("q", (key,))
+        seen = RecentIds(cap)
+    elif type(seen) is array:
+        if len(seen) < SMALL_IDS and len(seen) < cap:
+            seen.append(key)
+            return seen
+        ring = RecentIds(cap)
+        for k in seen[-cap:]:
+            ring.add(k)
+        seen = ring
+    seen.add(key)  # type: ignore[union-attr]
+    return seen  # type: ignore[return-value]
 
 
 class RecentIds:

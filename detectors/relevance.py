@@ -38,7 +38,7 @@ from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.catalog import tokens
 from detectors.scoring import adds_nothing, mode_of
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 #: Words in a task that ask for actions of a capability (stems; matched as word prefixes).
 CAPABILITY_CUES: dict[str, tuple[str, ...]] = {
@@ -355,6 +355,7 @@ class TaskRelevance:
         tags: tuple[str, ...] = ("ASI01", "ASI10"),
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.min_score = min_score
         self.mode = mode
         self.tags = tags
@@ -372,7 +373,8 @@ class TaskRelevance:
     def _task(self, session: SessionState) -> dict[str, Any] | None:
         # The session's state is the root's task as first seen (later scope changes do not
         # move it); everything derived from it comes from the cache.
-        task: str | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        task: str | None = state_at(det, slot) if slot < states_len(det) else None
         if task is None:
             task = session.scope_of(session.root_id).task
             if not task:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -314,6 +315,25 @@ _lget = list.__getitem__
 _lset = list.__setitem__
 _llen = list.__len__
 
+#: ``state_at(session.det, slot)``: the state at a detector's slot (``None``: none yet), for a
+#: slot below ``states_len(session.det)`` (a session's list ends at its last state). Both are
+#: the list's own methods: reading a state costs no Python call, where ``det.get(name)`` does.
+state_at = _lget
+states_len = _llen
+
+
+def slot_of(name: str) -> int:
+    """The position of detector ``name``'s state in every session's ``det``: asked once, when
+    the detector is built, so the hot path reads its state by index::
+
+        det = session.det
+        st = state_at(det, slot) if slot < states_len(det) else None
+    """
+    i = _SLOTS.get(name)
+    if i is None:
+        i = _SLOTS[name] = len(_SLOTS)
+    return i
+
 
 class DetectorStates(list):  # type: ignore[type-arg]
     """``session.det``: detector name -> that detector's per-session state.
@@ -346,7 +366,7 @@ class DetectorStates(list):  # type: ignore[type-arg]
     def __setitem__(self, name: str, state: Any) -> None:  # type: ignore[override]
         i = _SLOTS.get(name)
         if i is None:
-            i = _SLOTS[name] = len(_SLOTS)
+            i = slot_of(name)
         n = _llen(self)
         if i >= n:
             self.extend([None] * (i + 1 - n))
@@ -421,8 +441,33 @@ NO_ENTRIES: dict[str, Any] = {}
 MAX_ALERTS = 256
 
 #: Version of the pickled :class:`SessionState` layout (checkpoints of version-less dicts,
-#: written before it, are still read).
-STATE_VERSION = 2
+#: and of version 2, written before it, are still read).
+STATE_VERSION = 3
+#: the slots of layout version 2 (which kept the per-worker ``max_steps`` and ``max_members``
+#: in every session)
+_SLOTS_V2 = (
+    "root_id",
+    "tenant",
+    "agent_id",
+    "members",
+    "log",
+    "max_steps",
+    "max_members",
+    "det",
+    "alerts",
+    "contributions",
+    "risk",
+    "started_ts",
+    "last_ts",
+    "last_active",
+    "ended",
+    "kill_jti",
+    "kill_ts",
+    "event_count",
+    "seen",
+    "pending",
+    "partition",
+)
 
 
 class SessionState:
@@ -432,7 +477,16 @@ class SessionState:
     start as ``None``, ``pending`` as an empty tuple. The step history, and the first step of
     each capability, are a compact :class:`~detectors.history.StepLog` (``steps`` and
     ``cap_first`` decode it).
+
+    ``max_steps`` and ``max_members`` are the same for every session of a worker: class
+    attributes, not slots (16 bytes per session); a subclass with ``__slots__ = ()`` sets other
+    bounds.
     """
+
+    #: steps kept (see ``DEFAULT_MAX_STEPS``)
+    max_steps: int = DEFAULT_MAX_STEPS
+    #: sessions kept per tree (see ``DEFAULT_MAX_MEMBERS``)
+    max_members: int = DEFAULT_MAX_MEMBERS
 
     __slots__ = (
         "root_id",
@@ -440,8 +494,6 @@ class SessionState:
         "agent_id",
         "members",
         "log",
-        "max_steps",
-        "max_members",
         "det",
         "alerts",
         "contributions",
@@ -458,23 +510,13 @@ class SessionState:
         "partition",
     )
 
-    def __init__(
-        self,
-        root_id: str,
-        tenant: str | None,
-        agent_id: str,
-        *,
-        max_steps: int = DEFAULT_MAX_STEPS,
-        max_members: int = DEFAULT_MAX_MEMBERS,
-    ) -> None:
+    def __init__(self, root_id: str, tenant: str | None, agent_id: str) -> None:
         self.root_id = root_id
         self.tenant = canonical(tenant)
         self.agent_id = canonical(agent_id)
         self.members = Members()
         #: the last ``max_steps`` steps (None until the first)
         self.log: StepLog | None = None
-        self.max_steps = max_steps
-        self.max_members = max_members
         #: detector name -> that detector's per-session state
         self.det = DetectorStates()
         #: alert key -> AlertState (detectors.alerting); the shared ``NO_ENTRIES`` until the
@@ -494,7 +536,8 @@ class SessionState:
         self.event_count = 0
         # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup), events
         # held back waiting for a missing predecessor, and the source partition of the session.
-        self.seen: RecentIds | None = None
+        #: (a bare array of the first few keys, then a RecentIds: ``history.remember``)
+        self.seen: RecentIds | array[int] | None = None
         self.pending: list[Any] | tuple[()] = ()
         self.partition: int | None = None
 
@@ -509,10 +552,15 @@ class SessionState:
         if isinstance(state, dict):  # the first layout: a dict of every attribute
             self._load_v1(state)
             return
-        if state[0] != STATE_VERSION:
+        if state[0] == 2:  # kept max_steps and max_members: the worker's constants now
+            for k, v in zip(_SLOTS_V2, state[1:], strict=True):
+                if k != "max_steps" and k != "max_members":
+                    setattr(self, k, v)
+        elif state[0] != STATE_VERSION:
             raise ValueError(f"session state of layout version {state[0]} is not supported")
-        for k, v in zip(self.__slots__, state[1:], strict=True):
-            setattr(self, k, v)
+        else:
+            for k, v in zip(self.__slots__, state[1:], strict=True):
+                setattr(self, k, v)
         # checkpoints written before kept these maps in dicts
         if isinstance(self.members, dict):
             self.members = Members(self.members.values())

@@ -33,12 +33,13 @@ Time is passed in (``now``), so tests are deterministic.
 from __future__ import annotations
 
 import pickle
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detectors.engine import Decision, Engine
-from detectors.history import RecentIds, id_key
+from detectors.history import SMALL_IDS, id_key, remember
 from detectors.privileged import privileged_action
 from detectors.session import Member, SessionState
 from schemas.events import ActionEvent
@@ -270,10 +271,13 @@ class Pipeline:
     ) -> None:
         """Evaluate one event (``key``: its id's key, and ``m``: its member if ``looked_up``,
         when the caller has them)."""
+        if key is None:
+            key = id_key(event.event_id)
         seen = session.seen
-        if seen is None:
-            seen = session.seen = RecentIds(self.settings.dedup_window)
-        seen.add(id_key(event.event_id) if key is None else key)
+        if type(seen) is array and len(seen) < SMALL_IDS:  # the common case, inline
+            seen.append(key)
+        else:
+            session.seen = remember(seen, key, self.settings.dedup_window)
         if not looked_up:
             m = session.members.get(event.session.id)
         seq = event.session.seq

@@ -29,7 +29,7 @@ from detectors.base import EventContext, Finding
 from detectors.intern import canonical
 from detectors.online.identity import identity_keys
 from detectors.scoring import adds_nothing, mode_of
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 MILESTONES = frozenset({3, 6, 12, 24, 48, 96, 192})
 #: distinct tools and destinations counted per session
@@ -73,6 +73,7 @@ class SessionAnomaly:
         mode: str = "enforce",
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.min_sessions = min_sessions
         self.threshold = threshold
         self.weight = weight
@@ -127,7 +128,8 @@ class SessionAnomaly:
         return None
 
     def _counts(self, session: SessionState) -> Usage:
-        st: Usage | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        st: Usage | None = state_at(det, slot) if slot < states_len(det) else None
         if st is None:
             st = session.det[self.name] = Usage()
         return st

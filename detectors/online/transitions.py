@@ -34,7 +34,7 @@ from detectors.intern import canonical
 from detectors.online.identity import identity_keys
 from detectors.scoring import adds_nothing, mode_of
 from detectors.session import DEFAULT_MAX_MEMBERS as MAX_MEMBERS
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 START = "<start>"
 #: steps of a session kept until it closes (learning needs no more)
@@ -104,6 +104,7 @@ class TransitionSurprise:
         mode: str = "enforce",
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.min_sessions = min_sessions
         self.score_new = score_new
         self.score_new_sensitive = score_new_sensitive
@@ -159,7 +160,8 @@ class TransitionSurprise:
         return (self.score_new_sensitive if sensitive else self.score_new), why
 
     def _state(self, session: SessionState) -> Walk:
-        st: Walk | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        st: Walk | None = state_at(det, slot) if slot < states_len(det) else None
         if st is None:
             st = session.det[self.name] = Walk()
         return st
