@@ -98,19 +98,35 @@ class StepLog:
             atoms.append(canonical(x) if share else x)
             return len(atoms) - 1
 
-    def _pack(self, step: Step, n: int, eid: bytes) -> bytes:
-        # Hot path (once per event): the atom lookups are inlined (``list.index`` first; the
-        # table grows only on a miss) and the caller encodes the event id once for the record
-        # and the pins: about half the cost of one ``_atom`` call per field and one ``_id``
-        # call per use (measured with a micro-benchmark of ``append``).
+    def append(self, step: Step, *, pin: bool = True) -> None:
+        self.add(*step, pin=pin)
+
+    def add(
+        self,
+        seq: int | None,
+        ts: float,
+        sid: str,
+        kind: str,
+        tool: str | None,
+        caps: frozenset[str],
+        event_id: str,
+        dest: str | None,
+        *,
+        pin: bool = True,
+    ) -> None:
+        """Append the step of these fields (:meth:`append` without building a :class:`Step`).
+
+        Hot path (once per event): the atom lookups are inlined (``list.index`` first; the
+        table grows only on a miss), the event id is encoded once for the record and the pins,
+        and a UUID id (most are) is converted inline.
+        """
+        # the id first: a long one takes its place in the table before the fields
+        raw = _uuid_bytes(event_id) if len(event_id) == 36 else None
+        if raw is not None:
+            n, eid = _ID_UUID, raw
+        else:
+            n, eid = self._id(event_id)
         atoms = self.atoms
-        sid, kind, tool, caps, dest = (
-            step.session_id,
-            step.kind,
-            step.tool,
-            step.caps,
-            step.destination,
-        )
         try:
             s = atoms.index(sid)
         except ValueError:
@@ -137,29 +153,23 @@ class StepLog:
                 d = atoms.index(dest)
             except ValueError:
                 d = self._atom(dest)
-        seq = step.seq
         if seq is None or not -(2**63) < seq < 2**63:
             seq = _NO_SEQ
-        return _REC.pack(seq, step.ts, s, k, t, c, d, n, eid)
-
-    def append(self, step: Step, *, pin: bool = True) -> None:
-        n, eid = self._id(step.event_id)
-        rec = self._pack(step, n, eid)
-        caps = step.caps
+        rec = _REC.pack(seq, ts, s, k, t, c, d, n, eid)
         if pin and caps:
             pinned = self.pinned
             for cap in caps:
                 if cap not in pinned:
-                    self._pin_id(cap, n, eid, step.session_id, step.ts)
-        size = _REC.size
+                    self._pin_id(cap, n, eid, sid, ts)
         if self.count < self.cap:
             self.buf += rec
             self.count += 1
         else:
+            size = _REC.size
             i = self.head * size
             self.buf[i : i + size] = rec
             self.head = (self.head + 1) % self.cap
-        if len(self.atoms) > 6 * self.cap + MAX_FIRSTS + 8:
+        if len(atoms) > 6 * self.cap + MAX_FIRSTS + 8:
             self._compact()
 
     def _id(self, event_id: str) -> tuple[int, bytes]:
@@ -299,7 +309,9 @@ def _uuid_bytes(text: str) -> bytes | None:
     None: only an id that prints back exactly is stored in binary."""
     if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
         return None
-    h = text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]
+    h = text.replace("-", "")  # the four hyphens checked above, and no other (length 32)
+    if len(h) != 32:
+        return None
     try:
         raw = bytes.fromhex(h)
     except ValueError:

@@ -224,11 +224,14 @@ class Members(list):  # type: ignore[type-arg]
 
     __slots__ = ()
 
-    def __init__(self, members: Iterable[Member] = ()) -> None:
-        super().__init__(members)
+    # (no __init__ of its own: the list's, ``Members(members)``, costs no Python call)
 
     def get(self, session_id: str, default: Any = None) -> Any:
-        for m in _mreversed(self):  # the member asked for last is the likeliest
+        if self:
+            m = _mget(self, -1)  # the member asked for last: most events are its
+            if m.session_id == session_id:
+                return m
+        for m in _mreversed(self):
             if m.session_id == session_id:
                 return m
         return default
@@ -612,6 +615,10 @@ class SessionState:
         """The member ``session_id`` (created if new); members are kept in the order they
         were last asked for, so the one an event is about is never the one forgotten."""
         members = self.members
+        if members:
+            last = _mget(members, -1)
+            if last.session_id == session_id:  # most events: the member of the one before
+                return last  # type: ignore[no-any-return]
         i = members._index(session_id)  # noqa: SLF001 (its position, to move it)
         if i < 0:
             if len(members) >= self.max_members:

@@ -45,6 +45,8 @@ from detectors.session import Member, SessionState
 from schemas.events import ActionEvent
 from schemas.privileged import PrivilegedAction
 
+_first = list.__getitem__
+
 
 @dataclass
 class PipelineSettings:
@@ -195,8 +197,14 @@ class Pipeline:
             self.stats.duplicates += 1
             return []
         out: list[Output] = []
-        seq = event.session.seq
-        m = session.members.get(event.session.id)
+        sref = event.session
+        seq = sref.seq
+        members = session.members
+        m = None
+        if members:  # the member of the session's last event first (most events are its)
+            m = _first(members, -1)
+            if m.session_id != sref.id:
+                m = members.get(sref.id)
         last = self.settings.first_seq - 1
         if m is not None and m.last_seq > last:
             last = m.last_seq
