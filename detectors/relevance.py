@@ -230,17 +230,25 @@ TASK_CACHE = 4096
 _STOP = frozenset("get set the a an to of for by in on at with from my me is".split())
 
 
+def _cue_pattern(cues: tuple[str, ...]) -> re.Pattern[str]:
+    """One search for any of ``cues``: Latin-script cues are word prefixes ("latest" does not
+    ask for a "test"); CJK text has no spaces between words.
+
+    The Latin cues share one look-behind, in their order (``(?<!w)(?:a|b)`` matches what
+    ``(?<!w)a|(?<!w)b`` does, at the same places): a look-behind per alternative made the
+    engine test every cue at every position, ~20 µs a task; this is ~8x less. A CJK cue never
+    starts where a Latin one does (their first characters differ), so the two groups'
+    order does not matter.
+    """
+    latin = [re.escape(c) for c in cues if c[0].isascii()]
+    other = [re.escape(c) for c in cues if not c[0].isascii()]
+    parts = ["(?<![a-z0-9])(?:" + "|".join(latin) + ")"] if latin else []
+    return re.compile("|".join(parts + other))
+
+
 #: One compiled search per capability: "does the task text contain any of its cue stems".
 _CUE_RE: dict[str, re.Pattern[str]] = {
-    cap: re.compile(
-        "|".join(
-            # Latin-script cues are word prefixes ("latest" does not ask for a "test"); CJK
-            # text has no spaces between words
-            ("(?<![a-z0-9])" if c[0].isascii() else "") + re.escape(c)
-            for c in cues
-        )
-    )
-    for cap, cues in CAPABILITY_CUES.items()
+    cap: _cue_pattern(cues) for cap, cues in CAPABILITY_CUES.items()
 }
 
 

@@ -38,3 +38,26 @@ def test_cues_are_word_prefixes_and_things_to_read_are_not_writes() -> None:
     assert asks_for(C.CODE_EXEC, "run the tests of my project")
     assert not asks_for(C.WRITE, "what's on my calendar for the doctor's appointment?")
     assert asks_for(C.WRITE, "add a dentist appointment to my calendar")
+
+
+def test_the_shared_look_behind_finds_what_one_per_cue_found() -> None:
+    """The cue searches match the same cues at the same places as one look-behind per cue."""
+    import re
+
+    from detectors.relevance import _CUE_RE, CAPABILITY_CUES
+
+    texts = [
+        "pay the invoice, then e-mail the receipt to anna@acme.com and post a message",
+        "latest test: delete the old files; 请支付账单 and 发送消息 to bob",
+        "find my messages and summarise; reset the password, run the script, fetch the page",
+        "nothing relevant here at all",
+    ]
+    texts.append(" ".join(c for cues in CAPABILITY_CUES.values() for c in cues))
+    texts.append("x".join(c for cues in CAPABILITY_CUES.values() for c in cues))
+    for cap, cues in CAPABILITY_CUES.items():
+        one_each = re.compile(
+            "|".join(("(?<![a-z0-9])" if c[0].isascii() else "") + re.escape(c) for c in cues)
+        )
+        for text in texts:
+            want = [(m.span(), m.group(0)) for m in one_each.finditer(text)]
+            assert [(m.span(), m.group(0)) for m in _CUE_RE[cap].finditer(text)] == want
