@@ -34,7 +34,14 @@ from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
 from detectors.history import StepLog
 from detectors.intern import canonical
-from detectors.session import MAX_ALERTS, MAX_CONTRIBUTIONS, Member, Scope, SessionState
+from detectors.session import (
+    MAX_ALERTS,
+    MAX_CONTRIBUTIONS,
+    Member,
+    Scope,
+    SessionState,
+    slot_of,
+)
 from schemas.events import ActionEvent
 from schemas.signals import set_jti
 
@@ -117,6 +124,9 @@ class Engine:
         self.detectors = list(detectors)
         self.catalog = catalog or ToolCatalog()
         self.policy = policy or FusionPolicy()
+        #: detector states a session makes room for: one slot per detector (its position is
+        #: its name's, ``session.slot_of``; each detector asks for its own when built)
+        self._states = max((slot_of(d.name) for d in self.detectors), default=-1) + 1
         # isinstance() on a runtime-checkable Protocol is slow: decide once, not per event
         self._timed = [d for d in self.detectors if isinstance(d, Timed)]
         #: the earliest timer deadline of the session :meth:`process` last ran on, as it left
@@ -136,7 +146,9 @@ class Engine:
         return ctx
 
     def new_session(self, event: ActionEvent) -> SessionState:
-        return SessionState(event.root_session_id, event.tenant, event.actor.agent_id)
+        return SessionState(
+            event.root_session_id, event.tenant, event.actor.agent_id, states=self._states
+        )
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Decision]:
         """Run every detector on one event and return the decisions it leads to."""

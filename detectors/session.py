@@ -427,9 +427,11 @@ class DetectorStates(list):  # type: ignore[type-arg]
 
 
 def _states_from(pairs: Iterable[tuple[str, Any]]) -> DetectorStates:
-    states = DetectorStates()
-    for k, v in pairs:
-        states[k] = v
+    placed = [(slot_of(k), v) for k, v in pairs]
+    # exactly as long as the last slot needs (a list grown one slot at a time reserves more)
+    states = DetectorStates([None] * (max((i for i, _ in placed), default=-1) + 1))
+    for i, v in placed:
+        _lset(states, i, v)
     return states
 
 
@@ -447,7 +449,7 @@ MAX_ALERTS = 256
 #: and of version 2, written before it, are still read).
 STATE_VERSION = 3
 #: the slots of layout version 2 (which kept the per-worker ``max_steps`` and ``max_members``
-#: in every session)
+#: in every session, and its source partition, written but never read)
 _SLOTS_V2 = (
     "root_id",
     "tenant",
@@ -471,6 +473,7 @@ _SLOTS_V2 = (
     "pending",
     "partition",
 )
+_DROPPED_V2 = frozenset({"max_steps", "max_members", "partition"})
 
 
 class SessionState:
@@ -482,8 +485,8 @@ class SessionState:
     ``cap_first`` decode it).
 
     ``max_steps`` and ``max_members`` are the same for every session of a worker: class
-    attributes, not slots (16 bytes per session); a subclass with ``__slots__ = ()`` sets other
-    bounds.
+    attributes, not slots (with the partition no longer kept, 18 slots: 176 bytes, 32 less); a
+    subclass with ``__slots__ = ()`` sets other bounds.
     """
 
     #: steps kept (see ``DEFAULT_MAX_STEPS``)
@@ -510,10 +513,11 @@ class SessionState:
         "event_count",
         "seen",
         "pending",
-        "partition",
     )
 
-    def __init__(self, root_id: str, tenant: str | None, agent_id: str) -> None:
+    def __init__(self, root_id: str, tenant: str | None, agent_id: str, *, states: int = 0) -> None:
+        """``states``: how many detector slots to make room for (the engine's), at once: a
+        list that grows a slot at a time reserves more than it holds (96 bytes for 7)."""
         self.root_id = root_id
         self.tenant = canonical(tenant)
         self.agent_id = canonical(agent_id)
@@ -521,7 +525,7 @@ class SessionState:
         #: the last ``max_steps`` steps (None until the first)
         self.log: StepLog | None = None
         #: detector name -> that detector's per-session state
-        self.det = DetectorStates()
+        self.det = DetectorStates([None] * states) if states else DetectorStates()
         #: alert key -> AlertState (detectors.alerting); the shared ``NO_ENTRIES`` until the
         #: first (written only through :meth:`own_alerts`)
         self.alerts: dict[str, Any] = NO_ENTRIES
@@ -537,12 +541,12 @@ class SessionState:
         self.kill_jti: str | None = None
         self.kill_ts: float | None = None
         self.event_count = 0
-        # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup), events
-        # held back waiting for a missing predecessor, and the source partition of the session.
+        # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup) and events
+        # held back waiting for a missing predecessor (each with its source partition and
+        # offset; a pipeline serves one partition, so the session keeps none of its own).
         #: (a bare array of the first few keys, then a RecentIds: ``history.remember``)
         self.seen: RecentIds | array[int] | None = None
         self.pending: list[Any] | tuple[()] = ()
-        self.partition: int | None = None
 
     # -- pickling (slots) ---------------------------------------------------------------
     def __getstate__(self) -> tuple[Any, ...]:
@@ -555,9 +559,9 @@ class SessionState:
         if isinstance(state, dict):  # the first layout: a dict of every attribute
             self._load_v1(state)
             return
-        if state[0] == 2:  # kept max_steps and max_members: the worker's constants now
+        if state[0] == 2:  # kept the worker's max_steps and max_members, and the partition
             for k, v in zip(_SLOTS_V2, state[1:], strict=True):
-                if k != "max_steps" and k != "max_members":
+                if k not in _DROPPED_V2:
                     setattr(self, k, v)
         elif state[0] != STATE_VERSION:
             raise ValueError(f"session state of layout version {state[0]} is not supported")
@@ -626,7 +630,9 @@ class SessionState:
             if session_id == self.root_id:
                 session_id = self.root_id  # one copy of the id
             m = Member(session_id, canonical(agent_id) if agent_id else self.agent_id)
-            members.append(m)
+            # a list of exactly its members (``append`` would reserve room for 4 at once, 24
+            # bytes for most trees, which have one member); adding a member is rare
+            list.__init__(members, [*list.__iter__(members), m])
             return m
         members.touch(i)
         return _mget(members, -1)  # type: ignore[no-any-return]

@@ -186,8 +186,6 @@ class Pipeline:
         else:
             self.sessions.move_to_end(root)
         session.last_active = now
-        if partition is not None:
-            session.partition = partition
 
         key = id_key(event.event_id)
         seen = session.seen

@@ -92,7 +92,7 @@ def test_version_2_checkpoints_with_the_bounds_in_every_session_are_read() -> No
     seen.add(id_key("e1"))
     s.seen = seen
     values = {k: getattr(s, k) for k in SessionState.__slots__}
-    values.update(max_steps=64, max_members=256)
+    values.update(max_steps=64, max_members=256, partition=3)
     v2 = pickle.dumps((2, *[values[k] for k in _SLOTS_V2]))
     back = SessionState.__new__(SessionState)
     back.__setstate__(pickle.loads(v2))
@@ -100,7 +100,7 @@ def test_version_2_checkpoints_with_the_bounds_in_every_session_are_read() -> No
     assert back.kill_jti == "j" and back.event_count == 4 and back.tenant == "acme"
     assert isinstance(back.seen, RecentIds) and id_key("e1") in back.seen
     assert back.max_steps == 64 and back.max_members == 256  # the class's
-    assert "max_steps" not in SessionState.__slots__ and "max_members" not in SessionState.__slots__
+    assert not {"max_steps", "max_members", "partition"} & set(SessionState.__slots__)
 
 
 def test_an_unknown_layout_version_is_refused() -> None:
