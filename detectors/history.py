@@ -72,20 +72,29 @@ _ID_IN_ATOMS = 0xFF
 class StepLog:
     """The last ``cap`` steps, as fixed-size records in a ring (see the module docstring)."""
 
-    __slots__ = ("cap", "buf", "atoms", "head", "count", "pinned", "firsts")
+    # Immutable ``bytes`` and tuples rather than a bytearray and a list: one allocation each,
+    # of exactly their size (a bytearray or a list is an object plus a buffer that grows by an
+    # eighth and more; ~190 bytes more for a session of a few steps). Appending builds a new
+    # one, a copy of at most ``cap`` records: most sessions hold a few.
+    __slots__ = ("cap", "buf", "atoms", "head", "pinned", "firsts")
 
     def __init__(self, cap: int) -> None:
         self.cap = max(1, cap)
-        self.buf = bytearray()
+        #: the records, oldest first until the ring is full (then from ``head``)
+        self.buf = b""
         #: the distinct strings and capability sets the records point at
-        self.atoms: list[Any] = []
+        self.atoms: tuple[Any, ...] = ()
         #: index of the oldest record once the ring is full
         self.head = 0
-        self.count = 0
         #: the capabilities seen so far, and the first step that showed each (kept when the
         #: ring moves on; None until the first)
         self.pinned: tuple[str, ...] = ()
-        self.firsts: bytearray | None = None
+        self.firsts: bytes | None = None
+
+    @property
+    def count(self) -> int:
+        """How many steps the log holds."""
+        return len(self.buf) // _REC.size
 
     def _atom(self, x: Any, *, share: bool = True) -> int:
         if x is None:
@@ -95,8 +104,8 @@ class StepLog:
             return atoms.index(x)
         except ValueError:
             # shared with every other session holding it (not session ids: no other has them)
-            atoms.append(canonical(x) if share else x)
-            return len(atoms) - 1
+            self.atoms = (*atoms, canonical(x) if share else x)
+            return len(atoms)
 
     def append(self, step: Step, *, pin: bool = True) -> None:
         self.add(*step, pin=pin)
@@ -126,15 +135,17 @@ class StepLog:
             n, eid = _ID_UUID, raw
         else:
             n, eid = self._id(event_id)
-        atoms = self.atoms
+        atoms = self.atoms  # (a miss makes a new table: read it again after one)
         try:
             s = atoms.index(sid)
         except ValueError:
             s = self._atom(sid, share=False)
+            atoms = self.atoms
         try:
             k = atoms.index(kind)
         except ValueError:
             k = self._atom(kind)
+            atoms = self.atoms
         if tool is None:
             t = _NONE
         else:
@@ -142,6 +153,7 @@ class StepLog:
                 t = atoms.index(tool)
             except ValueError:
                 t = self._atom(tool)
+                atoms = self.atoms
         try:
             c = atoms.index(caps)
         except ValueError:
@@ -150,7 +162,7 @@ class StepLog:
             d = _NONE
         else:
             try:
-                d = atoms.index(dest)
+                d = self.atoms.index(dest)
             except ValueError:
                 d = self._atom(dest)
         if seq is None or not -(2**63) < seq < 2**63:
@@ -161,15 +173,15 @@ class StepLog:
             for cap in caps:
                 if cap not in pinned:
                     self._pin_id(cap, n, eid, sid, ts)
-        if self.count < self.cap:
-            self.buf += rec
-            self.count += 1
+        buf = self.buf
+        size = _REC.size
+        if len(buf) < self.cap * size:
+            self.buf = buf + rec
         else:
-            size = _REC.size
             i = self.head * size
-            self.buf[i : i + size] = rec
+            self.buf = b"".join((buf[:i], rec, buf[i + size :]))
             self.head = (self.head + 1) % self.cap
-        if len(atoms) > 6 * self.cap + MAX_FIRSTS + 8:
+        if len(self.atoms) > 6 * self.cap + MAX_FIRSTS + 8:
             self._compact()
 
     def _id(self, event_id: str) -> tuple[int, bytes]:
@@ -203,9 +215,8 @@ class StepLog:
     def _pin_id(self, cap: str, n: int, eid: bytes, session_id: str, ts: float) -> None:
         if len(self.pinned) >= MAX_FIRSTS:
             return
-        if self.firsts is None:
-            self.firsts = bytearray()
-        self.firsts += _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
+        first = _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
+        self.firsts = first if self.firsts is None else self.firsts + first
         # shared: sessions of one agent meet their capabilities in the same few orders
         self.pinned = canonical((*self.pinned, canonical(cap)))
 
@@ -223,7 +234,7 @@ class StepLog:
     def _compact(self) -> None:
         """Forget atoms no record points at any more (after the ring overwrote them)."""
         steps, firsts = list(self), self.first_seen()
-        self.buf, self.atoms, self.head, self.count = bytearray(), [], 0, 0
+        self.buf, self.atoms, self.head = b"", (), 0
         self.pinned, self.firsts = (), None
         for cap, (eid, sid, ts) in firsts.items():
             self._pin(cap, eid, sid, ts)
@@ -245,23 +256,24 @@ class StepLog:
         )
 
     def __iter__(self) -> Iterator[Step]:
-        for k in range(self.count):
-            yield self._unpack((self.head + k) % self.count if self.count == self.cap else k)
+        count = self.count
+        for k in range(count):
+            yield self._unpack((self.head + k) % count if count == self.cap else k)
 
     def __len__(self) -> int:
         return self.count
 
     def __getstate__(self) -> tuple[Any, ...]:
-        firsts = None if self.firsts is None else bytes(self.firsts)
+        # the layout the log had with a bytearray and a list (code before reads it)
         return (
             LOG_VERSION,
             self.cap,
-            bytes(self.buf),
-            self.atoms,
+            self.buf,
+            list(self.atoms),
             self.head,
             self.count,
             self.pinned,
-            firsts,
+            self.firsts,
         )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
@@ -270,9 +282,10 @@ class StepLog:
             return
         if state[0] != LOG_VERSION:
             raise ValueError(f"step log of layout version {state[0]} is not supported")
-        _, self.cap, buf, self.atoms, self.head, self.count, self.pinned, firsts = state
-        self.buf = bytearray(buf)
-        self.firsts = None if firsts is None else bytearray(firsts)
+        _, self.cap, buf, atoms, self.head, _count, self.pinned, firsts = state
+        self.buf = bytes(buf)
+        self.atoms = tuple(atoms)
+        self.firsts = None if firsts is None else bytes(firsts)
 
     def _load_v1(self, state: tuple[Any, ...]) -> None:
         cap, buf, atoms, head, count, pinned, firsts = state
@@ -342,32 +355,49 @@ def id_key(event_id: str) -> int:
 
 #: below this many ids a linear scan of the ring is as fast as a sorted lookup
 _SCAN = 32
-#: at most this many keys are kept as a bare ``array("q")`` (no :class:`RecentIds` around
-#: it: most sessions see a handful of events, and the object costs 64 bytes a session)
+#: at most this many keys are kept as bare ``bytes`` (8 little-endian bytes each, in insertion
+#: order), without a :class:`RecentIds`: most sessions see a handful of events, and the object
+#: and its array cost ~110 bytes a session more than the bytes
 SMALL_IDS = _SCAN
+_KEY = struct.Struct("<q")
+#: ``key_bytes(key)``: the 8 bytes a key is kept as in bare bytes
+key_bytes = _KEY.pack
 
 
-def remember(seen: RecentIds | array[int] | None, key: int, cap: int) -> RecentIds | array[int]:
+def remember(seen: RecentIds | bytes | None, key: int, cap: int) -> RecentIds | bytes:
     """The dedup keys ``seen`` with ``key`` added: what to keep from now on.
 
-    Up to :data:`SMALL_IDS` keys (when ``cap`` allows as many) they are a bare ``array("q")``
-    in insertion order (``key in seen`` scans it); beyond, a :class:`RecentIds` of ``cap``
-    takes them over, so a lookup stays O(log n).
+    Up to :data:`SMALL_IDS` keys (when ``cap`` allows as many) they are bare ``bytes``
+    (:func:`seen_has` finds a key in them); beyond, a :class:`RecentIds` of ``cap`` takes them
+    over, so a lookup stays O(log n).
     """
     if seen is None:
         if cap > SMALL_IDS:
-            return array("q", (key,))
+            return _KEY.pack(key)
         seen = RecentIds(cap)
-    elif type(seen) is array:
-        if len(seen) < SMALL_IDS and len(seen) < cap:
-            seen.append(key)
-            return seen
+    elif type(seen) is bytes:
+        n = len(seen) // _KEY.size
+        if n < SMALL_IDS and n < cap:
+            return seen + _KEY.pack(key)
         ring = RecentIds(cap)
-        for k in seen[-cap:]:
+        for (k,) in list(_KEY.iter_unpack(seen))[-cap:]:
             ring.add(k)
         seen = ring
     seen.add(key)  # type: ignore[union-attr]
     return seen  # type: ignore[return-value]
+
+
+def seen_has(seen: RecentIds | bytes | None, key: int) -> bool:
+    """Whether the dedup keys ``seen`` (as :func:`remember` keeps them) hold ``key``."""
+    if seen is None:
+        return False
+    if type(seen) is not bytes:
+        return key in seen
+    kb = _KEY.pack(key)
+    i = seen.find(kb)
+    while i > 0 and i % 8:  # only whole keys count, not 8 bytes across two of them
+        i = seen.find(kb, i + 1)
+    return i >= 0
 
 
 class RecentIds:

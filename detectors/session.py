@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -544,8 +543,8 @@ class SessionState:
         # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup) and events
         # held back waiting for a missing predecessor (each with its source partition and
         # offset; a pipeline serves one partition, so the session keeps none of its own).
-        #: (a bare array of the first few keys, then a RecentIds: ``history.remember``)
-        self.seen: RecentIds | array[int] | None = None
+        #: (bare bytes of the first few keys, then a RecentIds: ``history.remember``)
+        self.seen: RecentIds | bytes | None = None
         self.pending: list[Any] | tuple[()] = ()
 
     # -- pickling (slots) ---------------------------------------------------------------

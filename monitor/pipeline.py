@@ -33,19 +33,19 @@ Time is passed in (``now``), so tests are deterministic.
 from __future__ import annotations
 
 import pickle
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detectors.engine import Decision, Engine
-from detectors.history import SMALL_IDS, id_key, remember
+from detectors.history import SMALL_IDS, id_key, key_bytes, remember, seen_has
 from detectors.privileged import privileged_action
 from detectors.session import Member, SessionState
 from schemas.events import ActionEvent
 from schemas.privileged import PrivilegedAction
 
 _first = list.__getitem__
+_SMALL_BYTES = 8 * SMALL_IDS
 
 
 @dataclass
@@ -188,8 +188,7 @@ class Pipeline:
         session.last_active = now
 
         key = id_key(event.event_id)
-        seen = session.seen
-        if (seen is not None and key in seen) or (
+        if seen_has(session.seen, key) or (
             session.pending and event.event_id in self._pending_ids_of(session)
         ):
             self.stats.duplicates += 1
@@ -280,8 +279,8 @@ class Pipeline:
         if key is None:
             key = id_key(event.event_id)
         seen = session.seen
-        if type(seen) is array and len(seen) < SMALL_IDS:  # the common case, inline
-            seen.append(key)
+        if type(seen) is bytes and len(seen) < _SMALL_BYTES:  # the common case, inline
+            session.seen = seen + key_bytes(key)
         else:
             session.seen = remember(seen, key, self.settings.dedup_window)
         if not looked_up:

@@ -4,12 +4,20 @@ replace, and checkpoints that kept dicts are read."""
 from __future__ import annotations
 
 import pickle
-from array import array
 from typing import Any
 
 import pytest
 
-from detectors.history import SMALL_IDS, RecentIds, id_key, remember
+from detectors.history import (
+    SMALL_IDS,
+    RecentIds,
+    Step,
+    StepLog,
+    id_key,
+    key_bytes,
+    remember,
+    seen_has,
+)
 from detectors.session import (
     _SLOTS_V2,
     STATE_VERSION,
@@ -120,24 +128,54 @@ def test_a_detector_reads_its_state_by_its_slot() -> None:
     assert state_at(back.det, slot) == ["mine"] and back.det.get("AW-SLOT-TEST") == ["mine"]
 
 
-def test_dedup_keys_start_as_a_bare_array_and_move_to_a_ring_when_many() -> None:
+def test_dedup_keys_start_as_bare_bytes_and_move_to_a_ring_when_many() -> None:
     keys = [id_key(f"e{i}") for i in range(SMALL_IDS + 5)]
-    seen = None
+    seen: RecentIds | bytes | None = None
     for k in keys[:SMALL_IDS]:
         seen = remember(seen, k, 4096)
-    assert type(seen) is array and len(seen) == SMALL_IDS
+    assert type(seen) is bytes and len(seen) == 8 * SMALL_IDS
+    assert all(seen_has(seen, k) for k in keys[:SMALL_IDS]) and not seen_has(seen, keys[-1])
     for k in keys[SMALL_IDS:]:
         seen = remember(seen, k, 4096)
-    assert isinstance(seen, RecentIds) and all(k in seen for k in keys)
-    assert id_key("other") not in seen
-    small = None  # a window smaller than the bare array's limit: a ring from the start
+    assert isinstance(seen, RecentIds) and all(seen_has(seen, k) for k in keys)
+    assert not seen_has(seen, id_key("other")) and not seen_has(None, keys[0])
+    small = None  # a window smaller than the bare bytes' limit: a ring from the start
     for k in keys[:5]:
         small = remember(small, k, 3)
     assert isinstance(small, RecentIds) and [k in small for k in keys[:5]] == [0, 0, 1, 1, 1]
 
 
-def test_bare_array_dedup_keys_survive_a_checkpoint() -> None:
+def test_only_whole_keys_are_found_in_bare_bytes() -> None:
+    """Eight bytes across two kept keys are not a key that was seen."""
+    a, b = key_bytes(0x0102030405060708), key_bytes(0x1112131415161718)
+    across = int.from_bytes((a + b)[3:11], "little", signed=True)
+    seen = remember(remember(None, 0x0102030405060708, 4096), 0x1112131415161718, 4096)
+    assert seen_has(seen, 0x1112131415161718) and not seen_has(seen, across)
+    seen = remember(seen, across, 4096)  # now it was seen, after the two
+    assert seen_has(seen, across)
+
+
+def test_bare_dedup_keys_survive_a_checkpoint() -> None:
     s = SessionState("root", None, "agent")
     s.seen = remember(remember(None, id_key("e1"), 4096), id_key("e2"), 4096)
     back: SessionState = pickle.loads(pickle.dumps(s))
-    assert type(back.seen) is array and id_key("e2") in back.seen and id_key("e3") not in back.seen
+    assert type(back.seen) is bytes and seen_has(back.seen, id_key("e2"))
+    assert not seen_has(back.seen, id_key("e3"))
+
+
+def test_a_step_log_pickled_with_its_earlier_containers_loads() -> None:
+    """The log kept a bytearray and a list before (the same pickled tuple): read back."""
+    log = StepLog(4)
+    steps = [
+        Step(i, float(i), "s1", "tool_call", "read", frozenset({"read"}), f"e{i}", None)
+        for i in range(6)
+    ]
+    for step in steps:
+        log.append(step)
+    state = list(log.__getstate__())
+    state[2], state[3], state[7] = bytearray(state[2]), list(state[3]), bytearray(state[7])
+    back = StepLog.__new__(StepLog)
+    back.__setstate__(tuple(state))
+    assert list(back) == steps[-4:] and back.first_seen() == {"read": ("e0", "s1", 0.0)}
+    back.append(steps[0])
+    assert list(back) == [*steps[-3:], steps[0]]
