@@ -148,14 +148,12 @@ class Scope:
 
     @property
     def declared(self) -> bool:
-        return any(
-            x is not None
-            for x in (
-                self.allowed_tools,
-                self.allowed_destinations,
-                self.allowed_environments,
-                self.max_duration_s,
-            )
+        """Any bound was declared (asked on most events: plain comparisons, no generator)."""
+        return (
+            self.allowed_tools is not None
+            or self.allowed_destinations is not None
+            or self.allowed_environments is not None
+            or self.max_duration_s is not None
         )
 
 

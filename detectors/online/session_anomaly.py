@@ -167,9 +167,13 @@ class SessionAnomaly:
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
         """Count this step (the model learns at the session's close, if unflagged)."""
+        self._count(ctx, session)
+
+    def _count(self, ctx: EventContext, session: SessionState) -> Usage | None:
+        """Count this step; the session's counts (None: not a tool call, nothing counted)."""
         tool = ctx.event.tool
         if tool is None:
-            return
+            return None
         st = self._counts(session)
         st.calls += 1
         if len(st.tools) < MAX_DISTINCT and tool.name not in st.tools:
@@ -180,13 +184,15 @@ class SessionAnomaly:
         dest = ctx.cls.destination
         if dest and len(st.dests) < MAX_DISTINCT and dest not in st.dests:
             st.dests += (canonical(dest),)
+        return st
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
-        self.learn_one(ctx, session)
-        st = self._counts(session)
-        at_milestone = ctx.event.kind == "session_end" or (
-            ctx.event.tool is not None and st.calls in MILESTONES
-        )
+        st = self._count(ctx, session)
+        if st is None:
+            st = self._counts(session)  # every event gives the session its counts (closing reads)
+            at_milestone = ctx.event.kind == "session_end"
+        else:
+            at_milestone = ctx.event.kind == "session_end" or st.calls in MILESTONES
         if not at_milestone:
             return []
         score = self.score_one(ctx, session)
