@@ -32,8 +32,16 @@ from detectors.base import (
 )
 from detectors.catalog import ToolCatalog
 from detectors.fusion import FusionPolicy
+from detectors.history import StepLog
 from detectors.intern import canonical
-from detectors.session import MAX_ALERTS, MAX_CONTRIBUTIONS, Member, Scope, SessionState, Step
+from detectors.session import (
+    MAX_ALERTS,
+    MAX_CONTRIBUTIONS,
+    Member,
+    Scope,
+    SessionState,
+    slot_of,
+)
 from schemas.events import ActionEvent
 from schemas.signals import set_jti
 
@@ -116,6 +124,9 @@ class Engine:
         self.detectors = list(detectors)
         self.catalog = catalog or ToolCatalog()
         self.policy = policy or FusionPolicy()
+        #: detector states a session makes room for: one slot per detector (its position is
+        #: its name's, ``session.slot_of``; each detector asks for its own when built)
+        self._states = max((slot_of(d.name) for d in self.detectors), default=-1) + 1
         # isinstance() on a runtime-checkable Protocol is slow: decide once, not per event
         self._timed = [d for d in self.detectors if isinstance(d, Timed)]
         #: the earliest timer deadline of the session :meth:`process` last ran on, as it left
@@ -135,19 +146,23 @@ class Engine:
         return ctx
 
     def new_session(self, event: ActionEvent) -> SessionState:
-        return SessionState(event.root_session_id, event.tenant, event.actor.agent_id)
+        return SessionState(
+            event.root_session_id, event.tenant, event.actor.agent_id, states=self._states
+        )
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Decision]:
         """Run every detector on one event and return the decisions it leads to."""
         m = self._before(ctx, session)
-        findings: list[Finding] = []
+        findings: list[Finding] | None = None  # most events find nothing: no list for them
         for det in self.detectors:
             out = det.process(ctx, session)
             if out:
+                if findings is None:
+                    findings = []
                 findings.extend(out)
         self._after(ctx, session, m)
         decisions = (
-            self._decide(Trigger.of(ctx), session, findings)
+            self._decide(ctx, session, findings or [])
             if findings or session.contributions
             else []  # nothing found and no risk so far: nothing to decide
         )
@@ -238,23 +253,27 @@ class Engine:
         ev = ctx.event
         if m is None:
             m = session.members[ev.session.id]
-        session.add_step(
-            Step(
-                ev.session.seq,
-                ctx.ts,
-                m.session_id,  # the tree's copy of the id: the event's would be one more
-                ev.kind,
-                ev.tool.name if ev.tool is not None else None,
-                ctx.caps,
-                ev.event_id,
-                ctx.cls.destination,
-            )
+        log = session.log
+        if log is None:
+            log = session.log = StepLog(session.max_steps)
+        seq = ev.session.seq
+        ts = ctx.ts
+        tool = ev.tool
+        log.add(
+            seq,
+            ts,
+            m.session_id,  # the tree's copy of the id: the event's would be one more
+            ev.kind,
+            tool.name if tool is not None else None,
+            ctx.caps,
+            ev.event_id,
+            ctx.cls.destination,
         )
         session.event_count += 1
-        if session.last_ts is None or ctx.ts > session.last_ts:
-            session.last_ts = ctx.ts
-        if ev.session.seq is not None and ev.session.seq > m.last_seq:
-            m.last_seq = ev.session.seq
+        if session.last_ts is None or ts > session.last_ts:
+            session.last_ts = ts
+        if seq is not None and seq > m.last_seq:
+            m.last_seq = seq
         if ev.kind == "session_end":
             m.ended_ts = ctx.ts
             if ev.session.id == session.root_id:
@@ -277,11 +296,31 @@ class Engine:
         )
 
     # -- decisions ------------------------------------------------------------------------
+    def _quiet(self, session: SessionState) -> bool:
+        """With no new finding, whether the session's risk (updated here) leads to nothing: no
+        risk alert to raise or update (what :meth:`_decide` would conclude, without the
+        trigger it would build)."""
+        risk = self.policy.combine(session.contributions)
+        session.risk = risk
+        if session.killed:
+            return True
+        shadow_risk = self.policy.combine(session.contributions, mode="shadow")
+        alert_t, kill_t = self.policy.thresholds(session.agent_id)
+        fused = max(risk, shadow_risk) if self.policy.mode == "shadow" else risk
+        if fused >= alert_t and (fused >= kill_t or not session.alerts):
+            return False
+        return not (shadow_risk >= kill_t and RISK_KEY not in session.alerts)
+
     def _decide(
-        self, ctx: Trigger, session: SessionState, findings: list[Finding]
+        self, ctx: Trigger | EventContext, session: SessionState, findings: list[Finding]
     ) -> list[Decision]:
-        if not findings and not session.contributions:
+        """The decisions of these findings (and of the session's risk) on ``ctx``: the event
+        (its :class:`Trigger` is built only when a decision needs it) or a timer's trigger."""
+        if not findings and (not session.contributions or self._quiet(session)):
             return []
+        if type(ctx) is EventContext:
+            ctx = Trigger.of(ctx)
+        assert isinstance(ctx, Trigger)
         out: list[Decision] = []
         who: Identity | None = None
         kill_alert: AlertState | None = None

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from detectors.base import Mode
+from detectors.session import glob_match
 
 
 @dataclass
@@ -43,12 +44,13 @@ class FusionPolicy:
     weak_cap: float = 0.55
 
     def thresholds(self, agent_id: str) -> tuple[float, float]:
-        t = self.per_agent.get(agent_id)
+        per_agent = self.per_agent
+        if not per_agent:  # the common case: one pair for every agent
+            return (self.alert_threshold, self.kill_threshold)
+        t = per_agent.get(agent_id)
         if t is not None:
             return t
-        from detectors.session import glob_match
-
-        for pattern, value in self.per_agent.items():
+        for pattern, value in per_agent.items():
             if glob_match(agent_id, [pattern.lower()]):
                 return value
         return (self.alert_threshold, self.kill_threshold)

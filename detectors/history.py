@@ -72,20 +72,29 @@ _ID_IN_ATOMS = 0xFF
 class StepLog:
     """The last ``cap`` steps, as fixed-size records in a ring (see the module docstring)."""
 
-    __slots__ = ("cap", "buf", "atoms", "head", "count", "pinned", "firsts")
+    # Immutable ``bytes`` and tuples rather than a bytearray and a list: one allocation each,
+    # of exactly their size (a bytearray or a list is an object plus a buffer that grows by an
+    # eighth and more; ~190 bytes more for a session of a few steps). Appending builds a new
+    # one, a copy of at most ``cap`` records: most sessions hold a few.
+    __slots__ = ("cap", "buf", "atoms", "head", "pinned", "firsts")
 
     def __init__(self, cap: int) -> None:
         self.cap = max(1, cap)
-        self.buf = bytearray()
+        #: the records, oldest first until the ring is full (then from ``head``)
+        self.buf = b""
         #: the distinct strings and capability sets the records point at
-        self.atoms: list[Any] = []
+        self.atoms: tuple[Any, ...] = ()
         #: index of the oldest record once the ring is full
         self.head = 0
-        self.count = 0
         #: the capabilities seen so far, and the first step that showed each (kept when the
         #: ring moves on; None until the first)
         self.pinned: tuple[str, ...] = ()
-        self.firsts: bytearray | None = None
+        self.firsts: bytes | None = None
+
+    @property
+    def count(self) -> int:
+        """How many steps the log holds."""
+        return len(self.buf) // _REC.size
 
     def _atom(self, x: Any, *, share: bool = True) -> int:
         if x is None:
@@ -95,30 +104,48 @@ class StepLog:
             return atoms.index(x)
         except ValueError:
             # shared with every other session holding it (not session ids: no other has them)
-            atoms.append(canonical(x) if share else x)
-            return len(atoms) - 1
+            self.atoms = (*atoms, canonical(x) if share else x)
+            return len(atoms)
 
-    def _pack(self, step: Step, n: int, eid: bytes) -> bytes:
-        # Hot path (once per event): the atom lookups are inlined (``list.index`` first; the
-        # table grows only on a miss) and the caller encodes the event id once for the record
-        # and the pins: about half the cost of one ``_atom`` call per field and one ``_id``
-        # call per use (measured with a micro-benchmark of ``append``).
-        atoms = self.atoms
-        sid, kind, tool, caps, dest = (
-            step.session_id,
-            step.kind,
-            step.tool,
-            step.caps,
-            step.destination,
-        )
+    def append(self, step: Step, *, pin: bool = True) -> None:
+        self.add(*step, pin=pin)
+
+    def add(
+        self,
+        seq: int | None,
+        ts: float,
+        sid: str,
+        kind: str,
+        tool: str | None,
+        caps: frozenset[str],
+        event_id: str,
+        dest: str | None,
+        *,
+        pin: bool = True,
+    ) -> None:
+        """Append the step of these fields (:meth:`append` without building a :class:`Step`).
+
+        Hot path (once per event): the atom lookups are inlined (``list.index`` first; the
+        table grows only on a miss), the event id is encoded once for the record and the pins,
+        and a UUID id (most are) is converted inline.
+        """
+        # the id first: a long one takes its place in the table before the fields
+        raw = _uuid_bytes(event_id) if len(event_id) == 36 else None
+        if raw is not None:
+            n, eid = _ID_UUID, raw
+        else:
+            n, eid = self._id(event_id)
+        atoms = self.atoms  # (a miss makes a new table: read it again after one)
         try:
             s = atoms.index(sid)
         except ValueError:
             s = self._atom(sid, share=False)
+            atoms = self.atoms
         try:
             k = atoms.index(kind)
         except ValueError:
             k = self._atom(kind)
+            atoms = self.atoms
         if tool is None:
             t = _NONE
         else:
@@ -126,6 +153,7 @@ class StepLog:
                 t = atoms.index(tool)
             except ValueError:
                 t = self._atom(tool)
+                atoms = self.atoms
         try:
             c = atoms.index(caps)
         except ValueError:
@@ -134,30 +162,24 @@ class StepLog:
             d = _NONE
         else:
             try:
-                d = atoms.index(dest)
+                d = self.atoms.index(dest)
             except ValueError:
                 d = self._atom(dest)
-        seq = step.seq
         if seq is None or not -(2**63) < seq < 2**63:
             seq = _NO_SEQ
-        return _REC.pack(seq, step.ts, s, k, t, c, d, n, eid)
-
-    def append(self, step: Step, *, pin: bool = True) -> None:
-        n, eid = self._id(step.event_id)
-        rec = self._pack(step, n, eid)
-        caps = step.caps
+        rec = _REC.pack(seq, ts, s, k, t, c, d, n, eid)
         if pin and caps:
             pinned = self.pinned
             for cap in caps:
                 if cap not in pinned:
-                    self._pin_id(cap, n, eid, step.session_id, step.ts)
+                    self._pin_id(cap, n, eid, sid, ts)
+        buf = self.buf
         size = _REC.size
-        if self.count < self.cap:
-            self.buf += rec
-            self.count += 1
+        if len(buf) < self.cap * size:
+            self.buf = buf + rec
         else:
             i = self.head * size
-            self.buf[i : i + size] = rec
+            self.buf = b"".join((buf[:i], rec, buf[i + size :]))
             self.head = (self.head + 1) % self.cap
         if len(self.atoms) > 6 * self.cap + MAX_FIRSTS + 8:
             self._compact()
@@ -193,9 +215,8 @@ class StepLog:
     def _pin_id(self, cap: str, n: int, eid: bytes, session_id: str, ts: float) -> None:
         if len(self.pinned) >= MAX_FIRSTS:
             return
-        if self.firsts is None:
-            self.firsts = bytearray()
-        self.firsts += _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
+        first = _FIRST.pack(self._atom(session_id, share=False), ts, n, eid)
+        self.firsts = first if self.firsts is None else self.firsts + first
         # shared: sessions of one agent meet their capabilities in the same few orders
         self.pinned = canonical((*self.pinned, canonical(cap)))
 
@@ -213,7 +234,7 @@ class StepLog:
     def _compact(self) -> None:
         """Forget atoms no record points at any more (after the ring overwrote them)."""
         steps, firsts = list(self), self.first_seen()
-        self.buf, self.atoms, self.head, self.count = bytearray(), [], 0, 0
+        self.buf, self.atoms, self.head = b"", (), 0
         self.pinned, self.firsts = (), None
         for cap, (eid, sid, ts) in firsts.items():
             self._pin(cap, eid, sid, ts)
@@ -235,23 +256,24 @@ class StepLog:
         )
 
     def __iter__(self) -> Iterator[Step]:
-        for k in range(self.count):
-            yield self._unpack((self.head + k) % self.count if self.count == self.cap else k)
+        count = self.count
+        for k in range(count):
+            yield self._unpack((self.head + k) % count if count == self.cap else k)
 
     def __len__(self) -> int:
         return self.count
 
     def __getstate__(self) -> tuple[Any, ...]:
-        firsts = None if self.firsts is None else bytes(self.firsts)
+        # the layout the log had with a bytearray and a list (code before reads it)
         return (
             LOG_VERSION,
             self.cap,
-            bytes(self.buf),
-            self.atoms,
+            self.buf,
+            list(self.atoms),
             self.head,
             self.count,
             self.pinned,
-            firsts,
+            self.firsts,
         )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
@@ -260,9 +282,10 @@ class StepLog:
             return
         if state[0] != LOG_VERSION:
             raise ValueError(f"step log of layout version {state[0]} is not supported")
-        _, self.cap, buf, self.atoms, self.head, self.count, self.pinned, firsts = state
-        self.buf = bytearray(buf)
-        self.firsts = None if firsts is None else bytearray(firsts)
+        _, self.cap, buf, atoms, self.head, _count, self.pinned, firsts = state
+        self.buf = bytes(buf)
+        self.atoms = tuple(atoms)
+        self.firsts = None if firsts is None else bytes(firsts)
 
     def _load_v1(self, state: tuple[Any, ...]) -> None:
         cap, buf, atoms, head, count, pinned, firsts = state
@@ -299,7 +322,9 @@ def _uuid_bytes(text: str) -> bytes | None:
     None: only an id that prints back exactly is stored in binary."""
     if len(text) != 36 or text[8] != "-" or text[13] != "-" or text[18] != "-" or text[23] != "-":
         return None
-    h = text[:8] + text[9:13] + text[14:18] + text[19:23] + text[24:]
+    h = text.replace("-", "")  # the four hyphens checked above, and no other (length 32)
+    if len(h) != 32:
+        return None
     try:
         raw = bytes.fromhex(h)
     except ValueError:
@@ -330,6 +355,49 @@ def id_key(event_id: str) -> int:
 
 #: below this many ids a linear scan of the ring is as fast as a sorted lookup
 _SCAN = 32
+#: at most this many keys are kept as bare ``bytes`` (8 little-endian bytes each, in insertion
+#: order), without a :class:`RecentIds`: most sessions see a handful of events, and the object
+#: and its array cost ~110 bytes a session more than the bytes
+SMALL_IDS = _SCAN
+_KEY = struct.Struct("<q")
+#: ``key_bytes(key)``: the 8 bytes a key is kept as in bare bytes
+key_bytes = _KEY.pack
+
+
+def remember(seen: RecentIds | bytes | None, key: int, cap: int) -> RecentIds | bytes:
+    """The dedup keys ``seen`` with ``key`` added: what to keep from now on.
+
+    Up to :data:`SMALL_IDS` keys (when ``cap`` allows as many) they are bare ``bytes``
+    (:func:`seen_has` finds a key in them); beyond, a :class:`RecentIds` of ``cap`` takes them
+    over, so a lookup stays O(log n).
+    """
+    if seen is None:
+        if cap > SMALL_IDS:
+            return _KEY.pack(key)
+        seen = RecentIds(cap)
+    elif type(seen) is bytes:
+        n = len(seen) // _KEY.size
+        if n < SMALL_IDS and n < cap:
+            return seen + _KEY.pack(key)
+        ring = RecentIds(cap)
+        for (k,) in list(_KEY.iter_unpack(seen))[-cap:]:
+            ring.add(k)
+        seen = ring
+    seen.add(key)  # type: ignore[union-attr]
+    return seen  # type: ignore[return-value]
+
+
+def seen_has(seen: RecentIds | bytes | None, key: int) -> bool:
+    """Whether the dedup keys ``seen`` (as :func:`remember` keeps them) hold ``key``."""
+    if seen is None:
+        return False
+    if type(seen) is not bytes:
+        return key in seen
+    kb = _KEY.pack(key)
+    i = seen.find(kb)
+    while i > 0 and i % 8:  # only whole keys count, not 8 bytes across two of them
+        i = seen.find(kb, i + 1)
+    return i >= 0
 
 
 class RecentIds:

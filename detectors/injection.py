@@ -44,7 +44,7 @@ from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.cues import Hit, scan, unfold
 from detectors.scoring import action_for, adds_nothing, mode_of, severity_for
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 #: Score of a passage by the set of cue families in it: the best matching row wins.
 #: Each row: (families that must all be present, score). Only passages that address an agent
@@ -227,6 +227,7 @@ class InjectedInstruction:
         cache_chars: int = 4_000_000,
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.alert_at = alert_at
         self.kill_at = kill_at
         self.delegated_discount = delegated_discount
@@ -306,7 +307,8 @@ class InjectedInstruction:
         tool = ev.tool
         if tool is None or not tool.output:
             return []
-        known: dict[str, Any] | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        known: dict[str, Any] | None = state_at(det, slot) if slot < states_len(det) else None
         score, ps = self.score_text(tool.output, known is not None and known["delegated"])
         if score <= 0.0:
             return []

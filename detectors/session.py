@@ -148,14 +148,12 @@ class Scope:
 
     @property
     def declared(self) -> bool:
-        return any(
-            x is not None
-            for x in (
-                self.allowed_tools,
-                self.allowed_destinations,
-                self.allowed_environments,
-                self.max_duration_s,
-            )
+        """Any bound was declared (asked on most events: plain comparisons, no generator)."""
+        return (
+            self.allowed_tools is not None
+            or self.allowed_destinations is not None
+            or self.allowed_environments is not None
+            or self.max_duration_s is not None
         )
 
 
@@ -223,11 +221,14 @@ class Members(list):  # type: ignore[type-arg]
 
     __slots__ = ()
 
-    def __init__(self, members: Iterable[Member] = ()) -> None:
-        super().__init__(members)
+    # (no __init__ of its own: the list's, ``Members(members)``, costs no Python call)
 
     def get(self, session_id: str, default: Any = None) -> Any:
-        for m in _mreversed(self):  # the member asked for last is the likeliest
+        if self:
+            m = _mget(self, -1)  # the member asked for last: most events are its
+            if m.session_id == session_id:
+                return m
+        for m in _mreversed(self):
             if m.session_id == session_id:
                 return m
         return default
@@ -314,6 +315,25 @@ _lget = list.__getitem__
 _lset = list.__setitem__
 _llen = list.__len__
 
+#: ``state_at(session.det, slot)``: the state at a detector's slot (``None``: none yet), for a
+#: slot below ``states_len(session.det)`` (a session's list ends at its last state). Both are
+#: the list's own methods: reading a state costs no Python call, where ``det.get(name)`` does.
+state_at = _lget
+states_len = _llen
+
+
+def slot_of(name: str) -> int:
+    """The position of detector ``name``'s state in every session's ``det``: asked once, when
+    the detector is built, so the hot path reads its state by index::
+
+        det = session.det
+        st = state_at(det, slot) if slot < states_len(det) else None
+    """
+    i = _SLOTS.get(name)
+    if i is None:
+        i = _SLOTS[name] = len(_SLOTS)
+    return i
+
 
 class DetectorStates(list):  # type: ignore[type-arg]
     """``session.det``: detector name -> that detector's per-session state.
@@ -346,7 +366,7 @@ class DetectorStates(list):  # type: ignore[type-arg]
     def __setitem__(self, name: str, state: Any) -> None:  # type: ignore[override]
         i = _SLOTS.get(name)
         if i is None:
-            i = _SLOTS[name] = len(_SLOTS)
+            i = slot_of(name)
         n = _llen(self)
         if i >= n:
             self.extend([None] * (i + 1 - n))
@@ -404,9 +424,11 @@ class DetectorStates(list):  # type: ignore[type-arg]
 
 
 def _states_from(pairs: Iterable[tuple[str, Any]]) -> DetectorStates:
-    states = DetectorStates()
-    for k, v in pairs:
-        states[k] = v
+    placed = [(slot_of(k), v) for k, v in pairs]
+    # exactly as long as the last slot needs (a list grown one slot at a time reserves more)
+    states = DetectorStates([None] * (max((i for i, _ in placed), default=-1) + 1))
+    for i, v in placed:
+        _lset(states, i, v)
     return states
 
 
@@ -421,8 +443,34 @@ NO_ENTRIES: dict[str, Any] = {}
 MAX_ALERTS = 256
 
 #: Version of the pickled :class:`SessionState` layout (checkpoints of version-less dicts,
-#: written before it, are still read).
-STATE_VERSION = 2
+#: and of version 2, written before it, are still read).
+STATE_VERSION = 3
+#: the slots of layout version 2 (which kept the per-worker ``max_steps`` and ``max_members``
+#: in every session, and its source partition, written but never read)
+_SLOTS_V2 = (
+    "root_id",
+    "tenant",
+    "agent_id",
+    "members",
+    "log",
+    "max_steps",
+    "max_members",
+    "det",
+    "alerts",
+    "contributions",
+    "risk",
+    "started_ts",
+    "last_ts",
+    "last_active",
+    "ended",
+    "kill_jti",
+    "kill_ts",
+    "event_count",
+    "seen",
+    "pending",
+    "partition",
+)
+_DROPPED_V2 = frozenset({"max_steps", "max_members", "partition"})
 
 
 class SessionState:
@@ -432,7 +480,16 @@ class SessionState:
     start as ``None``, ``pending`` as an empty tuple. The step history, and the first step of
     each capability, are a compact :class:`~detectors.history.StepLog` (``steps`` and
     ``cap_first`` decode it).
+
+    ``max_steps`` and ``max_members`` are the same for every session of a worker: class
+    attributes, not slots (with the partition no longer kept, 18 slots: 176 bytes, 32 less); a
+    subclass with ``__slots__ = ()`` sets other bounds.
     """
+
+    #: steps kept (see ``DEFAULT_MAX_STEPS``)
+    max_steps: int = DEFAULT_MAX_STEPS
+    #: sessions kept per tree (see ``DEFAULT_MAX_MEMBERS``)
+    max_members: int = DEFAULT_MAX_MEMBERS
 
     __slots__ = (
         "root_id",
@@ -440,8 +497,6 @@ class SessionState:
         "agent_id",
         "members",
         "log",
-        "max_steps",
-        "max_members",
         "det",
         "alerts",
         "contributions",
@@ -455,28 +510,19 @@ class SessionState:
         "event_count",
         "seen",
         "pending",
-        "partition",
     )
 
-    def __init__(
-        self,
-        root_id: str,
-        tenant: str | None,
-        agent_id: str,
-        *,
-        max_steps: int = DEFAULT_MAX_STEPS,
-        max_members: int = DEFAULT_MAX_MEMBERS,
-    ) -> None:
+    def __init__(self, root_id: str, tenant: str | None, agent_id: str, *, states: int = 0) -> None:
+        """``states``: how many detector slots to make room for (the engine's), at once: a
+        list that grows a slot at a time reserves more than it holds (96 bytes for 7)."""
         self.root_id = root_id
         self.tenant = canonical(tenant)
         self.agent_id = canonical(agent_id)
         self.members = Members()
         #: the last ``max_steps`` steps (None until the first)
         self.log: StepLog | None = None
-        self.max_steps = max_steps
-        self.max_members = max_members
         #: detector name -> that detector's per-session state
-        self.det = DetectorStates()
+        self.det = DetectorStates([None] * states) if states else DetectorStates()
         #: alert key -> AlertState (detectors.alerting); the shared ``NO_ENTRIES`` until the
         #: first (written only through :meth:`own_alerts`)
         self.alerts: dict[str, Any] = NO_ENTRIES
@@ -492,11 +538,12 @@ class SessionState:
         self.kill_jti: str | None = None
         self.kill_ts: float | None = None
         self.event_count = 0
-        # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup), events
-        # held back waiting for a missing predecessor, and the source partition of the session.
-        self.seen: RecentIds | None = None
+        # Pipeline bookkeeping (monitor.pipeline): keys of recent event ids (dedup) and events
+        # held back waiting for a missing predecessor (each with its source partition and
+        # offset; a pipeline serves one partition, so the session keeps none of its own).
+        #: (bare bytes of the first few keys, then a RecentIds: ``history.remember``)
+        self.seen: RecentIds | bytes | None = None
         self.pending: list[Any] | tuple[()] = ()
-        self.partition: int | None = None
 
     # -- pickling (slots) ---------------------------------------------------------------
     def __getstate__(self) -> tuple[Any, ...]:
@@ -509,10 +556,15 @@ class SessionState:
         if isinstance(state, dict):  # the first layout: a dict of every attribute
             self._load_v1(state)
             return
-        if state[0] != STATE_VERSION:
+        if state[0] == 2:  # kept the worker's max_steps and max_members, and the partition
+            for k, v in zip(_SLOTS_V2, state[1:], strict=True):
+                if k not in _DROPPED_V2:
+                    setattr(self, k, v)
+        elif state[0] != STATE_VERSION:
             raise ValueError(f"session state of layout version {state[0]} is not supported")
-        for k, v in zip(self.__slots__, state[1:], strict=True):
-            setattr(self, k, v)
+        else:
+            for k, v in zip(self.__slots__, state[1:], strict=True):
+                setattr(self, k, v)
         # checkpoints written before kept these maps in dicts
         if isinstance(self.members, dict):
             self.members = Members(self.members.values())
@@ -564,6 +616,10 @@ class SessionState:
         """The member ``session_id`` (created if new); members are kept in the order they
         were last asked for, so the one an event is about is never the one forgotten."""
         members = self.members
+        if members:
+            last = _mget(members, -1)
+            if last.session_id == session_id:  # most events: the member of the one before
+                return last  # type: ignore[no-any-return]
         i = members._index(session_id)  # noqa: SLF001 (its position, to move it)
         if i < 0:
             if len(members) >= self.max_members:
@@ -571,7 +627,9 @@ class SessionState:
             if session_id == self.root_id:
                 session_id = self.root_id  # one copy of the id
             m = Member(session_id, canonical(agent_id) if agent_id else self.agent_id)
-            members.append(m)
+            # a list of exactly its members (``append`` would reserve room for 4 at once, 24
+            # bytes for most trees, which have one member); adding a member is rare
+            list.__init__(members, [*list.__iter__(members), m])
             return m
         members.touch(i)
         return _mget(members, -1)  # type: ignore[no-any-return]

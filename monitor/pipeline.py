@@ -38,11 +38,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from detectors.engine import Decision, Engine
-from detectors.history import RecentIds, id_key
+from detectors.history import SMALL_IDS, id_key, key_bytes, remember, seen_has
 from detectors.privileged import privileged_action
 from detectors.session import Member, SessionState
 from schemas.events import ActionEvent
 from schemas.privileged import PrivilegedAction
+
+_first = list.__getitem__
+_SMALL_BYTES = 8 * SMALL_IDS
 
 
 @dataclass
@@ -183,19 +186,22 @@ class Pipeline:
         else:
             self.sessions.move_to_end(root)
         session.last_active = now
-        if partition is not None:
-            session.partition = partition
 
         key = id_key(event.event_id)
-        seen = session.seen
-        if (seen is not None and key in seen) or (
+        if seen_has(session.seen, key) or (
             session.pending and event.event_id in self._pending_ids_of(session)
         ):
             self.stats.duplicates += 1
             return []
         out: list[Output] = []
-        seq = event.session.seq
-        m = session.members.get(event.session.id)
+        sref = event.session
+        seq = sref.seq
+        members = session.members
+        m = None
+        if members:  # the member of the session's last event first (most events are its)
+            m = _first(members, -1)
+            if m.session_id != sref.id:
+                m = members.get(sref.id)
         last = self.settings.first_seq - 1
         if m is not None and m.last_seq > last:
             last = m.last_seq
@@ -270,10 +276,13 @@ class Pipeline:
     ) -> None:
         """Evaluate one event (``key``: its id's key, and ``m``: its member if ``looked_up``,
         when the caller has them)."""
+        if key is None:
+            key = id_key(event.event_id)
         seen = session.seen
-        if seen is None:
-            seen = session.seen = RecentIds(self.settings.dedup_window)
-        seen.add(id_key(event.event_id) if key is None else key)
+        if type(seen) is bytes and len(seen) < _SMALL_BYTES:  # the common case, inline
+            session.seen = seen + key_bytes(key)
+        else:
+            session.seen = remember(seen, key, self.settings.dedup_window)
         if not looked_up:
             m = session.members.get(event.session.id)
         seq = event.session.seq

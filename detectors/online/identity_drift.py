@@ -28,7 +28,7 @@ from detectors import capabilities as C
 from detectors.base import EventContext, Finding
 from detectors.intern import canonical
 from detectors.scoring import mode_of
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 MEASURES = ("sensitive_share", "calls", "tools")
 #: distinct tools counted per session
@@ -65,6 +65,7 @@ class IdentityDrift:
         mode: str = "enforce",
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.delta = delta
         self.score = score
         self.max_identities = max_identities
@@ -80,7 +81,8 @@ class IdentityDrift:
         self.detectors, self.drifts = state["adwin"], state["drifts"]
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
-        st: Measures | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        st: Measures | None = state_at(det, slot) if slot < states_len(det) else None
         if st is None:
             st = session.det[self.name] = Measures()
         tool = ctx.event.tool

@@ -29,7 +29,7 @@ from detectors.base import EventContext, Finding
 from detectors.intern import canonical
 from detectors.online.identity import identity_keys
 from detectors.scoring import adds_nothing, mode_of
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 MILESTONES = frozenset({3, 6, 12, 24, 48, 96, 192})
 #: distinct tools and destinations counted per session
@@ -73,6 +73,7 @@ class SessionAnomaly:
         mode: str = "enforce",
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.min_sessions = min_sessions
         self.threshold = threshold
         self.weight = weight
@@ -127,7 +128,8 @@ class SessionAnomaly:
         return None
 
     def _counts(self, session: SessionState) -> Usage:
-        st: Usage | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        st: Usage | None = state_at(det, slot) if slot < states_len(det) else None
         if st is None:
             st = session.det[self.name] = Usage()
         return st
@@ -165,9 +167,13 @@ class SessionAnomaly:
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:
         """Count this step (the model learns at the session's close, if unflagged)."""
+        self._count(ctx, session)
+
+    def _count(self, ctx: EventContext, session: SessionState) -> Usage | None:
+        """Count this step; the session's counts (None: not a tool call, nothing counted)."""
         tool = ctx.event.tool
         if tool is None:
-            return
+            return None
         st = self._counts(session)
         st.calls += 1
         if len(st.tools) < MAX_DISTINCT and tool.name not in st.tools:
@@ -178,13 +184,15 @@ class SessionAnomaly:
         dest = ctx.cls.destination
         if dest and len(st.dests) < MAX_DISTINCT and dest not in st.dests:
             st.dests += (canonical(dest),)
+        return st
 
     def process(self, ctx: EventContext, session: SessionState) -> list[Finding]:
-        self.learn_one(ctx, session)
-        st = self._counts(session)
-        at_milestone = ctx.event.kind == "session_end" or (
-            ctx.event.tool is not None and st.calls in MILESTONES
-        )
+        st = self._count(ctx, session)
+        if st is None:
+            st = self._counts(session)  # every event gives the session its counts (closing reads)
+            at_milestone = ctx.event.kind == "session_end"
+        else:
+            at_milestone = ctx.event.kind == "session_end" or st.calls in MILESTONES
         if not at_milestone:
             return []
         score = self.score_one(ctx, session)

@@ -34,7 +34,7 @@ from detectors.intern import canonical
 from detectors.online.identity import identity_keys
 from detectors.scoring import adds_nothing, mode_of
 from detectors.session import DEFAULT_MAX_MEMBERS as MAX_MEMBERS
-from detectors.session import SessionState
+from detectors.session import SessionState, slot_of, state_at, states_len
 
 START = "<start>"
 #: steps of a session kept until it closes (learning needs no more)
@@ -54,14 +54,16 @@ class Walk:
     ``lasts`` is a flat list of shared names (session id, tool, session id, tool...): a dict
     would cost more than the names it points at. ``steps`` holds one shared ``(previous tool,
     tool, argument shape)`` tuple per step: sessions of one agent take the same few steps, so
-    a step costs a pointer.
+    a step costs a pointer. Both are tuples, rebuilt when they change: one allocation of
+    exactly their size each, where a list is an object and a buffer that reserves room ahead
+    (~100 bytes more for a session of a few steps).
     """
 
     __slots__ = ("lasts", "steps")
 
     def __init__(self) -> None:
-        self.lasts: list[str] = []
-        self.steps: list[tuple[str, str, str]] = []
+        self.lasts: tuple[str, ...] = ()
+        self.steps: tuple[tuple[str, str, str], ...] = ()
 
     def last(self, session_id: str) -> str:
         """The last tool ``session_id`` called (``START`` if none)."""
@@ -75,20 +77,25 @@ class Walk:
         lasts = self.lasts
         for i in range(0, len(lasts), 2):
             if lasts[i] == session_id:
-                lasts[i + 1] = tool
+                if lasts[i + 1] is not tool:
+                    self.lasts = (*lasts[: i + 1], tool, *lasts[i + 2 :])
                 return
         if len(lasts) >= 2 * MAX_MEMBERS:
-            del lasts[:2]  # the member that called first (a tree is bounded too)
-        lasts += (session_id, tool)
+            lasts = lasts[2:]  # the member that called first (a tree is bounded too)
+        self.lasts = (*lasts, session_id, tool)
+
+    def add_step(self, step: tuple[str, str, str]) -> None:
+        self.steps = (*self.steps, step)
 
     def __getstate__(self) -> tuple[list[str], list[tuple[str, str, str]]]:
-        return (self.lasts, self.steps)
+        # lists, as the walk kept them before (code before reads these checkpoints)
+        return (list(self.lasts), list(self.steps))
 
     def __setstate__(self, state: tuple[list[str], list[Any]]) -> None:
-        self.lasts, steps = state
+        lasts, steps = state
         if steps and isinstance(steps[0], str):  # the flat layout: prev, tool, shape, prev...
             steps = [canonical(tuple(steps[i : i + 3])) for i in range(0, len(steps), 3)]
-        self.steps = steps
+        self.lasts, self.steps = tuple(lasts), tuple(steps)
 
 
 class TransitionSurprise:
@@ -104,6 +111,7 @@ class TransitionSurprise:
         mode: str = "enforce",
     ) -> None:
         self.name = name
+        self._slot = slot_of(name)
         self.min_sessions = min_sessions
         self.score_new = score_new
         self.score_new_sensitive = score_new_sensitive
@@ -159,7 +167,8 @@ class TransitionSurprise:
         return (self.score_new_sensitive if sensitive else self.score_new), why
 
     def _state(self, session: SessionState) -> Walk:
-        st: Walk | None = session.det.get(self.name)
+        det, slot = session.det, self._slot
+        st: Walk | None = state_at(det, slot) if slot < states_len(det) else None
         if st is None:
             st = session.det[self.name] = Walk()
         return st
@@ -167,7 +176,7 @@ class TransitionSurprise:
     def _learn(self, st: Walk, session_id: str, prev: str, name: str, shape: str) -> None:
         name = canonical(name)
         if len(st.steps) < MAX_STEPS:
-            st.steps.append(canonical((prev, name, shape)))
+            st.add_step(canonical((prev, name, shape)))
         st.set_last(session_id, name)
 
     def learn_one(self, ctx: EventContext, session: SessionState) -> None:

@@ -86,7 +86,11 @@ def test_id_keys_are_the_same_in_another_process() -> None:
 
 
 def test_a_tree_keeps_a_bounded_number_of_members_and_never_the_one_acting() -> None:
-    s = SessionState("root", None, "agent", max_members=4)
+    class SmallTree(SessionState):
+        __slots__ = ()
+        max_members = 4
+
+    s = SmallTree("root", None, "agent")
     s.member("root")
     for i in range(10):
         s.member(f"child-{i}").parent_id = "root"

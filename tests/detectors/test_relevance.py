@@ -59,3 +59,26 @@ def test_cue_searches_match_where_a_word_start_check_before_the_cue_would() -> N
             want = [(m.start(), m.group(0)) for m in before.finditer(t)]
             assert [(m.start(), m.group(0)) for m in _CUE_RE[cap].finditer(t)] == want, (cap, t)
     assert any(_CUE_RE[cap].search(t) for cap in _CUE_RE for t in texts)
+
+
+def test_the_shared_look_behind_finds_what_one_per_cue_found() -> None:
+    """The cue searches match the same cues at the same places as one look-behind per cue."""
+    import re
+
+    from detectors.relevance import _CUE_RE, CAPABILITY_CUES
+
+    texts = [
+        "pay the invoice, then e-mail the receipt to anna@acme.com and post a message",
+        "latest test: delete the old files; 请支付账单 and 发送消息 to bob",
+        "find my messages and summarise; reset the password, run the script, fetch the page",
+        "nothing relevant here at all",
+    ]
+    texts.append(" ".join(c for cues in CAPABILITY_CUES.values() for c in cues))
+    texts.append("x".join(c for cues in CAPABILITY_CUES.values() for c in cues))
+    for cap, cues in CAPABILITY_CUES.items():
+        one_each = re.compile(
+            "|".join(("(?<![a-z0-9])" if c[0].isascii() else "") + re.escape(c) for c in cues)
+        )
+        for text in texts:
+            want = [(m.span(), m.group(0)) for m in one_each.finditer(text)]
+            assert [(m.span(), m.group(0)) for m in _CUE_RE[cap].finditer(text)] == want
