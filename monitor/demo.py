@@ -179,6 +179,10 @@ def run_demo(
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C stops everything even when the demo was started with SIGINT ignored (a background
+    # job of a non-interactive shell: Python then installs no handler, the children inherit
+    # the ignore, and nothing would ever stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     seen = Seen(user_rules=yours)
     files = _Files(workdir / "simulator-stats.json", workdir / "labels.jsonl")
     settings: Settings | None = None

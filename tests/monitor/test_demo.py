@@ -46,14 +46,20 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_demo_shows_verified_kills_and_ctrl_c_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "demo.out"
     cmd = [sys.executable, "-m", "monitor.cli", "demo", "--workdir", str(tmp_path / "var"),
            "--rate", "100", "--attack-ratio", "0.3", "--rules", str(EXAMPLES)]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWATCH_")}
     with out.open("wb") as fh:
+        # started with SIGINT ignored, as a background job of a non-interactive shell (a CI
+        # step, `make test &`) is: Ctrl-C must stop it all the same
         demo = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True, preexec_fn=_ignore_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 90
         while "KILL" not in out.read_text(errors="replace"):
