@@ -305,11 +305,21 @@ class Engine:
         if session.killed:
             return True
         shadow_risk = self.policy.combine(session.contributions, mode="shadow")
+        return self._risk_call(session, risk, shadow_risk)[0] is None
+
+    def _risk_call(
+        self, session: SessionState, risk: float, shadow_risk: float
+    ) -> tuple[str | None, float, float, float]:
+        """What the session's risk calls for: ``"fused"`` (raise or update its risk alert at
+        the fused risk), ``"shadow"`` (report what shadow-mode detectors would have done) or
+        ``None``; with the fused risk and the agent's alert and kill thresholds."""
         alert_t, kill_t = self.policy.thresholds(session.agent_id)
         fused = max(risk, shadow_risk) if self.policy.mode == "shadow" else risk
         if fused >= alert_t and (fused >= kill_t or not session.alerts):
-            return False
-        return not (shadow_risk >= kill_t and RISK_KEY not in session.alerts)
+            return "fused", fused, alert_t, kill_t
+        if shadow_risk >= kill_t and RISK_KEY not in session.alerts:
+            return "shadow", fused, alert_t, kill_t
+        return None, fused, alert_t, kill_t
 
     def _decide(
         self, ctx: Trigger | EventContext, session: SessionState, findings: list[Finding]
@@ -362,11 +372,10 @@ class Engine:
         risk = self.policy.combine(session.contributions)
         shadow_risk = self.policy.combine(session.contributions, mode="shadow")
         session.risk = risk
-        alert_t, kill_t = self.policy.thresholds(session.agent_id)
 
         if kill_alert is None and not session.killed:
-            fused = max(risk, shadow_risk) if self.policy.mode == "shadow" else risk
-            if fused >= alert_t and (fused >= kill_t or not session.alerts):
+            call, fused, alert_t, kill_t = self._risk_call(session, risk, shadow_risk)
+            if call == "fused":
                 risk_alert = self._risk_alert(ctx, session, fused, alert_t, kill_t)
                 if risk_alert is not None:
                     who = who or self.identity(ctx, session)
@@ -377,7 +386,7 @@ class Engine:
                     alert.mode = self.policy.mode
                     if self.policy.mode == "enforce" and risk >= kill_t:
                         kill_alert = alert
-            elif shadow_risk >= kill_t and RISK_KEY not in session.alerts:
+            elif call == "shadow":
                 # What the shadow-mode detectors would have done: reported, never enforced.
                 risk_alert = self._risk_alert(ctx, session, shadow_risk, alert_t, kill_t)
                 if risk_alert is not None:
