@@ -77,7 +77,7 @@ def drain_worker(
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for v in VARIANTS:
+    for v in (v for v in VARIANTS if v in rounds[0]):
         runs = [r[v] for r in rounds]
         rates = [d["events_per_s"] for d in runs]
         out[v] = {
@@ -109,7 +109,7 @@ def print_table(console: Console, result: dict[str, Any]) -> None:
         "worker": "worker, every detector, no store",
         "worker+store": "worker + chdb store (as the demo)",
     }
-    for v in VARIANTS:
+    for v in (v for v in VARIANTS if v in s):
         r = s[v]
         table.add_row(
             labels[v],
@@ -136,7 +136,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--source", choices=("simulator", "agentdojo"), default="simulator")
     ap.add_argument("--data", type=Path, default=None, help="with --source agentdojo")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of " + ", ".join(VARIANTS) + " (passthrough always runs)",
+    )
     args = ap.parse_args(argv)
+    variants = ["passthrough", *(v for v in VARIANTS[1:] if v in args.variants.split(","))]
     console = Console(width=max(120, Console().width))
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "throughput-run"
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fill(broker.bootstrap, base.topic_actions, records)
         for r in range(args.repeat):
             row: dict[str, Any] = {}
-            for v in VARIANTS:
+            for v in variants:
                 tag = f"{v.replace('+', '-')}-{r}"
                 settings = base.model_copy(
                     update={"app_id": f"bench-{tag}", "datadir": work / f"data-{tag}"}
