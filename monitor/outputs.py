@@ -25,10 +25,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -122,36 +121,47 @@ class Outputs:
             await self.kill_producer.stop()
             self.kill_producer = None
 
+    def _producer(self, item: Send) -> AIOKafkaProducer:
+        """The aiokafka producer for this record: the kill-signal producer's for kill signals,
+        else faust's own (used directly: faust's wrapper adds a coroutine, signals and
+        header conversions per record, and the worker's records need none of them)."""
+        if item.kind == "kill" and self.kill_producer is not None:
+            return self.kill_producer
+        return cast(AIOKafkaProducer, self.app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: SLF001
+
     async def send(self, item: Send) -> asyncio.Future[Any]:
         """Hand one record to its producer; the future resolves when the broker has it."""
         rec = item.record
-        fut: Awaitable[Any]
-        if item.kind == "kill" and self.kill_producer is not None:
-            fut = await self.kill_producer.send(
-                item.topic, rec.value, key=rec.key, headers=rec.headers
-            )
-        else:
-            fut = await self.app.producer.send(
-                item.topic, rec.key, rec.value, None, None, rec.headers
-            )
-        return asyncio.ensure_future(fut)
+        fut = await self._producer(item).send(
+            item.topic, rec.value, key=rec.key, headers=rec.headers
+        )
+        return cast(asyncio.Future[Any], fut)
 
     async def flush(self) -> None:
-        """Hand every queued record to a producer."""
-        loop = asyncio.get_running_loop()
+        """Hand every queued record to a producer.
+
+        Each record is tracked by the future its producer returns (a record the producer
+        refused at once, by a future failed with why), watched by :meth:`_settled` for the
+        metrics."""
         self.urgent = False
-        while self.outbox:
-            item = self.outbox.popleft()
-            slot: asyncio.Future[Any] = loop.create_future()
-            self.inflight.append((slot, item))
+        outbox, send = self.outbox, self.send
+        # self.inflight read at each record: a checkpoint may take it while a send waits
+        while outbox:
+            item = outbox.popleft()
             try:
-                fut = await self.send(item)
+                fut = await send(item)
+            except asyncio.CancelledError:  # not handed over (aiokafka): still to send
+                outbox.appendleft(item)
+                raise
             except Exception as exc:
-                slot.set_exception(exc)
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                self.inflight.append((failed, item))
                 continue
-            fut.add_done_callback(partial(self._settled, slot=slot, item=item))
+            self.inflight.append((fut, item))
+            fut.add_done_callback(partial(self._settled, item=item))
         if len(self.inflight) >= self._prune_at:
-            self.inflight = [(slot, item) for slot, item in self.inflight if not _acked(slot)]
+            self.inflight = [(fut, item) for fut, item in self.inflight if not _acked(fut)]
             self._prune_at = max(PRUNE_AT, 2 * len(self.inflight))
 
     def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
@@ -159,20 +169,16 @@ class Outputs:
         inflight, self.inflight = self.inflight, []
         return inflight
 
-    def _settled(self, fut: asyncio.Future[Any], *, slot: asyncio.Future[Any], item: Send) -> None:
-        if slot.done():
+    def _settled(self, fut: asyncio.Future[Any], *, item: Send) -> None:
+        if fut.cancelled():
             return
-        exc = fut.exception()
-        if exc is not None:
+        if fut.exception() is not None:
             self.metrics.publish_errors.labels(item.topic).inc()
-            slot.set_exception(exc)
-            return
-        slot.set_result(fut.result())
-        if item.kind == "kill":
+        elif item.kind == "kill":
             self.metrics.kill_signals.inc()
             self.metrics.signal_publish.observe(time.perf_counter() - item.decided_at)
 
 
-def _acked(slot: asyncio.Future[Any]) -> bool:
+def _acked(fut: asyncio.Future[Any]) -> bool:
     """The broker has the record (nothing left for a checkpoint to wait for or resend)."""
-    return slot.done() and not slot.cancelled() and slot.exception() is None
+    return fut.done() and not fut.cancelled() and fut.exception() is None

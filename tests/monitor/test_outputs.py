@@ -16,12 +16,16 @@ from monitor.settings import Settings
 
 
 class _Producer:
-    """Stands in for faust's producer: each send returns a future the test resolves."""
+    """Stands in for faust's producer (and the aiokafka producer under it, which the outputs
+    use): each send returns a future the test resolves."""
 
     def __init__(self) -> None:
         self.sent: list[asyncio.Future[Any]] = []
 
-    async def send(self, *args: Any) -> asyncio.Future[Any]:
+    def _ensure_producer(self) -> _Producer:
+        return self
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.sent.append(fut)
         return fut
