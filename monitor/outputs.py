@@ -55,8 +55,11 @@ class KeyPartitioner:
     ``size`` hashes are kept: past that the memory starts again (keys are root session ids,
     which come and go).
 
+    >>> from aiokafka.partitioner import DefaultPartitioner
     >>> KeyPartitioner()(b"session-1", [0, 1, 2, 3], [0, 1, 2, 3])
-    3
+    0
+    >>> DefaultPartitioner()(b"session-1", [0, 1, 2, 3], [0, 1, 2, 3])
+    0
     """
 
     def __init__(self, size: int = KEY_HASHES) -> None:
