@@ -53,15 +53,16 @@ from monitor.settings import Settings
 from monitor.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("passthrough", "worker", "worker+store")
+VARIANTS = ("passthrough", "worker", "baseline", "worker+store")
 
 
 def drain_worker(
-    settings: Settings, n: int, work: Path, store: bool, tag: str
+    settings: Settings, n: int, work: Path, store: bool, tag: str, cwd: Path | None = None
 ) -> tuple[Drain, dict[str, float]]:
-    """One worker (own consumer group) drains the topic; its rate and what it decided."""
+    """One worker (own consumer group) drains the topic; its rate and what it decided
+    (``cwd``: run another checkout's code, see ``--baseline``)."""
     url = f"chdb://{(work / f'store-{tag}').resolve()}" if store else "none"
-    worker = start_worker(settings, work / f"worker-{tag}.log", store=url)
+    worker = start_worker(settings, work / f"worker-{tag}.log", store=url, cwd=cwd)
     try:
         drain = measure_drain([worker], n, stored=store)
         decisions = {
@@ -77,7 +78,7 @@ def drain_worker(
 
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for v in VARIANTS:
+    for v in (v for v in VARIANTS if v in rounds[0]):
         runs = [r[v] for r in rounds]
         rates = [d["events_per_s"] for d in runs]
         out[v] = {
@@ -108,8 +109,9 @@ def print_table(console: Console, result: dict[str, Any]) -> None:
         "passthrough": "faust pass-through (yardstick)",
         "worker": "worker, every detector, no store",
         "worker+store": "worker + chdb store (as the demo)",
+        "baseline": f"baseline worker ({result.get('baseline')}), no store",
     }
-    for v in VARIANTS:
+    for v in (v for v in VARIANTS if v in s):
         r = s[v]
         table.add_row(
             labels[v],
@@ -127,6 +129,12 @@ def print_table(console: Console, result: dict[str, Any]) -> None:
         f"{d[0]['kills']:.0f} kill decisions, {d[0]['rejected']:.0f} rejected"
         + ("" if all(x == d[0] for x in d) else " [red]- NOT identical across runs[/]")
     )
+    b = result.get("baseline_decisions") or []
+    if b:
+        console.print(
+            "the baseline's decisions: "
+            + ("the same" if all(x == d[0] for x in b) else f"[red]different: {b[0]}[/]")
+        )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -136,7 +144,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--source", choices=("simulator", "agentdojo"), default="simulator")
     ap.add_argument("--data", type=Path, default=None, help="with --source agentdojo")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of passthrough, worker, worker+store (passthrough always "
+        "runs)",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another checkout (e.g. `git worktree add /tmp/base main`): its worker, no store, "
+        "also drains the topic in every round, right after this one's, for a comparison in "
+        "the same time window",
+    )
     args = ap.parse_args(argv)
+    wanted = set(args.variants.split(",")) - {"baseline"}
+    if args.baseline:
+        wanted.add("baseline")
+    variants = ["passthrough", *(v for v in VARIANTS[1:] if v in wanted)]
     console = Console(width=max(120, Console().width))
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "throughput-run"
@@ -148,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         records = simulated_events(args.events)
     rounds: list[dict[str, Any]] = []
     decisions: list[dict[str, float]] = []
+    baseline_decisions: list[dict[str, float]] = []
     with EmbeddedBroker(log_path=work / "tansu.log") as broker:
         base = Settings.from_env(
             {}, profile="embedded", broker=broker.url, topic_partitions=4, datadir=work / "data",
@@ -158,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fill(broker.bootstrap, base.topic_actions, records)
         for r in range(args.repeat):
             row: dict[str, Any] = {}
-            for v in VARIANTS:
+            for v in variants:
                 tag = f"{v.replace('+', '-')}-{r}"
                 settings = base.model_copy(
                     update={"app_id": f"bench-{tag}", "datadir": work / f"data-{tag}"}
@@ -169,9 +196,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         drain = run_passthrough(settings, len(records), work / f"{tag}.log")
                     else:
                         drain, decided = drain_worker(
-                            settings, len(records), work, v == "worker+store", tag
+                            settings,
+                            len(records),
+                            work,
+                            v == "worker+store",
+                            tag,
+                            args.baseline.resolve() if v == "baseline" else None,
                         )
-                        decisions.append(decided)
+                        (baseline_decisions if v == "baseline" else decisions).append(decided)
                 row[v] = {
                     "events_per_s": drain.events_per_s,
                     "cpu_us": drain.cpu_us,
@@ -188,11 +220,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "source": args.source,
         "events": len(records),
         "repeat": args.repeat,
+        "baseline": str(args.baseline) if args.baseline else None,
         "machine": f"{platform.machine()} {platform.python_version()}",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "summary": summary(rounds),
         "rounds": rounds,
         "decisions": decisions,
+        "baseline_decisions": baseline_decisions,
     }
     print_table(console, result)
     out = args.out / f"throughput-{args.source}.json"

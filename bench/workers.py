@@ -183,8 +183,13 @@ def start_worker(
     store: str = "none",
     extra: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
+    cwd: Path | None = None,
 ) -> Worker:
-    """Start ``agentwatch worker`` and wait until it is ready (partitions restored)."""
+    """Start ``agentwatch worker`` and wait until it is ready (partitions restored).
+
+    ``cwd``: a checkout whose ``monitor``, ``detectors`` and ``schemas`` the worker runs
+    (``python -m`` imports from its working directory first), e.g. a baseline to compare with;
+    this checkout by default."""
     port = free_port()
     env = env_for(
         settings,
@@ -195,7 +200,7 @@ def start_worker(
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        cwd=ROOT,
+        cwd=cwd or ROOT,
         preexec_fn=die_with_parent,
     )
     worker = Worker(proc, f"http://127.0.0.1:{port}", log)

@@ -13,6 +13,11 @@ Kill signals have a producer of their own that sends at once (``linger_ms=0``, t
 latency target is p99 <= 50 ms); everything else goes through faust's producer, which
 batches for ``producer_linger_ms`` (a produce request per alert or audit record would cost
 more than detecting the event that caused it).
+
+Both producers place keyed records with :class:`KeyPartitioner`: aiokafka's default partitioner
+(murmur2 of the key, as the Java client), each key's hash computed once rather than for every
+record (the pure-Python murmur2 was a fifth of the cost of handing a record over; a root
+session's alerts and audit records all share its key).
 """
 
 from __future__ import annotations
@@ -20,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from monitor.decisions import Record
 from monitor.metrics import Metrics
@@ -35,6 +40,43 @@ from monitor.settings import Settings
 #: tracked records from which acknowledged ones are dropped (the bound then doubles with what
 #: is still unacknowledged, so pruning stays amortised O(1) a record)
 PRUNE_AT = 4096
+
+
+#: keys whose hash :class:`KeyPartitioner` remembers (then it starts again)
+KEY_HASHES = 65_536
+
+
+class KeyPartitioner:
+    """aiokafka's :class:`~aiokafka.partitioner.DefaultPartitioner`, remembering each key's hash.
+
+    The same partition for every key (``all_partitions[murmur2(key) & 0x7FFFFFFF % n]``, read
+    against the topic's partitions of the moment, so a topic that grows is followed as by the
+    default); unkeyed records go to a random available partition, as there. At most
+    ``size`` hashes are kept: past that the memory starts again (keys are root session ids,
+    which come and go).
+
+    >>> from aiokafka.partitioner import DefaultPartitioner
+    >>> KeyPartitioner()(b"session-1", [0, 1, 2, 3], [0, 1, 2, 3])
+    0
+    >>> DefaultPartitioner()(b"session-1", [0, 1, 2, 3], [0, 1, 2, 3])
+    0
+    """
+
+    def __init__(self, size: int = KEY_HASHES) -> None:
+        self.size = size
+        self._hashes: dict[bytes, int] = {}
+        self._default = DefaultPartitioner()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(self._default(key, all_partitions, available))
+        hashes = self._hashes
+        h = hashes.get(key)
+        if h is None:
+            if len(hashes) >= self.size:
+                hashes.clear()
+            h = hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[h % len(all_partitions)]
 
 
 @dataclass
@@ -71,6 +113,7 @@ class Outputs:
                 client_id=f"{self.settings.app_id}-kill-signals",
                 acks="all",
                 linger_ms=0,
+                partitioner=KeyPartitioner(),
                 max_request_size=self.settings.producer_max_request_size,
             )
             await producer.start()
@@ -81,36 +124,47 @@ class Outputs:
             await self.kill_producer.stop()
             self.kill_producer = None
 
+    def _producer(self, item: Send) -> AIOKafkaProducer:
+        """The aiokafka producer for this record: the kill-signal producer's for kill signals,
+        else faust's own (used directly: faust's wrapper adds a coroutine, signals and
+        header conversions per record, and the worker's records need none of them)."""
+        if item.kind == "kill" and self.kill_producer is not None:
+            return self.kill_producer
+        return cast(AIOKafkaProducer, self.app.producer._ensure_producer())  # type: ignore[attr-defined]  # noqa: SLF001
+
     async def send(self, item: Send) -> asyncio.Future[Any]:
         """Hand one record to its producer; the future resolves when the broker has it."""
         rec = item.record
-        fut: Awaitable[Any]
-        if item.kind == "kill" and self.kill_producer is not None:
-            fut = await self.kill_producer.send(
-                item.topic, rec.value, key=rec.key, headers=rec.headers
-            )
-        else:
-            fut = await self.app.producer.send(
-                item.topic, rec.key, rec.value, None, None, rec.headers
-            )
-        return asyncio.ensure_future(fut)
+        fut = await self._producer(item).send(
+            item.topic, rec.value, key=rec.key, headers=rec.headers
+        )
+        return cast(asyncio.Future[Any], fut)
 
     async def flush(self) -> None:
-        """Hand every queued record to a producer."""
-        loop = asyncio.get_running_loop()
+        """Hand every queued record to a producer.
+
+        Each record is tracked by the future its producer returns (a record the producer
+        refused at once, by a future failed with why), watched by :meth:`_settled` for the
+        metrics."""
         self.urgent = False
-        while self.outbox:
-            item = self.outbox.popleft()
-            slot: asyncio.Future[Any] = loop.create_future()
-            self.inflight.append((slot, item))
+        outbox, send = self.outbox, self.send
+        # self.inflight read at each record: a checkpoint may take it while a send waits
+        while outbox:
+            item = outbox.popleft()
             try:
-                fut = await self.send(item)
+                fut = await send(item)
+            except asyncio.CancelledError:  # not handed over (aiokafka): still to send
+                outbox.appendleft(item)
+                raise
             except Exception as exc:
-                slot.set_exception(exc)
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                self.inflight.append((failed, item))
                 continue
-            fut.add_done_callback(partial(self._settled, slot=slot, item=item))
+            self.inflight.append((fut, item))
+            fut.add_done_callback(partial(self._settled, item=item))
         if len(self.inflight) >= self._prune_at:
-            self.inflight = [(slot, item) for slot, item in self.inflight if not _acked(slot)]
+            self.inflight = [(fut, item) for fut, item in self.inflight if not _acked(fut)]
             self._prune_at = max(PRUNE_AT, 2 * len(self.inflight))
 
     def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
@@ -118,20 +172,16 @@ class Outputs:
         inflight, self.inflight = self.inflight, []
         return inflight
 
-    def _settled(self, fut: asyncio.Future[Any], *, slot: asyncio.Future[Any], item: Send) -> None:
-        if slot.done():
+    def _settled(self, fut: asyncio.Future[Any], *, item: Send) -> None:
+        if fut.cancelled():
             return
-        exc = fut.exception()
-        if exc is not None:
+        if fut.exception() is not None:
             self.metrics.publish_errors.labels(item.topic).inc()
-            slot.set_exception(exc)
-            return
-        slot.set_result(fut.result())
-        if item.kind == "kill":
+        elif item.kind == "kill":
             self.metrics.kill_signals.inc()
             self.metrics.signal_publish.observe(time.perf_counter() - item.decided_at)
 
 
-def _acked(slot: asyncio.Future[Any]) -> bool:
+def _acked(fut: asyncio.Future[Any]) -> bool:
     """The broker has the record (nothing left for a checkpoint to wait for or resend)."""
-    return slot.done() and not slot.cancelled() and slot.exception() is None
+    return fut.done() and not fut.cancelled() and fut.exception() is None

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
 
 from monitor import outputs as outputs_module
 from monitor.decisions import Record
 from monitor.metrics import Metrics
-from monitor.outputs import PRUNE_AT, Outputs, Send
+from monitor.outputs import PRUNE_AT, KeyPartitioner, Outputs, Send
 from monitor.settings import Settings
 
 
 class _Producer:
-    """Stands in for faust's producer: each send returns a future the test resolves."""
+    """Stands in for faust's producer (and the aiokafka producer under it, which the outputs
+    use): each send returns a future the test resolves."""
 
     def __init__(self) -> None:
         self.sent: list[asyncio.Future[Any]] = []
 
-    async def send(self, *args: Any) -> asyncio.Future[Any]:
+    def _ensure_producer(self) -> _Producer:
+        return self
+
+    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.sent.append(fut)
         return fut
@@ -71,3 +78,25 @@ def test_acked_only_for_a_result() -> None:
         return [outputs_module._acked(f) for f in (done, failed, waiting, cancelled)]
 
     assert asyncio.run(scenario()) == [True, False, False, False]
+
+
+def test_key_partitioner_places_every_key_where_the_default_partitioner_does() -> None:
+    """Consumers rely on a key's records sharing a partition: the remembered hash must give
+    the default's answer for any key and partition count, before and after it starts again."""
+    rng = random.Random(5)
+    ours, default = KeyPartitioner(size=64), DefaultPartitioner()
+    keys = [rng.randbytes(rng.randrange(0, 48)) for _ in range(500)]
+    keys += [f"sess-{i:04d}".encode() for i in range(200)]
+    for rnd in range(3):  # again: hashes remembered (and forgotten past 64 keys)
+        for i, key in enumerate(keys):
+            parts = list(range(1 + (i + rnd) % 9))
+            assert ours(key, parts, parts) == default(key, parts, parts), (key, parts)
+    assert len(ours._hashes) <= 64  # noqa: SLF001
+    assert ours(None, [0, 1, 2], [2]) == 2  # unkeyed: an available partition, as the default
+
+
+def test_the_worker_producer_uses_the_key_partitioner() -> None:
+    from monitor.app import create_app
+
+    app = create_app(Settings())
+    assert isinstance(app.conf.producer_partitioner, KeyPartitioner)
