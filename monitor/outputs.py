@@ -32,6 +32,10 @@ from monitor.decisions import Record
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 
+#: most event-loop turns a flush that handed over a kill signal waits for the kill producer
+#: to write it (it needs ~3: the sender task wakes, drains its batch, starts the request)
+KILL_WRITE_TURNS = 8
+
 #: tracked records from which acknowledged ones are dropped (the bound then doubles with what
 #: is still unacknowledged, so pruning stays amortised O(1) a record)
 PRUNE_AT = 4096
@@ -99,8 +103,10 @@ class Outputs:
         """Hand every queued record to a producer."""
         loop = asyncio.get_running_loop()
         self.urgent = False
+        kill = False
         while self.outbox:
             item = self.outbox.popleft()
+            kill = kill or item.kind == "kill"
             slot: asyncio.Future[Any] = loop.create_future()
             self.inflight.append((slot, item))
             try:
@@ -109,9 +115,30 @@ class Outputs:
                 slot.set_exception(exc)
                 continue
             fut.add_done_callback(partial(self._settled, slot=slot, item=item))
+        if kill:
+            await self._kill_written()
         if len(self.inflight) >= self._prune_at:
             self.inflight = [(slot, item) for slot, item in self.inflight if not _acked(slot)]
             self._prune_at = max(PRUNE_AT, 2 * len(self.inflight))
+
+    async def _kill_written(self) -> None:
+        """Let the kill producer write what it was handed before the caller goes on.
+
+        Its sender is a task of this event loop: it needs a few turns of the loop to drain
+        the batch and start the produce request, and the scoring loop that called ``flush``
+        would otherwise go on for up to a slice of records (``monitor.agents.score``) at each
+        of those turns, adding milliseconds to the kill latency (after the signal's record
+        timestamp). Waiting for the broker's acknowledgement instead would idle scoring for a
+        round trip per kill."""
+        producer = self.kill_producer
+        pending = getattr(getattr(producer, "_message_accumulator", None), "_batches", None)
+        if pending is None:
+            return
+        for _ in range(KILL_WRITE_TURNS):
+            if not pending:
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the produce request task, created by the drain, runs
 
     def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
         """Everything handed over so far (a checkpoint waits for these)."""
