@@ -129,16 +129,20 @@ class Outputs:
         would otherwise go on for up to a slice of records (``monitor.agents.score``) at each
         of those turns, adding milliseconds to the kill latency (after the signal's record
         timestamp). Waiting for the broker's acknowledgement instead would idle scoring for a
-        round trip per kill."""
+        round trip per kill; while an earlier request is unanswered (a burst of kills) the
+        producer holds the batch until its ack anyway, so there is nothing to wait for."""
         producer = self.kill_producer
         pending = getattr(getattr(producer, "_message_accumulator", None), "_batches", None)
-        if pending is None:
+        in_flight = getattr(getattr(producer, "_sender", None), "_in_flight", None)
+        if pending is None or in_flight is None:
             return
         for _ in range(KILL_WRITE_TURNS):
-            if not pending:
-                break
+            if not pending:  # drained: the produce request's task runs at the next turn
+                await asyncio.sleep(0)
+                return
+            if in_flight:  # a previous request is unanswered: this one goes after its ack
+                return
             await asyncio.sleep(0)
-        await asyncio.sleep(0)  # the produce request task, created by the drain, runs
 
     def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
         """Everything handed over so far (a checkpoint waits for these)."""
