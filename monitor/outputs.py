@@ -37,6 +37,10 @@ from monitor.decisions import Record
 from monitor.metrics import Metrics
 from monitor.settings import Settings
 
+#: most event-loop turns a flush that handed over a kill signal waits for the kill producer
+#: to write it (it needs ~3: the sender task wakes, drains its batch, starts the request)
+KILL_WRITE_TURNS = 8
+
 #: tracked records from which acknowledged ones are dropped (the bound then doubles with what
 #: is still unacknowledged, so pruning stays amortised O(1) a record)
 PRUNE_AT = 4096
@@ -148,9 +152,11 @@ class Outputs:
         metrics."""
         self.urgent = False
         outbox, send = self.outbox, self.send
+        kill = False
         # self.inflight read at each record: a checkpoint may take it while a send waits
         while outbox:
             item = outbox.popleft()
+            kill = kill or item.kind == "kill"
             try:
                 fut = await send(item)
             except asyncio.CancelledError:  # not handed over (aiokafka): still to send
@@ -163,9 +169,34 @@ class Outputs:
                 continue
             self.inflight.append((fut, item))
             fut.add_done_callback(partial(self._settled, item=item))
+        if kill:
+            await self._kill_written()
         if len(self.inflight) >= self._prune_at:
             self.inflight = [(fut, item) for fut, item in self.inflight if not _acked(fut)]
             self._prune_at = max(PRUNE_AT, 2 * len(self.inflight))
+
+    async def _kill_written(self) -> None:
+        """Let the kill producer write what it was handed before the caller goes on.
+
+        Its sender is a task of this event loop: it needs a few turns of the loop to drain
+        the batch and start the produce request, and the scoring loop that called ``flush``
+        would otherwise go on for up to a slice of records (``monitor.agents.score``) at each
+        of those turns, adding milliseconds to the kill latency (after the signal's record
+        timestamp). Waiting for the broker's acknowledgement instead would idle scoring for a
+        round trip per kill; while an earlier request is unanswered (a burst of kills) the
+        producer holds the batch until its ack anyway, so there is nothing to wait for."""
+        producer = self.kill_producer
+        pending = getattr(getattr(producer, "_message_accumulator", None), "_batches", None)
+        in_flight = getattr(getattr(producer, "_sender", None), "_in_flight", None)
+        if pending is None or in_flight is None:
+            return
+        for _ in range(KILL_WRITE_TURNS):
+            if not pending:  # drained: the produce request's task runs at the next turn
+                await asyncio.sleep(0)
+                return
+            if in_flight:  # a previous request is unanswered: this one goes after its ack
+                return
+            await asyncio.sleep(0)
 
     def take_inflight(self) -> list[tuple[asyncio.Future[Any], Send]]:
         """Everything handed over so far (a checkpoint waits for these)."""

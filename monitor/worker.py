@@ -28,8 +28,9 @@ def faust_worker_class() -> Any:
 
 def run_worker(settings: Settings, sink: Sink | None = None) -> int:
     """Run the worker until SIGINT/SIGTERM (or a crash); return the process exit code."""
-    from monitor import memtrace
+    from monitor import killtrace, memtrace
 
+    killtrace.install_from_env()  # AGENTWATCH_KILL_TRACE: off unless set
     monitor = Monitor(settings, sink=sink)
     memtrace.start_from_env(monitor)  # AGENTWATCH_MEMPROBE: off unless set
     worker = faust_worker_class()(

@@ -100,3 +100,36 @@ def test_the_worker_producer_uses_the_key_partitioner() -> None:
 
     app = create_app(Settings())
     assert isinstance(app.conf.producer_partitioner, KeyPartitioner)
+
+
+def test_a_kill_signal_is_on_the_wire_when_flush_returns(broker: Any, tmp_path: Any) -> None:
+    """The scoring loop goes on right after ``flush``: the kill producer (a task of the same
+    loop) must have started its produce request by then, not a slice of records later."""
+    from monitor.topics import ensure_topics
+
+    settings = Settings.from_env(
+        {}, profile="embedded", broker=broker.url, topic_partitions=1, datadir=tmp_path,
+        topic_revocations="outputs-test.revocations",
+    )  # fmt: skip
+    ensure_topics(broker.bootstrap, settings)
+
+    async def scenario() -> tuple[int, bool, int]:
+        out = Outputs(_App(), settings, Metrics())  # type: ignore[arg-type]
+        await out.start()
+        try:
+            producer: Any = out.kill_producer
+            kill = Send(settings.topic_revocations, Record(b"s1", b"jws", []), "kill")
+            out.outbox.append(kill)
+            await out.flush()
+            # nothing awaited since flush returned: what the producer did, it did within it
+            waiting = sum(len(b) for b in producer._message_accumulator._batches.values())
+            started = bool(producer._sender._in_flight) or out.inflight[0][0].done()
+            await asyncio.wait_for(asyncio.shield(out.inflight[0][0]), 10)
+            return waiting, started, int(out.metrics.kill_signals._value.get())
+        finally:
+            await out.stop()
+
+    waiting, started, published = asyncio.run(scenario())
+    assert waiting == 0
+    assert started
+    assert published == 1
