@@ -99,6 +99,9 @@ class Probe:
         parts.append("kill_producer=" + _accumulator(m.outputs.kill_producer))
         parts.append("fetched=" + _fetched(m.app))
         parts.append(f"checkpoint={getattr(m.durability, 'last_stats', {})}")
+        heap = getattr(m, "heap", None)
+        if heap is not None:
+            parts.append(f"heap trims={heap.trims} ({heap.seconds:.3f} s)")
         return "\n  ".join(parts)
 
     def object_counts(self) -> list[str]:
