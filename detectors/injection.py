@@ -225,25 +225,25 @@ class PassageCache:
     fill at 1,000 events/s; hit rate on 250,000 simulated outputs 72.0%, against 71.8%.
     """
 
-    __slots__ = ("max_entries", "max_chars", "chars", "_texts")
+    __slots__ = ("max_entries", "max_chars", "chars", "texts")
 
     def __init__(self, max_entries: int, max_chars: int) -> None:
         self.max_entries = max_entries
         self.max_chars = max_chars
         self.chars = 0
-        self._texts: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
+        self.texts: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return len(self.texts)
 
     def get(self, text: str) -> tuple[Passage, ...] | None:
-        found = self._texts.get(text)
+        found = self.texts.get(text)
         if found is not None:
-            self._texts.move_to_end(text)
+            self.texts.move_to_end(text)
         return found
 
     def put(self, text: str, found: tuple[Passage, ...]) -> None:
-        texts = self._texts
+        texts = self.texts
         if text in texts:
             return
         texts[text] = found
@@ -318,8 +318,10 @@ class InjectedInstruction:
 
     def analyse(self, text: str) -> tuple[Passage, ...]:
         """The scored passages of ``text`` (before any task discount), cached by content."""
-        cached = self._cache.get(text)
+        texts = self._cache.texts  # PassageCache.get inlined: one call less on every output
+        cached = texts.get(text)
         if cached is not None:
+            texts.move_to_end(text)
             self.cache_hits += 1
             return cached
         self.cache_misses += 1
