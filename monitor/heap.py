@@ -12,9 +12,11 @@ memory grew with nothing new in it.
 ``malloc_trim(0)`` gives the free pages inside the heap back (``madvise``), not only its top.
 :class:`HeapTrimmer` calls it at the worker's quiet points (the housekeeping tick, with the
 collector's :meth:`~monitor.collector.CollectorPolicy.settle`), at most every
-``interval_s`` seconds. It walks glibc's free lists: a few milliseconds of CPU for a heap of
-~150 MiB (``agentwatch_heap_trim_seconds_total`` counts them). ``interval_s <= 0``, or a C
-library without ``malloc_trim`` (musl), turns it off.
+``interval_s`` seconds. It walks glibc's free lists: measured in a soak at 1,014 events/s
+on the loaded shared machine, 17 trims of a ~150 MiB heap took 0.18 s in all (~11 ms each,
+wall clock), every 30 s: ~0.04% of a core (``agentwatch_heap_trim_seconds_total`` counts
+them). ``interval_s <= 0``, a C library without ``malloc_trim`` (musl), or a collector policy
+that is off (``gc_full_interval_s <= 0``: the trims ride on its quiet points) turns it off.
 
 >>> trimmer = HeapTrimmer(interval_s=0)
 >>> trimmer.maybe_trim(), trimmer.trims
