@@ -29,6 +29,9 @@ To see where the memory goes, set ``AGENTWATCH_MEMPROBE=<file>`` (and optionally
 ``AGENTWATCH_MEMPROBE_OBJECTS=1``, ``AGENTWATCH_MEMPROBE_EVERY_S``) in the soak's environment:
 the worker inherits it and appends reports to the file (``monitor.memtrace``).
 
+A sample whose metrics scrape times out (the worker's event loop busy for seconds on a loaded
+machine) is skipped and counted (``missed_samples``), instead of ending the run.
+
 A worker that fell behind the load (less than 95% of what was sent read at the end) is
 reported as such: on a busy machine half the measured maximum may still be too much, and then
 the verdict says little.
@@ -215,6 +218,11 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
         f"{v['second_half_growth_mib']:+.1f} MiB on {v['second_half_mean_mib']:.0f} MiB: "
         f"[{style}]{'flat' if v['flat'] else 'NOT flat'}[/] (tolerance {v['tolerance']:.0%})"
     )
+    if result.get("missed_samples"):
+        console.print(
+            f"[yellow]{result['missed_samples']} samples missed: the worker's /metrics did not "
+            "answer in time (a busy machine)[/]"
+        )
     if not v["kept_up"]:
         console.print(
             f"[red]the worker fell behind the load ({v['lag_events']:,} events unread at the "
@@ -271,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             t0 = time.monotonic()
             end = t0 + 60 * args.minutes
+            missed = 0  # samples lost to a metrics scrape that timed out
             columns = (TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
             with Progress(*columns, console=console) as bar:
                 task = bar.add_task(f"soak at {rate:,.0f} events/s", total=60 * args.minutes)
@@ -279,13 +288,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         raise RuntimeError(f"the worker exited; see {worker.log}")
                     if load.poll() is not None:
                         raise RuntimeError(f"the load generator exited; see {work / 'load.log'}")
-                    s = sample(worker, t0, work / "load.log")
-                    samples.append(s)
-                    bar.update(
-                        task,
-                        completed=min(s["t"], 60 * args.minutes),
-                        description=f"soak at {rate:,.0f} events/s: RSS {s['rss'] / MIB:,.0f} MiB",
-                    )
+                    try:
+                        s = sample(worker, t0, work / "load.log")
+                    except OSError:  # /metrics slower than its timeout: a busy machine
+                        missed += 1
+                    else:
+                        samples.append(s)
+                        bar.update(
+                            task,
+                            completed=min(s["t"], 60 * args.minutes),
+                            description=f"soak at {rate:,.0f} events/s: "
+                            f"RSS {s['rss'] / MIB:,.0f} MiB",
+                        )
                     if time.monotonic() >= end:
                         break
                     time.sleep(max(0.0, min(args.every, end - time.monotonic())))
@@ -302,6 +316,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tombstone_ttl_s": args.tombstone_ttl,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "verdict": verdict(samples, args.tolerance),
+        "missed_samples": missed,
         "samples": samples,
     }
     print_table(console, samples, result)

@@ -209,6 +209,62 @@ def passages(text: str, hits: list[Hit], cluster: int = 400, near: int = 150) ->
     return out
 
 
+class PassageCache:
+    """Output text -> its scored passages, least recently used out first, bounded in entries
+    and characters: the same text (a page, a file, an error, a template's reply) is read
+    again and again across sessions, and scanning it again costs ~6 µs for a short output.
+
+    One cache serves every detector of the process that analyses texts the same way
+    (:func:`shared_cache`): a worker runs one engine per partition, and what a text contains
+    does not depend on the partition that read it. The passages are a pure function of the
+    text and the analysis settings, so a hit returns what a scan would: the cache changes
+    what a decision costs, never the decision. Memory only; bounded so that it is full within
+    seconds at a worker's rates (then it costs what it will ever cost) and small: 8,192 texts
+    or 2M characters: ~2 MB with simulated traffic (61 characters an output on average), where
+    four caches of 16,384 (one per partition, first in first out) took ~15 MB and minutes to
+    fill at 1,000 events/s; hit rate on 250,000 simulated outputs 72.0%, against 71.8%.
+    """
+
+    __slots__ = ("max_entries", "max_chars", "chars", "texts")
+
+    def __init__(self, max_entries: int, max_chars: int) -> None:
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self.chars = 0
+        self.texts: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def get(self, text: str) -> tuple[Passage, ...] | None:
+        found = self.texts.get(text)
+        if found is not None:
+            self.texts.move_to_end(text)
+        return found
+
+    def put(self, text: str, found: tuple[Passage, ...]) -> None:
+        texts = self.texts
+        if text in texts:
+            return
+        texts[text] = found
+        self.chars += len(text)
+        while texts and (len(texts) > self.max_entries or self.chars > self.max_chars):
+            old, _ = texts.popitem(last=False)
+            self.chars -= len(old)
+
+
+_CACHES: dict[tuple[int, int, int, int], PassageCache] = {}
+
+
+def shared_cache(max_chars: int, cluster: int, entries: int, chars: int) -> PassageCache:
+    """The process's passage cache for this analysis (``max_chars``, ``cluster``) and budget."""
+    key = (max_chars, cluster, entries, chars)
+    cache = _CACHES.get(key)
+    if cache is None:
+        cache = _CACHES[key] = PassageCache(entries, chars)
+    return cache
+
+
 class InjectedInstruction:
     """Scores each tool output for instructions addressed to the agent."""
 
@@ -223,8 +279,8 @@ class InjectedInstruction:
         mode: str = "enforce",
         tags: tuple[str, ...] = ("ASI01", "ASI06"),
         attacks: tuple[str, ...] = ("AML.T0051.001",),
-        cache_size: int = 16_384,
-        cache_chars: int = 4_000_000,
+        cache_size: int = 8_192,
+        cache_chars: int = 2_000_000,
     ) -> None:
         self.name = name
         self._slot = slot_of(name)
@@ -238,19 +294,18 @@ class InjectedInstruction:
         self.attacks = attacks
         self.cache_size = cache_size
         self.cache_chars = cache_chars
-        self._cached_chars = 0
-        #: output text -> its passages: the same text (a page, a file, an error) is read again
-        #: and again across sessions; bounded in entries and characters (oldest out first),
-        #: memory only, never checkpointed (see ``__getstate__``)
-        self._cache: OrderedDict[str, tuple[Passage, ...]] = OrderedDict()
+        self._cache = shared_cache(max_chars, cluster, cache_size, cache_chars)
         self.cache_hits = 0
         self.cache_misses = 0
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_cache"] = OrderedDict()
-        state["_cached_chars"] = 0
+        del state["_cache"]  # memory only, never checkpointed: texts from other sessions
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._cache = shared_cache(self.max_chars, self.cluster, self.cache_size, self.cache_chars)
 
     def state(self, session: SessionState) -> dict[str, Any]:
         """Per-session state: ``outputs`` (seq -> (score, event id, tool, targets)), task flags
@@ -263,8 +318,10 @@ class InjectedInstruction:
 
     def analyse(self, text: str) -> tuple[Passage, ...]:
         """The scored passages of ``text`` (before any task discount), cached by content."""
-        cached = self._cache.get(text)
+        texts = self._cache.texts  # PassageCache.get inlined: one call less on every output
+        cached = texts.get(text)
         if cached is not None:
+            texts.move_to_end(text)
             self.cache_hits += 1
             return cached
         self.cache_misses += 1
@@ -278,11 +335,7 @@ class InjectedInstruction:
         # the lower-cased text, equal but for rare characters whose case changes their length.
         ps = tuple(p for p in passages(bounded, hits, self.cluster) if p.score > 0) if hits else ()
         if len(text) <= 4 * self.max_chars:
-            self._cache[text] = ps
-            self._cached_chars += len(text)
-            while len(self._cache) > self.cache_size or self._cached_chars > self.cache_chars:
-                old, _ = self._cache.popitem(last=False)
-                self._cached_chars -= len(old)
+            self._cache.put(text, ps)
         return ps
 
     def score_text(self, text: str, delegated: bool = False) -> tuple[float, list[Passage]]:

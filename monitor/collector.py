@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitor.heap import HeapTrimmer
+
 log = logging.getLogger("agentwatch.worker")
 
 #: allocations between two automatic young collections (CPython's default is 700)
@@ -47,10 +49,15 @@ class CollectorPolicy:
     """When the worker freezes surviving objects and when it collects them all."""
 
     def __init__(
-        self, full_interval_s: float = 600.0, clock: Callable[[], float] = time.monotonic
+        self,
+        full_interval_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        trimmer: HeapTrimmer | None = None,
     ) -> None:
         self.full_interval_s = full_interval_s
         self.clock = clock
+        #: gives free C-heap pages back at the same quiet points (``monitor.heap``)
+        self.trimmer = trimmer
         self._last_full = clock()
         #: seconds spent in full collections (for the metric)
         self.full_seconds = 0.0
@@ -77,8 +84,12 @@ class CollectorPolicy:
             self.full_collections += 1
             self._last_full = now
             log.debug("full garbage collection: %d unreachable, %.3f s", found, spent)
+            if self.trimmer is not None:
+                self.trimmer.trim()  # what the full collection freed, straight away
         else:
             gc.collect(1)
+            if self.trimmer is not None:
+                self.trimmer.maybe_trim()
         gc.freeze()
 
 

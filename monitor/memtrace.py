@@ -5,6 +5,8 @@
 loop is reported too):
 
 * RSS and glibc's own view (``mallinfo2``: bytes in use, free bytes it keeps, mmapped);
+* Python's small-object allocator's (``pymalloc``, which maps its 1 MiB arenas itself, out of
+  glibc's sight): arenas held, bytes in use in them, free space in partly used and empty pools;
 * the worker's structures: sessions, tombstones and dirty sessions per partition, records
   waiting in the outbox and for acknowledgements, the producers' queued batches, the
   consumer's prefetched records, the last checkpoint's records, bytes and phase durations;
@@ -22,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -73,6 +76,7 @@ class Probe:
     def report(self) -> str:
         lines = [f"=== t={time.monotonic() - self.t0:.0f}s rss={_rss() / 2**20:.1f} MiB"]
         lines.append("malloc: " + _mallinfo())
+        lines.append("pymalloc: " + _pymalloc())
         lines.append("worker: " + self.structures())
         if self.objects:
             lines.extend(self.object_counts())
@@ -95,6 +99,9 @@ class Probe:
         parts.append("kill_producer=" + _accumulator(m.outputs.kill_producer))
         parts.append("fetched=" + _fetched(m.app))
         parts.append(f"checkpoint={getattr(m.durability, 'last_stats', {})}")
+        heap = getattr(m, "heap", None)
+        if heap is not None:
+            parts.append(f"heap trims={heap.trims} ({heap.seconds:.3f} s)")
         return "\n  ".join(parts)
 
     def object_counts(self) -> list[str]:
@@ -172,6 +179,54 @@ def _mallinfo() -> str:
     return (
         f"in use {mi.uordblks / mib:.1f} MiB, free kept {mi.fordblks / mib:.1f} MiB, "
         f"mmapped {mi.hblkhd / mib:.1f} MiB ({mi.hblks} blocks), arena {mi.arena / mib:.1f} MiB"
+    )
+
+
+#: the lines of ``_PyObject_DebugMallocStats`` the report keeps (arenas are 1 MiB each)
+_PYMALLOC_LINES = {
+    "# arenas allocated current": "arenas",
+    "# arenas highwater mark": "highwater",
+    "# bytes in allocated blocks": "in use",
+    "# bytes in available blocks": "free in used pools",
+    "unused pools": "empty pools",
+}
+
+
+def _pymalloc() -> str:
+    """Python's small-object allocator (``pymalloc``): its arenas are mapped directly, not
+    through glibc, so ``mallinfo2`` does not see them. Arenas held against the bytes in use
+    in them is its fragmentation (an arena is returned only when all its pools are empty)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.fopen.restype = ctypes.c_void_p
+        libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        libc.fclose.argtypes = [ctypes.c_void_p]
+        stats = ctypes.pythonapi._PyObject_DebugMallocStats
+        stats.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return "(no _PyObject_DebugMallocStats)"
+    with tempfile.NamedTemporaryFile("r", suffix=".pymalloc") as tmp:
+        fp = libc.fopen(tmp.name.encode(), b"w")
+        if not fp:
+            return "(cannot open a temporary file)"
+        try:
+            stats(fp)
+        finally:
+            libc.fclose(fp)
+        text = tmp.read()
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        head, _, value = line.rpartition("=")
+        for prefix, name in _PYMALLOC_LINES.items():
+            if name not in found and prefix in head:  # "<what> = <count or bytes>"
+                found[name] = int(value.replace(",", "").strip())
+    if "arenas" not in found:
+        return "(not reported)"
+    mib = 2**20
+    return f"{found['arenas']} arenas ({found.get('highwater', 0)} at most), " + ", ".join(
+        f"{name} {found[name] / mib:.1f} MiB"
+        for name in ("in use", "free in used pools", "empty pools")
+        if name in found
     )
 
 

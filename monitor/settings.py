@@ -80,6 +80,9 @@ class Settings(BaseModel):
     #: surviving objects are frozen out of Python's cyclic GC after each checkpoint and fully
     #: collected this often (s); 0 leaves the GC as CPython runs it (``monitor.collector``)
     gc_full_interval_s: float = 600.0
+    #: free C-heap pages are given back to the system this often (s), at the collector's
+    #: quiet points; 0 never (``monitor.heap``)
+    heap_trim_interval_s: float = 30.0
     datadir: Path = Path("var/agentwatch")
 
     # -- detection -----------------------------------------------------------------------

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bench import soak
 from bench.soak import main, slope_per_minute, verdict
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 
-def test_a_short_soak_samples_the_worker_and_writes_json_and_png(tmp_path: Path) -> None:
+def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def sample_or_time_out(*args: Any) -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 2:  # a scrape that timed out (a busy machine) is skipped, not fatal
+            raise TimeoutError("timed out")
+        return real_sample(*args)
+
+    real_sample = soak.sample
+    monkeypatch.setattr(soak, "sample", sample_or_time_out)
     result = main(["--minutes", "0.3", "--rate", "150", "--every", "2", "--out", str(tmp_path)])
     written = json.loads((tmp_path / "soak.json").read_text())
     samples = written["samples"]
@@ -21,6 +35,7 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(tmp_path: Path)
     assert samples[-1]["sent"] > 0 and samples[-1]["done"] > 0  # load was sent and consumed
     assert samples[-1]["sessions"] > 0
     assert written["rate"] == 150
+    assert written["missed_samples"] == 1 and len(samples) == len(calls) - 1
     assert set(written["verdict"]) >= {"slope_mib_per_min", "flat", "kept_up"}
     assert (tmp_path / "soak.png").stat().st_size > 10_000
     assert not (tmp_path / "soak-run" / "data").exists()

@@ -34,3 +34,14 @@ def test_report_names_rss_heap_structures_and_object_growth(tmp_path: Path) -> N
     grew = re.search(r"^  list +(\d+) +\+(\d+)$", second, re.M)
     assert grew is not None and int(grew.group(2)) >= len(holders)
     assert re.search(r"^  list +\d+\.\d MiB$", second, re.M)
+
+
+def test_pymalloc_arenas_follow_small_objects() -> None:
+    """Python's own arenas (out of glibc's sight) are reported, and grow with small objects."""
+    before = memtrace._pymalloc()
+    match = re.match(r"(\d+) arenas \((\d+) at most\), in use (\d+\.\d) MiB", before)
+    assert match is not None, before
+    kept = [str(i) * 3 for i in range(200_000)]  # ~12 MiB of small strings
+    after = re.match(r"\d+ arenas \(\d+ at most\), in use (\d+\.\d) MiB", memtrace._pymalloc())
+    assert after is not None and float(after.group(1)) >= float(match.group(3)) + 8
+    assert len(kept) == 200_000

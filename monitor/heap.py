@@ -1,0 +1,108 @@
+"""Free C-heap memory handed back to the operating system (glibc ``malloc_trim``).
+
+Python allocates objects of up to 512 bytes from its own arenas and everything larger (the
+tables of big dicts and lists, record values, pickled checkpoint slices, the consumer's and
+producers' batches) with the C library's ``malloc``. glibc returns memory to the system only
+from the top of its heap: a long-lived block allocated after a burst of short-lived ones (a
+checkpoint, a fetch) keeps all the free space below it resident. Over a soak
+(``bench.soak``, probe in ``monitor.memtrace``) glibc's "free but kept" bytes went from 33
+to 63 MiB in five minutes while its bytes in use stayed at 80-90 MiB: the worker's resident
+memory grew with nothing new in it.
+
+``malloc_trim(0)`` gives the free pages inside the heap back (``madvise``), not only its top.
+:class:`HeapTrimmer` calls it at the worker's quiet points (the housekeeping tick, with the
+collector's :meth:`~monitor.collector.CollectorPolicy.settle`), at most every
+``interval_s`` seconds. It walks glibc's free lists: measured in a soak at 1,014 events/s
+on the loaded shared machine, 17 trims of a ~150 MiB heap took 0.18 s in all (~11 ms each,
+wall clock), every 30 s: ~0.04% of a core (``agentwatch_heap_trim_seconds_total`` counts
+them). ``interval_s <= 0``, a C library without ``malloc_trim`` (musl), or a collector policy
+that is off (``gc_full_interval_s <= 0``: the trims ride on its quiet points) turns it off.
+
+>>> trimmer = HeapTrimmer(interval_s=0)
+>>> trimmer.maybe_trim(), trimmer.trims
+(False, 0)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("agentwatch.worker")
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    try:
+        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+class HeapTrimmer:
+    """Gives glibc's free heap pages back to the system, at most every ``interval_s``."""
+
+    def __init__(
+        self, interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self._trim = _malloc_trim() if interval_s > 0 else None
+        self._last = clock()
+        self.trims = 0
+        #: seconds spent in ``malloc_trim`` (for the metric)
+        self.seconds = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self._trim is not None
+
+    def maybe_trim(self) -> bool:
+        """Trim if the interval has passed; whether it did."""
+        if self._trim is None:
+            return False
+        now = self.clock()
+        if now - self._last < self.interval_s:
+            return False
+        self._last = now
+        self.trim()
+        return True
+
+    def trim(self) -> None:
+        if self._trim is None:
+            return
+        t0 = time.perf_counter()
+        self._trim(0)
+        spent = time.perf_counter() - t0
+        self.seconds += spent
+        self.trims += 1
+        log.debug("heap trimmed in %.4f s", spent)
+
+
+class HeapMetrics(Collector):
+    """``agentwatch_heap_trims_total`` and ``agentwatch_heap_trim_seconds_total``."""
+
+    def __init__(self, trimmer: HeapTrimmer) -> None:
+        self.trimmer = trimmer
+
+    def collect(self) -> Iterator[Metric]:
+        t = self.trimmer
+        yield CounterMetricFamily(
+            "agentwatch_heap_trims",
+            "Times the worker gave free C-heap pages back to the system (monitor.heap).",
+            value=t.trims,
+        )
+        yield CounterMetricFamily(
+            "agentwatch_heap_trim_seconds", "Time spent giving them back.", value=t.seconds
+        )
