@@ -117,6 +117,9 @@ def topic_env(prefix: str) -> dict[str, str]:
 class Worker:
     """``agentwatch worker`` as a child process, on its own web port."""
 
+    #: every worker a test made: the ``reap_workers`` fixture stops those still running
+    started: list[Worker] = []
+
     def __init__(self, bootstrap: str, datadir: Path, env: dict[str, str]) -> None:
         self.bootstrap = bootstrap
         self.port = free_port()
@@ -135,6 +138,7 @@ class Worker:
         ensure_topics(bootstrap, self.settings)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = datadir / "worker.log"
+        Worker.started.append(self)
 
     @property
     def url(self) -> str:
@@ -161,6 +165,7 @@ class Worker:
             except OSError:
                 pass
             time.sleep(0.1)
+        self.stop()  # not left running (and loading the machine) for the rest of the session
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.tail()}")
 
     def tail(self, n: int = 40) -> str:
