@@ -347,6 +347,32 @@ def full_id(compact: str | bytes) -> str:
     return compact
 
 
+#: event ids kept together (:func:`add_id`): 16 bytes each while all are canonical UUIDs, else
+#: a tuple of the ids as they were written
+Ids = bytes | tuple[str, ...]
+#: no event ids yet
+NO_IDS = b""
+
+
+def add_id(ids: Ids, event_id: str) -> Ids:
+    """``ids`` with ``event_id`` after them: a partial match's steps keep their ids in one
+    ``bytes`` object (16 bytes each) instead of a tuple of 85-byte strings; any id that is not
+    a canonical UUID turns them into a tuple of strings. :func:`ids_of` reads them."""
+    if type(ids) is bytes:
+        raw = _uuid_bytes(event_id)
+        if raw is not None:
+            return ids + raw
+        ids = ids_of(ids)
+    return (*ids, event_id)
+
+
+def ids_of(ids: Ids) -> tuple[str, ...]:
+    """The event ids :func:`add_id` kept, as strings, in order (a tuple passes through)."""
+    if type(ids) is bytes:
+        return tuple(full_id(ids[i : i + _ID_BYTES]) for i in range(0, len(ids), _ID_BYTES))
+    return ids  # type: ignore[return-value]
+
+
 def id_key(event_id: str) -> int:
     """A 64-bit key of an event id, the same in every process (``hash()`` is not)."""
     digest = blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()

@@ -1,7 +1,9 @@
 """Sequences: ordered steps within ``maxspan``, ``until``, missing steps, absences (timers).
 
 A key's state is a :class:`~detectors.rules.matching.SeqKey`. A partial match is
-``(steps matched, start, last, event ids, session ids, captures or None)``, kept at most one
+``(steps matched, start, last, event ids, session ids, captures or None)`` (the event ids in
+one ``bytes`` object, 16 bytes each, while they are UUIDs: ``detectors.history.add_id``; a
+tuple of strings otherwise, and in checkpoints written before), kept at most one
 per number of steps matched (the newest start wins: it has the most time left), the most
 steps first. A sequence ending in a missing step becomes a timer when its positive steps are
 in; the timer is cancelled by a matching event up to its deadline (inclusive) and fires on the
@@ -19,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.base import Finding, Trigger
+from detectors.history import NO_IDS, add_id, ids_of
 from detectors.rules.fields import Subject
 from detectors.rules.matching import (
     MAX_KEYS,
@@ -67,7 +70,7 @@ class SequenceMatcher(Matcher):
             if ts >= p[2] and step.cond.fn(x) and not self._excepted(rule, x):
                 changed = True
                 got = _join(p[5], self._capture(rule, step.name, x))
-                q = (g + 1, p[1], ts, (*p[3], x.ev.event_id), (*p[4], x.sid), got)
+                q = (g + 1, p[1], ts, add_id(p[3], x.ev.event_id), (*p[4], x.sid), got)
                 if g + 1 == len(rule.positive):
                     self._complete(rule, x, q, out)
                     matched = True
@@ -81,7 +84,7 @@ class SequenceMatcher(Matcher):
         elif rule.positive[0].cond.fn(x) and not self._excepted(rule, x):
             changed = True
             first = rule.positive[0].name
-            q = (1, ts, ts, (x.ev.event_id,), (x.sid,), self._capture(rule, first, x))
+            q = (1, ts, ts, add_id(NO_IDS, x.ev.event_id), (x.sid,), self._capture(rule, first, x))
             if len(rule.positive) == 1:
                 self._complete(rule, x, q, out)
             else:
@@ -153,14 +156,16 @@ class SequenceMatcher(Matcher):
         got = q[0]
         if rule.early is None or got < rule.early.after:
             return
-        values = self._seq_values(rule, q[1], q[2], q[3], q[4], q[5])
+        eids = ids_of(q[3])
+        values = self._seq_values(rule, q[1], q[2], eids, q[4], q[5])
         stage = f"{got}/{len(rule.positive)} {rule.positive[got - 1].name}"
-        expl = self._seq_expl(rule, q[3])
-        self._report(rule, x, out, q[3], values, stage, early=True, explanation=expl)
+        expl = self._seq_expl(rule, eids)
+        self._report(rule, x, out, eids, values, stage, early=True, explanation=expl)
 
     def _complete(self, rule: Rule, x: Subject, q: tuple[Any, ...], out: list[Finding]) -> None:
-        _, start, last, eids, sids, captures = q
+        _, start, last, ids, sids, captures = q
         if not rule.trailing:
+            eids = ids_of(ids)
             values = self._seq_values(rule, start, last, eids, sids, captures)
             expl = self._seq_expl(rule, eids)
             self._report(rule, x, out, eids, values, "complete", explanation=expl)
@@ -177,7 +182,7 @@ class SequenceMatcher(Matcher):
         timer = (
             start + float(wait),
             last,
-            eids,
+            ids,  # as the partial kept them
             sids,
             captures,
             wait,
@@ -220,7 +225,7 @@ class SequenceMatcher(Matcher):
             rule,
             None,
             out,
-            t[2],
+            ids_of(t[2]),
             {},
             "complete",
             message=self._timer_message(rule, t),
@@ -235,7 +240,7 @@ class SequenceMatcher(Matcher):
         _, last, eids, sids, captures, wait, fields = t[:7]
         if isinstance(fields, str):
             return fields  # a timer from an earlier checkpoint: rendered when it was set
-        values = self._seq_values(rule, 0.0, 0.0, eids, sids, captures)
+        values = self._seq_values(rule, 0.0, 0.0, ids_of(eids), sids, captures)
         values["span"] = values["window"] = human_duration(float(wait))
         values.update({"rule.id": rule.id, "rule.title": rule.title, "stage": "complete"})
         return rule.output.fill(fields, values)
@@ -284,7 +289,7 @@ class SequenceMatcher(Matcher):
                     if now > t[0]:
                         out: list[Finding] = []
                         self._fire(rule, session, t, out)
-                        trig = Trigger(t[2][-1], t[3][-1], t[7], t[0], t[8], t[9], t[10])
+                        trig = Trigger(ids_of(t[2])[-1], t[3][-1], t[7], t[0], t[8], t[9], t[10])
                         fired.extend((trig, f) for f in out)
                     else:
                         keep.append(t)
