@@ -58,8 +58,10 @@ _FIRST = struct.Struct("<HdB16s")
 # the record layouts of checkpoints written before (36-byte ids inline)
 _REC_V1 = struct.Struct("<qdHHHHHB36s")
 _FIRST_V1 = struct.Struct("<HdB36s")
-#: version of the pickled layout (an unversioned 7-tuple is the first)
-LOG_VERSION = 2
+#: version of the pickled layout (an unversioned 7-tuple is the first; version 2 kept the
+#: first step of each capability apart from the start, ``firsts`` None only when none was seen,
+#: which version 3 reads the same: no record then shows a capability)
+LOG_VERSION = 3
 _ID_BYTES = 16
 _ID_UUID = 0xFE
 #: capabilities whose first step a log pins
@@ -86,8 +88,10 @@ class StepLog:
         self.atoms: tuple[Any, ...] = ()
         #: index of the oldest record once the ring is full
         self.head = 0
-        #: the capabilities seen so far, and the first step that showed each (kept when the
-        #: ring moves on; None until the first)
+        #: the capabilities seen so far, and the first step that showed each, once the ring
+        #: moves on (``firsts`` None until then: the records still hold every first step, and
+        #: :meth:`first_seen` reads them there - most sessions never fill the ring, and a copy
+        #: of those steps was ~140 bytes of each)
         self.pinned: tuple[str, ...] = ()
         self.firsts: bytes | None = None
 
@@ -168,14 +172,17 @@ class StepLog:
         if seq is None or not -(2**63) < seq < 2**63:
             seq = _NO_SEQ
         rec = _REC.pack(seq, ts, s, k, t, c, d, n, eid)
-        if pin and caps:
+        buf = self.buf
+        size = _REC.size
+        full = len(buf) >= self.cap * size
+        if self.firsts is None and full:
+            self._keep_firsts()  # the oldest record goes: its first steps must stay
+        if pin and caps and self.firsts is not None:
             pinned = self.pinned
             for cap in caps:
                 if cap not in pinned:
                     self._pin_id(cap, n, eid, sid, ts)
-        buf = self.buf
-        size = _REC.size
-        if len(buf) < self.cap * size:
+        if not full:
             self.buf = buf + rec
         else:
             i = self.head * size
@@ -220,10 +227,25 @@ class StepLog:
         # shared: sessions of one agent meet their capabilities in the same few orders
         self.pinned = canonical((*self.pinned, canonical(cap)))
 
+    def _keep_firsts(self) -> None:
+        """Copy the first step of each capability out of the records (before the ring
+        overwrites one): from now on they are pinned as they come."""
+        firsts = self.first_seen()
+        self.pinned, self.firsts = (), b""
+        for cap, (eid, sid, ts) in firsts.items():
+            self._pin(cap, eid, sid, ts)
+
     def first_seen(self) -> dict[str, tuple[str, str, float]]:
         """capability -> (event id, session id, time) of the first step that showed it."""
-        if self.firsts is None:
-            return {}
+        if self.firsts is None:  # the ring has not moved on: the records hold them, in order
+            found: dict[str, tuple[str, str, float]] = {}
+            a, size = self.atoms, _REC.size
+            for i in range(self.count):
+                _seq, ts, sid, _k, _t, c, _d, n, eid = _REC.unpack_from(self.buf, i * size)
+                for cap in a[c]:
+                    if cap not in found and len(found) < MAX_FIRSTS:
+                        found[cap] = (self._decode_id(n, eid), a[sid], ts)
+            return found
         return {
             cap: (self._decode_id(n, eid), self.atoms[sid], ts)
             for cap, (sid, ts, n, eid) in zip(
@@ -235,7 +257,7 @@ class StepLog:
         """Forget atoms no record points at any more (after the ring overwrote them)."""
         steps, firsts = list(self), self.first_seen()
         self.buf, self.atoms, self.head = b"", (), 0
-        self.pinned, self.firsts = (), None
+        self.pinned, self.firsts = (), b""  # the records no longer hold every first step
         for cap, (eid, sid, ts) in firsts.items():
             self._pin(cap, eid, sid, ts)
         for s in steps:
@@ -280,7 +302,7 @@ class StepLog:
         if len(state) == 7:  # the first layout: 36-byte ids inline
             self._load_v1(state)
             return
-        if state[0] != LOG_VERSION:
+        if state[0] not in (2, LOG_VERSION):
             raise ValueError(f"step log of layout version {state[0]} is not supported")
         _, self.cap, buf, atoms, self.head, _count, self.pinned, firsts = state
         self.buf = bytes(buf)
@@ -298,6 +320,7 @@ class StepLog:
             return eid[:n].decode("utf-8", "surrogatepass")
 
         self.__init__(cap)  # type: ignore[misc]
+        self.firsts = b""  # pinned as the layout kept them (its steps are added unpinned)
         for cap_name, (sid, ts, n, eid) in zip(
             pinned, _FIRST_V1.iter_unpack(firsts or b""), strict=True
         ):

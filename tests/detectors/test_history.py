@@ -169,3 +169,30 @@ def first_of_each(steps: list[Step]) -> dict[str, tuple[str, str, float]]:
         for c in sorted(s.caps):
             first.setdefault(c, (s.event_id, s.session_id, s.ts))
     return first
+
+
+def test_first_steps_are_read_from_the_records_until_the_ring_moves_on() -> None:
+    """No copy of a capability's first step while the ring still holds it (most sessions);
+    copied out just before the ring overwrites it; version 2 logs, which always copied, load."""
+    steps = [
+        Step(i, float(i), "s1", "tool_call", "t", frozenset({f"c{i % 3}"}), f"e{i}", None)
+        for i in range(6)
+    ]
+    first = {f"c{i}": (f"e{i}", "s1", float(i)) for i in range(3)}
+    log = StepLog(4)
+    for s in steps[:4]:
+        log.append(s)
+    assert log.firsts is None and log.pinned == () and log.first_seen() == first
+    for s in steps[4:]:
+        log.append(s)
+    assert log.firsts is not None and log.pinned == ("c0", "c1", "c2")
+    assert list(log) == steps[2:] and log.first_seen() == first
+    v2 = StepLog(4)  # version 2 pinned every first step as it came
+    v2.firsts = b""
+    for s in steps[:2]:
+        v2.append(s)
+    assert v2.pinned == ("c0", "c1")
+    back = StepLog.__new__(StepLog)
+    back.__setstate__((2, *v2.__getstate__()[1:]))
+    assert back.first_seen() == {"c0": ("e0", "s1", 0.0), "c1": ("e1", "s1", 1.0)}
+    assert back.firsts == v2.firsts and list(back) == steps[:2]
