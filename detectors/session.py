@@ -13,10 +13,11 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from detectors.history import RecentIds, Step, StepLog
 from detectors.intern import canonical
+from detectors.smallmap import SmallMap
 from schemas.events import Intent
 
 __all__ = ["Member", "RecentIds", "Scope", "SessionState", "Step", "glob_match"]
@@ -575,6 +576,10 @@ class SessionState:
             self.alerts = NO_ENTRIES
         if not self.contributions:
             self.contributions = NO_ENTRIES
+        elif type(self.contributions) is dict:  # checkpoints written before kept a dict
+            self.contributions = cast(
+                "dict[str, tuple[float, str, str]]", SmallMap(self.contributions)
+            )
 
     def own_alerts(self) -> dict[str, Any]:
         """The session's alerts, as a dict of its own to write to."""
@@ -583,9 +588,12 @@ class SessionState:
         return self.alerts
 
     def own_contributions(self) -> dict[str, tuple[float, str, str]]:
-        """The session's risk contributions, as a dict of its own to write to."""
+        """The session's risk contributions, as a map of its own to write to: a
+        :class:`~detectors.smallmap.SmallMap`, which answers the dict operations the engine,
+        the fusion policy and the detectors use, in a dict's order (most sessions hold one or
+        two contributions: a dict of them cost 184-232 bytes, the map 72-88)."""
         if self.contributions is NO_ENTRIES:
-            self.contributions = {}
+            self.contributions = cast("dict[str, tuple[float, str, str]]", SmallMap())
         return self.contributions
 
     def _load_v1(self, state: dict[str, Any]) -> None:
