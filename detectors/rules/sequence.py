@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.base import Finding, Trigger
-from detectors.history import NO_IDS, add_id, ids_of
+from detectors.history import NO_IDS, Ids, add_id, ids_of
+from detectors.intern import canonical
 from detectors.rules.fields import Subject
 from detectors.rules.matching import (
     MAX_KEYS,
@@ -69,8 +70,8 @@ class SequenceMatcher(Matcher):
             step = rule.positive[g]
             if ts >= p[2] and step.cond.fn(x) and not self._excepted(rule, x):
                 changed = True
-                got = _join(p[5], self._capture(rule, step.name, x))
-                q = (g + 1, p[1], ts, add_id(p[3], x.ev.event_id), (*p[4], x.sid), got)
+                got = _shared_captures(_join(p[5], self._capture(rule, step.name, x)))
+                q = (g + 1, p[1], ts, *_with(p[3], p[4], x.ev.event_id, x.sid), got)
                 if g + 1 == len(rule.positive):
                     self._complete(rule, x, q, out)
                     matched = True
@@ -84,7 +85,8 @@ class SequenceMatcher(Matcher):
         elif rule.positive[0].cond.fn(x) and not self._excepted(rule, x):
             changed = True
             first = rule.positive[0].name
-            q = (1, ts, ts, add_id(NO_IDS, x.ev.event_id), (x.sid,), self._capture(rule, first, x))
+            got = _shared_captures(self._capture(rule, first, x))
+            q = (1, ts, ts, *_with(NO_IDS, (), x.ev.event_id, x.sid), got)
             if len(rule.positive) == 1:
                 self._complete(rule, x, q, out)
             else:
@@ -313,6 +315,37 @@ def _join(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> tuple[Any, ..
     if not b:
         return a
     return b if not a else a + b
+
+
+#: the event and session ids the last partial match was given, and what it kept of them: the
+#: next one made of the same (several rules start or advance on one event) shares them
+_LAST: list[Any] = [None, None, NO_IDS, None, None, ()]
+
+
+def _with(ids: Ids, sids: tuple[str, ...], eid: str, sid: str) -> tuple[Ids, tuple[str, ...]]:
+    """A partial match's event ids and session ids with one more step's: the very objects
+    the last partial match made of the same ones, if it did (one copy for every rule)."""
+    c = _LAST
+    if c[0] is ids and c[1] is eid:
+        new_ids = c[2]
+    else:
+        new_ids = add_id(ids, eid)
+        c[0], c[1], c[2] = ids, eid, new_ids
+    if c[3] is sids and c[4] is sid:
+        new_sids = c[5]
+    else:
+        new_sids = (*sids, sid)
+        c[3], c[4], c[5] = sids, sid, new_sids
+    return new_ids, new_sids
+
+
+def _shared_captures(captures: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """The one shared copy of captures made of strings (tool names, destinations: sessions of
+    one agent capture the same); others as they are (``1``, ``1.0`` and ``True`` are equal
+    keys, and would render differently)."""
+    if captures is None or not all(type(v) is str for v in captures):
+        return captures
+    return canonical(captures)
 
 
 def _shared(value: Any, pool: tuple[str, ...]) -> Any:

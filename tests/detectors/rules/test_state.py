@@ -144,3 +144,16 @@ def test_a_checkpointed_partial_with_ids_as_strings_still_completes() -> None:
     pipe.process(evs[1], now=1.0)
     pipe.process(evs[2], now=2.0)
     assert found == [" ".join(UUIDS[:2]), " ".join(UUIDS[:3])]
+
+
+def test_rules_started_by_one_event_share_its_ids_and_string_captures() -> None:
+    two = SEQ3 + SEQ3.replace("SEQ3", "SEQ4").replace("%session.id", "%a.tool.name")
+    r = run(two, events(call("a", event_id=UUIDS[0])))
+    assert r.pipeline is not None
+    rules = r.pipeline.sessions["s1"].det["rules"].r
+    [p3], [p4] = rules["SEQ3"]["s1"].p, rules["SEQ4"]["s1"].p
+    assert p3[3] is p4[3] and p3[4] is p4[4]  # one copy of the event and session ids
+    again = run(two, events(call("a", event_id=UUIDS[1])))
+    assert again.pipeline is not None
+    [q4] = again.pipeline.sessions["s1"].det["rules"].r["SEQ4"]["s1"].p
+    assert q4[5] == ("a.tool.name", "a") and q4[5] is p4[5]  # shared by sessions
