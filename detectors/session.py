@@ -99,25 +99,31 @@ class Scope:
     @classmethod
     def from_intent(cls, intent: Intent | None) -> Scope:
         if intent is None:
-            return cls()
-        return cls(
+            return UNRESTRICTED
+        scope = cls(
             task=intent.task,
             allowed_tools=_norm(intent.allowed_tools),
             allowed_destinations=_norm(intent.allowed_destinations),
             allowed_environments=_norm(intent.allowed_environments),
             max_duration_s=intent.max_duration_s,
         )
+        return UNRESTRICTED if scope == UNRESTRICTED else scope
 
     def narrowed_by(self, child: Scope) -> Scope:
-        """The child's scope, bounded by this (the parent's) scope."""
+        """The child's scope, bounded by this (the parent's) scope (this very one when that is
+        what it comes to: a sub-agent that repeats its parent's task and bounds, or declares
+        none, shares the parent's scope instead of an equal copy)."""
+        if child is UNRESTRICTED:
+            return self
         dur = [d for d in (self.max_duration_s, child.max_duration_s) if d is not None]
-        return Scope(
+        narrowed = Scope(
             task=child.task or self.task,
             allowed_tools=_intersect(self.allowed_tools, child.allowed_tools),
             allowed_destinations=_intersect(self.allowed_destinations, child.allowed_destinations),
             allowed_environments=_intersect(self.allowed_environments, child.allowed_environments),
             max_duration_s=min(dur) if dur else None,
         )
+        return self if narrowed == self else narrowed
 
     def allows_tool(self, name: str) -> bool:
         """The tool is allowed (always, when no tools were declared)."""

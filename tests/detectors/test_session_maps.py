@@ -202,3 +202,16 @@ def test_risk_contributions_are_a_small_map_and_dict_checkpoints_are_read_in_ord
     loaded.__setstate__(tuple(old))
     assert type(loaded.contributions) is SmallMap
     assert list(loaded.contributions.keys()) == ["B", "A"]
+
+
+def test_a_scope_that_narrows_nothing_is_the_parent_s_own() -> None:
+    from detectors.session import UNRESTRICTED, Scope
+    from schemas.events import Intent
+
+    assert Scope.from_intent(None) is UNRESTRICTED
+    assert Scope.from_intent(Intent(task=None)) is UNRESTRICTED
+    parent = Scope(task="t", allowed_tools=("read_*",))
+    assert parent.narrowed_by(UNRESTRICTED) is parent
+    assert parent.narrowed_by(Scope(task="t", allowed_tools=("read_*",))) is parent
+    child = parent.narrowed_by(Scope(allowed_tools=("read_file",)))
+    assert child == Scope(task="t", allowed_tools=("read_file",)) and child is not parent
