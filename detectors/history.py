@@ -152,7 +152,9 @@ class StepLog:
             atoms = self.atoms
         # one atom for the step's kind, tool and capabilities: shared by every session (they
         # repeat a few), and three record fields and table entries fewer
-        shape = canonical((kind, tool, caps))
+        shape = _SHAPES.get((kind, tool, caps))
+        if shape is None:
+            shape = _new_shape(kind, tool, caps)
         try:
             k = atoms.index(shape)
         except ValueError:
@@ -364,6 +366,23 @@ class StepLog:
                 None if dest == _NONE else atoms[dest],
             )
             self.append(step, pin=False)
+
+
+#: the step shapes (kind, tool, capabilities) logs share, in a bounded table of their own (it
+#: starts over when full): tool names come from agents, and a flood of new names must neither
+#: grow it without end nor push shared values out of ``detectors.intern``'s
+MAX_SHAPES = 4096
+_SHAPES: dict[tuple[str, str | None, frozenset[str]], tuple[str, str | None, frozenset[str]]] = {}
+
+
+def _new_shape(
+    kind: str, tool: str | None, caps: frozenset[str]
+) -> tuple[str, str | None, frozenset[str]]:
+    if len(_SHAPES) >= MAX_SHAPES:
+        _SHAPES.clear()
+    shape = (canonical(kind), canonical(tool), canonical(caps))
+    _SHAPES[shape] = shape
+    return shape
 
 
 def _decode_id(atoms: tuple[Any, ...], n: int, eid: bytes) -> str:
