@@ -4,10 +4,11 @@ A worker holds hundreds of thousands of live sessions, each with a bounded histo
 per-event cost of that history decides how much memory a worker needs. Both structures here
 keep fixed-size records in one buffer instead of a Python object per event:
 
-* :class:`StepLog` - the last ``cap`` steps of a root session (a ring of 43-byte records:
+* :class:`StepLog` - the last ``cap`` steps of a root session (a ring of 39-byte records:
   seq, time, event id - 16 bytes: a UUID in binary, a short id inline, a longer one in the
-  table below -, and indices into a small per-log table of the strings and capability sets
-  the steps share); iterating it gives :class:`Step` tuples back;
+  table below -, and indices into a small per-log table of the session ids, destinations and
+  step shapes - a (kind, tool, capabilities) tuple shared by every session - the steps
+  share); iterating it gives :class:`Step` tuples back;
 * :class:`RecentIds` - the last ``cap`` event ids, as 64-bit keys (BLAKE2b of the id, the
   same in every process, so a restarted worker recognises the events a checkpoint already
   holds), for deduplication: 8 bytes per id in insertion order, plus a sorted copy for
@@ -51,15 +52,21 @@ class Step(NamedTuple):
     destination: str | None
 
 
-# seq, ts, session, kind, tool, caps, destination (atom indices), id length, id bytes
-_REC = struct.Struct("<qdHHHHHB16s")
+# seq, ts, session, step shape - (kind, tool, caps) -, destination (atom indices), id length,
+# id bytes
+_REC = struct.Struct("<qdHHHB16s")
 # the first step of each capability (in ``StepLog.pinned`` order): session atom, ts, id
 _FIRST = struct.Struct("<HdB16s")
-# the record layouts of checkpoints written before (36-byte ids inline)
+# the record layouts of checkpoints written before (36-byte ids inline; then kind, tool and
+# capabilities apart)
 _REC_V1 = struct.Struct("<qdHHHHHB36s")
+_REC_V3 = struct.Struct("<qdHHHHHB16s")
 _FIRST_V1 = struct.Struct("<HdB36s")
-#: version of the pickled layout (an unversioned 7-tuple is the first)
-LOG_VERSION = 2
+#: version of the pickled layout (an unversioned 7-tuple is the first; version 2 kept the
+#: first step of each capability apart from the start, ``firsts`` None only when none was seen,
+#: which version 3 reads the same: no record then shows a capability; versions 2 and 3 kept a
+#: step's kind, tool and capabilities as three atoms, version 4 as one shared shape)
+LOG_VERSION = 4
 _ID_BYTES = 16
 _ID_UUID = 0xFE
 #: capabilities whose first step a log pins
@@ -86,8 +93,10 @@ class StepLog:
         self.atoms: tuple[Any, ...] = ()
         #: index of the oldest record once the ring is full
         self.head = 0
-        #: the capabilities seen so far, and the first step that showed each (kept when the
-        #: ring moves on; None until the first)
+        #: the capabilities seen so far, and the first step that showed each, once the ring
+        #: moves on (``firsts`` None until then: the records still hold every first step, and
+        #: :meth:`first_seen` reads them there - most sessions never fill the ring, and a copy
+        #: of those steps was ~140 bytes of each)
         self.pinned: tuple[str, ...] = ()
         self.firsts: bytes | None = None
 
@@ -141,23 +150,15 @@ class StepLog:
         except ValueError:
             s = self._atom(sid, share=False)
             atoms = self.atoms
+        # one atom for the step's kind, tool and capabilities: shared by every session (they
+        # repeat a few), and three record fields and table entries fewer
+        shape = _SHAPES.get((kind, tool, caps))
+        if shape is None:
+            shape = _new_shape(kind, tool, caps)
         try:
-            k = atoms.index(kind)
+            k = atoms.index(shape)
         except ValueError:
-            k = self._atom(kind)
-            atoms = self.atoms
-        if tool is None:
-            t = _NONE
-        else:
-            try:
-                t = atoms.index(tool)
-            except ValueError:
-                t = self._atom(tool)
-                atoms = self.atoms
-        try:
-            c = atoms.index(caps)
-        except ValueError:
-            c = self._atom(caps)
+            k = self._atom(shape, share=False)  # (shared already)
         if dest is None:
             d = _NONE
         else:
@@ -167,15 +168,18 @@ class StepLog:
                 d = self._atom(dest)
         if seq is None or not -(2**63) < seq < 2**63:
             seq = _NO_SEQ
-        rec = _REC.pack(seq, ts, s, k, t, c, d, n, eid)
-        if pin and caps:
+        rec = _REC.pack(seq, ts, s, k, d, n, eid)
+        buf = self.buf
+        size = _REC.size
+        full = len(buf) >= self.cap * size
+        if self.firsts is None and full:
+            self._keep_firsts()  # the oldest record goes: its first steps must stay
+        if pin and caps and self.firsts is not None:
             pinned = self.pinned
             for cap in caps:
                 if cap not in pinned:
                     self._pin_id(cap, n, eid, sid, ts)
-        buf = self.buf
-        size = _REC.size
-        if len(buf) < self.cap * size:
+        if not full:
             self.buf = buf + rec
         else:
             i = self.head * size
@@ -200,12 +204,7 @@ class StepLog:
         return _ID_IN_ATOMS, self._atom(event_id).to_bytes(2, "little")
 
     def _decode_id(self, n: int, eid: bytes) -> str:
-        if n == _ID_UUID:
-            h = eid.hex()
-            return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-        if n == _ID_IN_ATOMS:
-            return str(self.atoms[int.from_bytes(eid[:2], "little")])
-        return eid[:n].decode("utf-8", "surrogatepass")
+        return _decode_id(self.atoms, n, eid)
 
     def _pin(self, cap: str, event_id: str, session_id: str, ts: float) -> None:
         if len(self.pinned) < MAX_FIRSTS:
@@ -220,10 +219,25 @@ class StepLog:
         # shared: sessions of one agent meet their capabilities in the same few orders
         self.pinned = canonical((*self.pinned, canonical(cap)))
 
+    def _keep_firsts(self) -> None:
+        """Copy the first step of each capability out of the records (before the ring
+        overwrites one): from now on they are pinned as they come."""
+        firsts = self.first_seen()
+        self.pinned, self.firsts = (), b""
+        for cap, (eid, sid, ts) in firsts.items():
+            self._pin(cap, eid, sid, ts)
+
     def first_seen(self) -> dict[str, tuple[str, str, float]]:
         """capability -> (event id, session id, time) of the first step that showed it."""
-        if self.firsts is None:
-            return {}
+        if self.firsts is None:  # the ring has not moved on: the records hold them, in order
+            found: dict[str, tuple[str, str, float]] = {}
+            a, size = self.atoms, _REC.size
+            for i in range(self.count):
+                _seq, ts, sid, k, _d, n, eid = _REC.unpack_from(self.buf, i * size)
+                for cap in a[k][2]:
+                    if cap not in found and len(found) < MAX_FIRSTS:
+                        found[cap] = (self._decode_id(n, eid), a[sid], ts)
+            return found
         return {
             cap: (self._decode_id(n, eid), self.atoms[sid], ts)
             for cap, (sid, ts, n, eid) in zip(
@@ -235,23 +249,24 @@ class StepLog:
         """Forget atoms no record points at any more (after the ring overwrote them)."""
         steps, firsts = list(self), self.first_seen()
         self.buf, self.atoms, self.head = b"", (), 0
-        self.pinned, self.firsts = (), None
+        self.pinned, self.firsts = (), b""  # the records no longer hold every first step
         for cap, (eid, sid, ts) in firsts.items():
             self._pin(cap, eid, sid, ts)
         for s in steps:
             self.append(s, pin=False)
 
     def _unpack(self, i: int) -> Step:
-        seq, ts, sid, kind, tool, caps, dest, n, eid = _REC.unpack_from(self.buf, i * _REC.size)
+        seq, ts, sid, k, dest, n, eid = _REC.unpack_from(self.buf, i * _REC.size)
         a = self.atoms
+        kind, tool, caps = a[k]
         return Step(
             None if seq == _NO_SEQ else seq,
             ts,
             a[sid],
-            a[kind],
-            None if tool == _NONE else a[tool],
-            a[caps],
-            self._decode_id(n, eid),
+            kind,
+            tool,
+            caps,
+            _decode_id(a, n, eid),
             None if dest == _NONE else a[dest],
         )
 
@@ -280,12 +295,47 @@ class StepLog:
         if len(state) == 7:  # the first layout: 36-byte ids inline
             self._load_v1(state)
             return
+        if state[0] in (2, 3):
+            self._load_v3(state)
+            return
         if state[0] != LOG_VERSION:
             raise ValueError(f"step log of layout version {state[0]} is not supported")
         _, self.cap, buf, atoms, self.head, _count, self.pinned, firsts = state
         self.buf = bytes(buf)
         self.atoms = tuple(atoms)
         self.firsts = None if firsts is None else bytes(firsts)
+
+    def _load_v3(self, state: tuple[Any, ...]) -> None:
+        """A log of versions 2 and 3 (kind, tool and capabilities as three atoms): its steps
+        and first steps, in today's records."""
+        _, cap, buf, atoms, head, count, pinned, firsts = state
+        buf, atoms = bytes(buf), tuple(atoms)
+        steps = []
+        for k in [(head + k) % count if count == cap else k for k in range(count)]:
+            seq, ts, sid, kind, tool, caps, dest, n, eid = _REC_V3.unpack_from(
+                buf, k * _REC_V3.size
+            )
+            steps.append(
+                Step(
+                    None if seq == _NO_SEQ else seq,
+                    ts,
+                    atoms[sid],
+                    atoms[kind],
+                    None if tool == _NONE else atoms[tool],
+                    atoms[caps],
+                    _decode_id(atoms, n, eid),
+                    None if dest == _NONE else atoms[dest],
+                )
+            )
+        self.__init__(cap)  # type: ignore[misc]
+        if firsts is not None:  # pinned as they came (else: the records hold them)
+            self.firsts = b""
+            for cap_name, (sid, ts, n, eid) in zip(
+                pinned, _FIRST.iter_unpack(bytes(firsts)), strict=True
+            ):
+                self._pin(cap_name, _decode_id(atoms, n, eid), atoms[sid], ts)
+        for step in steps:
+            self.append(step, pin=False)
 
     def _load_v1(self, state: tuple[Any, ...]) -> None:
         cap, buf, atoms, head, count, pinned, firsts = state
@@ -298,6 +348,7 @@ class StepLog:
             return eid[:n].decode("utf-8", "surrogatepass")
 
         self.__init__(cap)  # type: ignore[misc]
+        self.firsts = b""  # pinned as the layout kept them (its steps are added unpinned)
         for cap_name, (sid, ts, n, eid) in zip(
             pinned, _FIRST_V1.iter_unpack(firsts or b""), strict=True
         ):
@@ -315,6 +366,33 @@ class StepLog:
                 None if dest == _NONE else atoms[dest],
             )
             self.append(step, pin=False)
+
+
+#: the step shapes (kind, tool, capabilities) logs share, in a bounded table of their own (it
+#: starts over when full): tool names come from agents, and a flood of new names must neither
+#: grow it without end nor push shared values out of ``detectors.intern``'s
+MAX_SHAPES = 4096
+_SHAPES: dict[tuple[str, str | None, frozenset[str]], tuple[str, str | None, frozenset[str]]] = {}
+
+
+def _new_shape(
+    kind: str, tool: str | None, caps: frozenset[str]
+) -> tuple[str, str | None, frozenset[str]]:
+    if len(_SHAPES) >= MAX_SHAPES:
+        _SHAPES.clear()
+    shape = (canonical(kind), canonical(tool), canonical(caps))
+    _SHAPES[shape] = shape
+    return shape
+
+
+def _decode_id(atoms: tuple[Any, ...], n: int, eid: bytes) -> str:
+    """An event id as a record keeps it (see ``StepLog._id``), with the log's ``atoms``."""
+    if n == _ID_UUID:
+        h = eid.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    if n == _ID_IN_ATOMS:
+        return str(atoms[int.from_bytes(eid[:2], "little")])
+    return eid[:n].decode("utf-8", "surrogatepass")
 
 
 def _uuid_bytes(text: str) -> bytes | None:
@@ -345,6 +423,32 @@ def full_id(compact: str | bytes) -> str:
         h = compact.hex()
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
     return compact
+
+
+#: event ids kept together (:func:`add_id`): 16 bytes each while all are canonical UUIDs, else
+#: a tuple of the ids as they were written
+Ids = bytes | tuple[str, ...]
+#: no event ids yet
+NO_IDS = b""
+
+
+def add_id(ids: Ids, event_id: str) -> Ids:
+    """``ids`` with ``event_id`` after them: a partial match's steps keep their ids in one
+    ``bytes`` object (16 bytes each) instead of a tuple of 85-byte strings; any id that is not
+    a canonical UUID turns them into a tuple of strings. :func:`ids_of` reads them."""
+    if type(ids) is bytes:
+        raw = _uuid_bytes(event_id)
+        if raw is not None:
+            return ids + raw
+        ids = ids_of(ids)
+    return (*ids, event_id)
+
+
+def ids_of(ids: Ids) -> tuple[str, ...]:
+    """The event ids :func:`add_id` kept, as strings, in order (a tuple passes through)."""
+    if type(ids) is bytes:
+        return tuple(full_id(ids[i : i + _ID_BYTES]) for i in range(0, len(ids), _ID_BYTES))
+    return ids  # type: ignore[return-value]
 
 
 def id_key(event_id: str) -> int:

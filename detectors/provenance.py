@@ -93,6 +93,9 @@ MAX_TASK_CHARS = 16_384
 _NO_TARGETS: dict[str, str] = {}
 #: members of one output in ``Sources.outputs``
 _OUT = 6
+#: bytes of one output's event id in ``Sources.ids`` (zeros: the id is in ``outputs``)
+_ID = 16
+_NO_ID = bytes(_ID)
 #: entries of each per-detector cache of pure functions of the task text (then it starts over)
 _MAX_CACHED = 4096
 
@@ -114,33 +117,73 @@ def _task_values(task: str) -> frozenset[str]:
 class Sources:
     """Where a session's values can have come from: its task text (the root's and its
     sub-agents'), the values the task names, and its recent outputs - flat, six members each
-    (seq, event id - compact, :func:`detectors.history.compact_id` -, tool, weight, injection
-    score, injection targets): a tuple per output would cost more than what it holds.
+    (seq, event id, tool, weight, injection score, injection targets) in one tuple of exactly
+    its size: a tuple per output, or a list (which over-allocates), would cost more than what
+    it holds.
+
+    An output's event id is kept in ``ids``, 16 bytes per output, when it is a UUID in canonical
+    form (most are), its place in ``outputs`` then ``None``; any other id is kept in
+    ``outputs`` as it is (its 16 bytes in ``ids`` zeros). A ``bytes`` object per id cost 49
+    bytes and a pointer; :meth:`eid` gives the compact id back
+    (:func:`detectors.history.compact_id`).
 
     The task text is kept as declared (``text``: the very string the root's scope holds) and
     lower-cased on use from a bounded cache (``task``): a lower-cased copy per session was
     ~140 bytes of every live session.
     """
 
-    __slots__ = ("text", "task_values", "outputs")
+    __slots__ = ("text", "task_values", "outputs", "ids")
 
     def __init__(self, task: str, task_values: AbstractSet[str]) -> None:
         self.text = task
         #: a sorted tuple (a frozenset costs 216 bytes with one value in it)
         self.task_values: tuple[str, ...] | frozenset[str] = canonical(tuple(sorted(task_values)))
-        self.outputs: list[Any] = []
+        self.outputs: tuple[Any, ...] = ()
+        self.ids = b""
 
     @property
     def task(self) -> str:
         """The task text, lower-cased."""
         return lowered(self.text)
 
-    def __getstate__(self) -> tuple[str, tuple[str, ...] | frozenset[str], list[Any]]:
-        return (self.text, self.task_values, self.outputs)
+    def eid(self, k: int) -> str | bytes:
+        """The compact event id of the output at ``outputs[k]`` (``k``: a multiple of 6)."""
+        e = self.outputs[k + 1]
+        if e is not None:
+            return e  # type: ignore[no-any-return]
+        j = k // _OUT * _ID
+        return self.ids[j : j + _ID]
 
-    def __setstate__(self, state: tuple[str, tuple[str, ...] | frozenset[str], list[Any]]) -> None:
+    def add(self, seq: int | None, eid: str | bytes, *rest: Any) -> None:
+        """Append an output (``eid``: compact, ``rest``: tool, weight, injection score and
+        targets)."""
+        if type(eid) is bytes:
+            self.outputs = (*self.outputs, seq, None, *rest)
+            self.ids += eid
+        else:
+            self.outputs = (*self.outputs, seq, eid, *rest)
+            self.ids += _NO_ID
+
+    def drop(self, k: int) -> None:
+        """Forget the output at ``outputs[k]``."""
+        outputs, ids, j = self.outputs, self.ids, k // _OUT * _ID
+        self.outputs = outputs[:k] + outputs[k + _OUT :]
+        self.ids = ids[:j] + ids[j + _ID :]
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.text, self.task_values, self.outputs, self.ids)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         # checkpoints written before kept the text lower-cased: lower-casing it again is a no-op
-        self.text, self.task_values, self.outputs = state
+        self.text, self.task_values = state[0], state[1]
+        if len(state) == 4:
+            self.outputs, self.ids = state[2], state[3]
+            return
+        # the layout before: a list, each output's compact id in it
+        self.outputs, self.ids = (), b""
+        old = state[2]
+        for k in range(0, len(old), _OUT):
+            self.add(old[k], compact_id(full_id(old[k + 1])), *old[k + 2 : k + _OUT])
 
 
 def _find(text: str, v: str, start: int, whole: bool) -> int:
@@ -298,9 +341,8 @@ class Provenance:
             weight = self.untrusted_weight
         else:
             weight = self.other_output_weight
-        outputs = st.outputs
         eid = compact_id(ev.event_id)
-        outputs += (
+        st.add(
             ev.session.seq,
             eid,
             canonical(ev.tool.name),
@@ -313,14 +355,15 @@ class Provenance:
         replaced = texts.get(key := (session.root_id, eid))
         texts[key] = text
         self._cached_chars += len(text) - (0 if replaced is None else len(replaced))
+        outputs = st.outputs
         if len(outputs) > _OUT * self.max_outputs:
             # Forget the least telling output: the lowest injection score, then the oldest;
             # and its text, so one busy session cannot push other sessions' texts out.
             drop = min(range(0, len(outputs), _OUT), key=lambda i: (outputs[i + 4], i))
-            gone = texts.pop((session.root_id, outputs[drop + 1]), None)
+            gone = texts.pop((session.root_id, st.eid(drop)), None)
             if gone is not None:
                 self._cached_chars -= len(gone)
-            del outputs[drop : drop + _OUT]
+            st.drop(drop)
         while texts and (
             len(texts) > self.max_cached_outputs or self._cached_chars > self.max_cached_chars
         ):
@@ -339,6 +382,8 @@ class Provenance:
         outputs = st.outputs
         for k in range(0, len(outputs), _OUT):
             seq, event_id, tool, weight, inj_score, inj_targets = outputs[k : k + _OUT]
+            if event_id is None:
+                event_id = st.eid(k)
             in_passage = v in inj_targets
             text = self._texts.get((session.root_id, event_id))
             i = _find(text, v, 0, whole) if text is not None else -1
@@ -404,6 +449,8 @@ class Provenance:
         texts, root = self._texts, session.root_id
         for k in range(len(outputs) - _OUT, -1, -_OUT):
             seq, event_id, tool = outputs[k : k + 3]
+            if event_id is None:
+                event_id = st.eid(k)
             text = texts.get((root, event_id))
             if text is None or requested_at(text, ev.tool.name) < 0:
                 continue

@@ -37,6 +37,7 @@ from detectors import capabilities as C
 from detectors import values
 from detectors.base import EventContext, Finding
 from detectors.catalog import tokens
+from detectors.intern import canonical, lowered
 from detectors.scoring import adds_nothing, mode_of
 from detectors.session import SessionState, slot_of, state_at, states_len
 
@@ -352,6 +353,11 @@ def _stem(w: str) -> str:
     return w[:5] if len(w) > 5 else w
 
 
+#: what a task text yields: (lower-cased text, word stems, values named, capability -> whether
+#: the task asks for it)
+_Task = tuple[str, tuple[str, ...], tuple[str, ...], dict[str, bool]]
+
+
 class TaskRelevance:
     """Scores sensitive actions by their distance from the declared task."""
 
@@ -370,15 +376,18 @@ class TaskRelevance:
         self._tool_stems: dict[str, frozenset[str]] = {}
         #: task text -> what it yields (lower-cased text, word stems, values, capabilities it
         #: asks for): a pure function of the text, so the session keeps only the text (shared
-        #: with its scope) and a bounded cache keeps this; memory only
-        self._tasks: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        #: with its scope) and a bounded cache keeps this; memory only. Compact, since it is
+        #: full at a worker's scale (2.2 KB a task as a dict of sets, ~9 MB): a tuple, the
+        #: lower-cased text shared with the other detectors (``intern.lowered``), the stems
+        #: as a tuple of shared strings, the values as a tuple.
+        self._tasks: OrderedDict[str, _Task] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_tasks"] = OrderedDict()
         return state
 
-    def _task(self, session: SessionState) -> dict[str, Any] | None:
+    def _task(self, session: SessionState) -> _Task | None:
         # The session's state is the root's task as first seen (later scope changes do not
         # move it); everything derived from it comes from the cache.
         det, slot = session.det, self._slot
@@ -390,13 +399,14 @@ class TaskRelevance:
             session.det[self.name] = task
         st = self._tasks.get(task)
         if st is None:
-            low = task.lower()
-            st = {
-                "low": low,
-                "stems": frozenset(_stem(w) for w in _WORD_RE.findall(low)),
-                "values": values.extract(task),
-                "asked": {},
-            }
+            low = lowered(task)
+            stems = sorted({_stem(w) for w in _WORD_RE.findall(low)})
+            st = (
+                low,
+                tuple(canonical(w) for w in stems),
+                tuple(sorted(values.extract(task))),
+                {},
+            )
             self._tasks[task] = st
             if len(self._tasks) > TASK_CACHE:
                 self._tasks.popitem(last=False)
@@ -424,8 +434,7 @@ class TaskRelevance:
         if st is None:
             return None
         cap = caps[0]
-        low = st["low"]
-        asked: dict[str, bool] = st["asked"]
+        low, stems, task_values, asked = st
         off_cap = True
         for c in caps:
             hit = asked.get(c)
@@ -434,11 +443,11 @@ class TaskRelevance:
             if hit:
                 off_cap = False
                 break
-        off_tool = not (self._stems(tool.name) & st["stems"])
+        off_tool = self._stems(tool.name).isdisjoint(stems)
         new = sorted(
             v
             for v, (_, kind) in ctx.argument_values().items()
-            if kind not in _NOT_DESTINATIONS and v not in st["values"] and v not in low
+            if kind not in _NOT_DESTINATIONS and v not in task_values and v not in low
         )
         parts = (0.6 if off_cap else 0.0, 0.2 if off_tool else 0.0, 0.4 if new else 0.0)
         keep = 1.0

@@ -1,7 +1,9 @@
 """Sequences: ordered steps within ``maxspan``, ``until``, missing steps, absences (timers).
 
 A key's state is a :class:`~detectors.rules.matching.SeqKey`. A partial match is
-``(steps matched, start, last, event ids, session ids, captures or None)``, kept at most one
+``(steps matched, start, last, event ids, session ids, captures or None)`` (the event ids in
+one ``bytes`` object, 16 bytes each, while they are UUIDs: ``detectors.history.add_id``; a
+tuple of strings otherwise, and in checkpoints written before), kept at most one
 per number of steps matched (the newest start wins: it has the most time left), the most
 steps first. A sequence ending in a missing step becomes a timer when its positive steps are
 in; the timer is cancelled by a matching event up to its deadline (inclusive) and fires on the
@@ -19,6 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.base import Finding, Trigger
+from detectors.history import NO_IDS, Ids, add_id, ids_of
+from detectors.intern import canonical
 from detectors.rules.fields import Subject
 from detectors.rules.matching import (
     MAX_KEYS,
@@ -66,8 +70,8 @@ class SequenceMatcher(Matcher):
             step = rule.positive[g]
             if ts >= p[2] and step.cond.fn(x) and not self._excepted(rule, x):
                 changed = True
-                got = _join(p[5], self._capture(rule, step.name, x))
-                q = (g + 1, p[1], ts, (*p[3], x.ev.event_id), (*p[4], x.sid), got)
+                got = _shared_captures(_join(p[5], self._capture(rule, step.name, x)))
+                q = (g + 1, p[1], ts, *_with(p[3], p[4], x.ev.event_id, x.sid), got)
                 if g + 1 == len(rule.positive):
                     self._complete(rule, x, q, out)
                     matched = True
@@ -81,7 +85,8 @@ class SequenceMatcher(Matcher):
         elif rule.positive[0].cond.fn(x) and not self._excepted(rule, x):
             changed = True
             first = rule.positive[0].name
-            q = (1, ts, ts, (x.ev.event_id,), (x.sid,), self._capture(rule, first, x))
+            got = _shared_captures(self._capture(rule, first, x))
+            q = (1, ts, ts, *_with(NO_IDS, (), x.ev.event_id, x.sid), got)
             if len(rule.positive) == 1:
                 self._complete(rule, x, q, out)
             else:
@@ -153,14 +158,16 @@ class SequenceMatcher(Matcher):
         got = q[0]
         if rule.early is None or got < rule.early.after:
             return
-        values = self._seq_values(rule, q[1], q[2], q[3], q[4], q[5])
+        eids = ids_of(q[3])
+        values = self._seq_values(rule, q[1], q[2], eids, q[4], q[5])
         stage = f"{got}/{len(rule.positive)} {rule.positive[got - 1].name}"
-        expl = self._seq_expl(rule, q[3])
-        self._report(rule, x, out, q[3], values, stage, early=True, explanation=expl)
+        expl = self._seq_expl(rule, eids)
+        self._report(rule, x, out, eids, values, stage, early=True, explanation=expl)
 
     def _complete(self, rule: Rule, x: Subject, q: tuple[Any, ...], out: list[Finding]) -> None:
-        _, start, last, eids, sids, captures = q
+        _, start, last, ids, sids, captures = q
         if not rule.trailing:
+            eids = ids_of(ids)
             values = self._seq_values(rule, start, last, eids, sids, captures)
             expl = self._seq_expl(rule, eids)
             self._report(rule, x, out, eids, values, "complete", explanation=expl)
@@ -177,7 +184,7 @@ class SequenceMatcher(Matcher):
         timer = (
             start + float(wait),
             last,
-            eids,
+            ids,  # as the partial kept them
             sids,
             captures,
             wait,
@@ -220,7 +227,7 @@ class SequenceMatcher(Matcher):
             rule,
             None,
             out,
-            t[2],
+            ids_of(t[2]),
             {},
             "complete",
             message=self._timer_message(rule, t),
@@ -235,7 +242,7 @@ class SequenceMatcher(Matcher):
         _, last, eids, sids, captures, wait, fields = t[:7]
         if isinstance(fields, str):
             return fields  # a timer from an earlier checkpoint: rendered when it was set
-        values = self._seq_values(rule, 0.0, 0.0, eids, sids, captures)
+        values = self._seq_values(rule, 0.0, 0.0, ids_of(eids), sids, captures)
         values["span"] = values["window"] = human_duration(float(wait))
         values.update({"rule.id": rule.id, "rule.title": rule.title, "stage": "complete"})
         return rule.output.fill(fields, values)
@@ -284,7 +291,7 @@ class SequenceMatcher(Matcher):
                     if now > t[0]:
                         out: list[Finding] = []
                         self._fire(rule, session, t, out)
-                        trig = Trigger(t[2][-1], t[3][-1], t[7], t[0], t[8], t[9], t[10])
+                        trig = Trigger(ids_of(t[2])[-1], t[3][-1], t[7], t[0], t[8], t[9], t[10])
                         fired.extend((trig, f) for f in out)
                     else:
                         keep.append(t)
@@ -308,6 +315,37 @@ def _join(a: tuple[Any, ...] | None, b: tuple[Any, ...] | None) -> tuple[Any, ..
     if not b:
         return a
     return b if not a else a + b
+
+
+#: the event and session ids the last partial match was given, and what it kept of them: the
+#: next one made of the same (several rules start or advance on one event) shares them
+_LAST: list[Any] = [None, None, NO_IDS, None, None, ()]
+
+
+def _with(ids: Ids, sids: tuple[str, ...], eid: str, sid: str) -> tuple[Ids, tuple[str, ...]]:
+    """A partial match's event ids and session ids with one more step's: the very objects
+    the last partial match made of the same ones, if it did (one copy for every rule)."""
+    c = _LAST
+    if c[0] is ids and c[1] is eid:
+        new_ids = c[2]
+    else:
+        new_ids = add_id(ids, eid)
+        c[0], c[1], c[2] = ids, eid, new_ids
+    if c[3] is sids and c[4] is sid:
+        new_sids = c[5]
+    else:
+        new_sids = (*sids, sid)
+        c[3], c[4], c[5] = sids, sid, new_sids
+    return new_ids, new_sids
+
+
+def _shared_captures(captures: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """The one shared copy of captures made of strings (tool names, destinations: sessions of
+    one agent capture the same); others as they are (``1``, ``1.0`` and ``True`` are equal
+    keys, and would render differently)."""
+    if captures is None or not all(type(v) is str for v in captures):
+        return captures
+    return canonical(captures)
 
 
 def _shared(value: Any, pool: tuple[str, ...]) -> Any:

@@ -169,3 +169,44 @@ def first_of_each(steps: list[Step]) -> dict[str, tuple[str, str, float]]:
         for c in sorted(s.caps):
             first.setdefault(c, (s.event_id, s.session_id, s.ts))
     return first
+
+
+def test_first_steps_are_read_from_the_records_until_the_ring_moves_on() -> None:
+    """No copy of a capability's first step while the ring still holds it (most sessions);
+    copied out just before the ring overwrites it."""
+    steps = [
+        Step(i, float(i), "s1", "tool_call", "t", frozenset({f"c{i % 3}"}), f"e{i}", None)
+        for i in range(6)
+    ]
+    first = {f"c{i}": (f"e{i}", "s1", float(i)) for i in range(3)}
+    log = StepLog(4)
+    for s in steps[:4]:
+        log.append(s)
+    assert log.firsts is None and log.pinned == () and log.first_seen() == first
+    for s in steps[4:]:
+        log.append(s)
+    assert log.firsts is not None and log.pinned == ("c0", "c1", "c2")
+    assert list(log) == steps[2:] and log.first_seen() == first
+
+
+def test_a_version_3_log_with_kind_tool_and_capabilities_apart_loads_as_the_same_steps() -> None:
+    import struct
+
+    rec = struct.Struct("<qdHHHHHB16s")
+    atoms = ["s1", "tool_call", "read", frozenset({"read"}), frozenset()]
+    uuid = "0a1b2c3d-7c1e-4d2a-9f00-000000000001"
+    buf = rec.pack(0, 1.5, 0, 1, 2, 3, 0xFFFF, 0xFE, bytes.fromhex(uuid.replace("-", "")))
+    buf += rec.pack(1, 2.5, 0, 1, 0xFFFF, 4, 0xFFFF, 2, b"e2".ljust(16, b"\0"))
+    first = struct.pack("<HdB16s", 0, 1.5, 0xFE, bytes.fromhex(uuid.replace("-", "")))
+    steps = [
+        Step(0, 1.5, "s1", "tool_call", "read", frozenset({"read"}), uuid, None),
+        Step(1, 2.5, "s1", "tool_call", None, frozenset(), "e2", None),
+    ]
+    # version 2 always copied them; version 3 read them from the records until the ring moved on
+    for firsts, pinned in ((first, ("read",)), (None, ())):
+        log = StepLog.__new__(StepLog)
+        log.__setstate__((3, 4, buf, atoms, 0, 2, pinned, firsts))
+        assert list(log) == steps and log.first_seen() == {"read": (uuid, "s1", 1.5)}
+        assert pickle.loads(pickle.dumps(log)).first_seen() == log.first_seen()
+        log.append(steps[0]._replace(seq=2))
+        assert len(log.buf) == 3 * 39 and log.atoms[1] == ("tool_call", "read", frozenset({"read"}))

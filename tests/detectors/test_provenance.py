@@ -289,3 +289,44 @@ def test_output_texts_are_bounded_in_characters_and_the_newest_are_kept() -> Non
         ctx_for("send_money", arguments={"recipient": "DE89370400440532013000"}, seq=2), last
     )
     assert found and found[0].explanation["values"][0]["origin_tool"] == "read_inbox"
+
+
+def test_outputs_keep_uuid_ids_in_16_bytes_and_a_checkpoint_of_the_list_layout_loads() -> None:
+    import pickle
+
+    from detectors.history import compact_id
+    from detectors.provenance import Sources
+
+    uuid = "0a1b2c3d-7c1e-4d2a-9f00-000000000001"
+    st = Sources("task", frozenset())
+    st.add(1, compact_id(uuid), "read_inbox", 0.6, 0.0, {})
+    st.add(2, compact_id("e-2"), "read_file", 0.6, 0.5, {"x": "y"})
+    assert st.outputs[1] is None and st.ids[:16] == bytes.fromhex(uuid.replace("-", ""))
+    assert st.eid(0) == compact_id(uuid) and st.eid(6) == "e-2" and len(st.ids) == 32
+    back = pickle.loads(pickle.dumps(st))
+    assert (back.outputs, back.ids) == (st.outputs, st.ids)
+    # the layout before: one list, each output's compact id in it
+    old = Sources.__new__(Sources)
+    old.__setstate__(
+        (
+            "task",
+            (),
+            [
+                1,
+                compact_id(uuid),
+                "read_inbox",
+                0.6,
+                0.0,
+                {},
+                2,
+                "e-2",
+                "read_file",
+                0.6,
+                0.5,
+                {"x": "y"},
+            ],
+        )
+    )
+    assert (old.outputs, old.ids) == (st.outputs, st.ids)
+    st.drop(0)
+    assert st.outputs == (2, "e-2", "read_file", 0.6, 0.5, {"x": "y"}) and st.ids == bytes(16)

@@ -179,3 +179,39 @@ def test_a_step_log_pickled_with_its_earlier_containers_loads() -> None:
     assert list(back) == steps[-4:] and back.first_seen() == {"read": ("e0", "s1", 0.0)}
     back.append(steps[0])
     assert list(back) == [*steps[-3:], steps[0]]
+
+
+def test_risk_contributions_are_a_small_map_and_dict_checkpoints_are_read_in_order() -> None:
+    from detectors.session import NO_ENTRIES
+    from detectors.smallmap import SmallMap
+
+    s = SessionState("root", None, "agent")
+    assert s.contributions is NO_ENTRIES
+    own = s.own_contributions()
+    own["B"], own["A"] = (0.5, "enforce", "B"), (0.2, "shadow", "A")
+    assert type(s.contributions) is SmallMap and list(s.contributions.items()) == [
+        ("B", (0.5, "enforce", "B")),
+        ("A", (0.2, "shadow", "A")),
+    ]
+    back: SessionState = pickle.loads(pickle.dumps(s))
+    assert type(back.contributions) is SmallMap and back.contributions == s.contributions
+    old: list[Any] = [STATE_VERSION]  # what a checkpoint written before held: a dict
+    for k in SessionState.__slots__:
+        old.append(dict(s.contributions.items()) if k == "contributions" else getattr(s, k))
+    loaded = SessionState.__new__(SessionState)
+    loaded.__setstate__(tuple(old))
+    assert type(loaded.contributions) is SmallMap
+    assert list(loaded.contributions.keys()) == ["B", "A"]
+
+
+def test_a_scope_that_narrows_nothing_is_the_parent_s_own() -> None:
+    from detectors.session import UNRESTRICTED, Scope
+    from schemas.events import Intent
+
+    assert Scope.from_intent(None) is UNRESTRICTED
+    assert Scope.from_intent(Intent(task=None)) is UNRESTRICTED
+    parent = Scope(task="t", allowed_tools=("read_*",))
+    assert parent.narrowed_by(UNRESTRICTED) is parent
+    assert parent.narrowed_by(Scope(task="t", allowed_tools=("read_*",))) is parent
+    child = parent.narrowed_by(Scope(allowed_tools=("read_file",)))
+    assert child == Scope(task="t", allowed_tools=("read_file",)) and child is not parent
