@@ -390,6 +390,8 @@ class ClickHouseSink(queries.StoreReads):
                 continue
             backoff = 0.0
             elapsed = time.monotonic() - started
+            if isinstance(job, Spilled):  # before flush() can see it gone from _spilled
+                self.spool.remove(job.path)
             with self._cond:
                 self._last_insert_s = elapsed
                 self._degraded = False
@@ -402,8 +404,6 @@ class ClickHouseSink(queries.StoreReads):
                     self._mem.remove(job)
                     self._mem_rows -= job.rows
                 self._cond.notify_all()
-            if isinstance(job, Spilled):
-                self.spool.remove(job.path)
 
     def _insert(self, token: str, tables: dict[str, list[Row]]) -> None:
         with self._client_lock:

@@ -10,8 +10,10 @@ from tests.monitor.store_fixtures import chdb_dir, client, make_sink  # noqa: F4
 
 @pytest.fixture(autouse=True)
 def reap_workers() -> Iterator[None]:
-    """A test that failed half-way must not leave its workers running (loading the shared
-    cores) for the rest of the session."""
+    """A test that failed half-way must not leave the workers it started running (loading
+    the shared cores) for the rest of the session. Workers of wider-scoped fixtures exist
+    before the test starts and are left to their fixtures."""
+    before = len(Worker.started)
     yield
-    while Worker.started:
+    while len(Worker.started) > before:
         Worker.started.pop().stop()
