@@ -108,6 +108,9 @@ class Outputs:
         self.kill_producer: AIOKafkaProducer | None = None
         #: a kill signal is queued: hand the outbox over now, not at the end of the fetch
         self.urgent = False
+        #: held while a flush hands records over: a record taken from the outbox is in
+        #: neither list until its producer has it, so a second flush (a checkpoint's) waits
+        self._handing = asyncio.Lock()
 
     async def start(self) -> None:
         """Start the kill-signal producer (before records flow)."""
@@ -149,7 +152,13 @@ class Outputs:
 
         Each record is tracked by the future its producer returns (a record the producer
         refused at once, by a future failed with why), watched by :meth:`_settled` for the
-        metrics."""
+        metrics. A flush started while another is handing records over (aiokafka's send waits
+        while its buffer is full) waits for it: when it returns, every record queued before it
+        is tracked, which is what a checkpoint relies on."""
+        async with self._handing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         self.urgent = False
         outbox, send = self.outbox, self.send
         kill = False

@@ -133,3 +133,39 @@ def test_a_kill_signal_is_on_the_wire_when_flush_returns(broker: Any, tmp_path: 
     assert waiting == 0
     assert started
     assert published == 1
+
+
+def test_a_checkpoint_waits_for_a_record_a_flush_is_still_handing_over() -> None:
+    """aiokafka's send waits while its buffer is full: a record taken from the outbox but not
+    yet handed over is in neither the outbox nor the in-flight list. A checkpoint's own flush
+    then ``take_inflight`` must not miss it (its marker would let the committed offset pass a
+    record whose output the broker may never get)."""
+
+    class _Blocking(_Producer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+
+        async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+            await self.gate.wait()  # the producer's buffer is full
+            return await super().send(*args, **kwargs)
+
+    async def scenario() -> list[bytes | None]:
+        app = _App()
+        app.producer = _Blocking()
+        out = Outputs(app, Settings(), Metrics())  # type: ignore[arg-type]
+        out.outbox.append(_send(7))
+
+        async def settle() -> list[bytes | None]:  # what Durability._settle_outputs does
+            await out.flush()
+            return [item.record.key for _, item in out.take_inflight()]
+
+        scoring = asyncio.create_task(out.flush())  # the agent, after a record
+        await asyncio.sleep(0.01)  # it is inside send(), waiting
+        checkpoint = asyncio.create_task(settle())
+        await asyncio.sleep(0.01)
+        app.producer.gate.set()
+        await scoring
+        return await checkpoint
+
+    assert asyncio.run(scenario()) == [b"7"]
