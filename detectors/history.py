@@ -203,9 +203,6 @@ class StepLog:
             return _ID_UUID, raw
         return _ID_IN_ATOMS, self._atom(event_id).to_bytes(2, "little")
 
-    def _decode_id(self, n: int, eid: bytes) -> str:
-        return _decode_id(self.atoms, n, eid)
-
     def _pin(self, cap: str, event_id: str, session_id: str, ts: float) -> None:
         if len(self.pinned) < MAX_FIRSTS:
             n, eid = self._id(event_id)
@@ -236,10 +233,10 @@ class StepLog:
                 _seq, ts, sid, k, _d, n, eid = _REC.unpack_from(self.buf, i * size)
                 for cap in a[k][2]:
                     if cap not in found and len(found) < MAX_FIRSTS:
-                        found[cap] = (self._decode_id(n, eid), a[sid], ts)
+                        found[cap] = (_decode_id(a, n, eid), a[sid], ts)
             return found
         return {
-            cap: (self._decode_id(n, eid), self.atoms[sid], ts)
+            cap: (_decode_id(self.atoms, n, eid), self.atoms[sid], ts)
             for cap, (sid, ts, n, eid) in zip(
                 self.pinned, _FIRST.iter_unpack(self.firsts), strict=True
             )
