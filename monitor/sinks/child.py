@@ -45,7 +45,6 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
             log.warning("cannot lower the sink process's priority: %s", exc)
     from monitor.redaction import Redactor
     from monitor.sinks.clickhouse import ClickHouseSink
-    from schemas.events import parse_event
 
     # Ctrl-C reaches the whole process group: the parent decides when this process stops
     # (close, or the pipe's end if the parent dies), so that nothing buffered is dropped.
@@ -124,12 +123,8 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
                     tag = item[0]
                     if tag == "e":
                         _, raw, partition, offset, caps = item
-                        try:
-                            event = parse_event(raw)
-                        except Exception as exc:
-                            log.error("the sink cannot parse a handed-over event: %s", exc)
-                            continue
-                        sink.add_event(raw, event, partition=partition, offset=offset, caps=caps)
+                        # no pydantic model: the row builder reads the record (rows.py)
+                        sink.add_event(raw, None, partition=partition, offset=offset, caps=caps)
                     elif tag == "a":
                         sink.add_alert(item[1])
                     elif tag == "p":

@@ -110,7 +110,7 @@ class ClickHouseSink(queries.StoreReads):
     def add_event(
         self,
         raw: bytes,
-        event: ActionEvent,
+        event: ActionEvent | None,
         *,
         partition: int,
         offset: int,
