@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import multiprocessing as mp
 import pickle
 import threading
@@ -48,10 +49,10 @@ def _compact(item: tuple[Any, ...]) -> tuple[Any, ...]:
     pickled: pickling a DetectionFinding costs the worker ~47 µs and the sink process ~290 to
     load, its JSON ~21 and ~60; a PrivilegedAction ~20 and ~48 pickled, ~5 and ~22 as JSON
     (``tests/monitor/sinks/test_process.py`` checks the round trip gives the same records).
-    Anything that cannot be written so goes pickled, as before."""
+    Anything JSON cannot carry (a risk that is not a finite number) goes pickled, as before."""
     tag = item[0]
     try:
-        if tag == "p":
+        if tag == "p" and math.isfinite(item[1].risk):
             return ("P", item[1].to_json())
         if tag == "a":
             return ("A", item[1].model_dump_json())
