@@ -1,11 +1,11 @@
 """The sink process's side of :class:`~monitor.sinks.process.ProcessSink`.
 
 :func:`child_main` runs a :class:`~monitor.sinks.clickhouse.ClickHouseSink` fed by the
-parent's hand-offs (pickled lists of raw records, alerts and signals), and sends back, after
-every hand-off and every 100 ms, a report: the last hand-off it has taken, the durable offset
-of every partition with rows waiting, and its stats. Flushes and reads arrive as requests and
-are answered in their own threads. When the pipe closes (the worker died), it stores what it
-holds and exits.
+parent's hand-offs (pickled lists of raw records, alerts and audit records as their JSON, and
+signals), and sends back, after every hand-off and every 100 ms, a report: the last hand-off it
+has taken, the durable offset of every partition with rows waiting, and its stats. Flushes and
+reads arrive as requests and are answered in their own threads. When the pipe closes (the
+worker died), it stores what it holds and exits.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
             log.warning("cannot lower the sink process's priority: %s", exc)
     from monitor.redaction import Redactor
     from monitor.sinks.clickhouse import ClickHouseSink
-    from schemas.events import parse_event
+    from schemas.alerts import DetectionFinding
+    from schemas.privileged import PrivilegedAction
 
     # Ctrl-C reaches the whole process group: the parent decides when this process stops
     # (close, or the pipe's end if the parent dies), so that nothing buffered is dropped.
@@ -124,16 +125,23 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
                     tag = item[0]
                     if tag == "e":
                         _, raw, partition, offset, caps = item
-                        try:
-                            event = parse_event(raw)
-                        except Exception as exc:
-                            log.error("the sink cannot parse a handed-over event: %s", exc)
-                            continue
-                        sink.add_event(raw, event, partition=partition, offset=offset, caps=caps)
+                        # no pydantic model: the row builder reads the record (rows.py)
+                        sink.add_event(raw, None, partition=partition, offset=offset, caps=caps)
                     elif tag == "a":
                         sink.add_alert(item[1])
                     elif tag == "p":
                         sink.add_privileged(item[1])
+                    elif tag in ("A", "P"):  # as JSON (process.py's _compact)
+                        try:
+                            if tag == "A":
+                                sink.add_alert(DetectionFinding.model_validate_json(item[1]))
+                            else:
+                                sink.add_privileged(PrivilegedAction.model_validate_json(item[1]))
+                        except Exception as exc:
+                            log.error(
+                                "the sink cannot read a handed-over record: %s",
+                                redactor.text(f"{type(exc).__name__}: {exc}", 300),
+                            )
                     else:
                         _, jti, jws, claims, root = item
                         sink.add_signal(jti, jws, claims, root_session_id=root)

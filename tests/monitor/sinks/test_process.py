@@ -224,3 +224,41 @@ def test_the_child_and_every_engine_thread_run_at_the_sink_niceness(
         assert {n for t, n in levels.items() if t not in raised} == {min(19, base + nice)}
     finally:
         sink.close(timeout=10)
+
+
+def test_alerts_and_audit_records_cross_as_json_unchanged() -> None:
+    """What the engine emits for simulated traffic (attacks included) crosses to the child as
+    JSON and is read back equal to the record the worker had, and the same storage row."""
+    from datetime import UTC, datetime
+
+    from detectors.engine import AlertDecision
+    from detectors.registry import build_engine
+    from monitor.decisions import alert_finding
+    from monitor.pipeline import Pipeline, PipelineSettings
+    from monitor.redaction import Redactor
+    from monitor.sinks.process import _compact
+    from monitor.sinks.rows import alert_row, privileged_row
+    from schemas.alerts import DetectionFinding
+    from schemas.privileged import PrivilegedAction
+
+    _, events = sim_events(sessions=80, seed=5, attack_ratio=0.5)
+    pipe = Pipeline(build_engine(), PipelineSettings())
+    red, now = Redactor(b"k" * 32, ["password"]), datetime(2026, 7, 1, tzinfo=UTC)
+    seen = {"A": 0, "P": 0}
+    for _, ev in events:
+        for out in pipe.process(ev, now=ev.ts):
+            if isinstance(out, AlertDecision):
+                finding = alert_finding(out)
+                tag, blob = _compact(("a", finding))
+                back: Any = DetectionFinding.model_validate_json(blob)
+                assert back == finding
+                assert alert_row(red, back, now) == alert_row(red, finding, now)
+            elif isinstance(out, PrivilegedAction):
+                tag, blob = _compact(("p", out))
+                back = PrivilegedAction.model_validate_json(blob)
+                assert back == out
+                assert privileged_row(red, back, now) == privileged_row(red, out, now)
+            else:
+                continue
+            seen[tag] += 1
+    assert seen["A"] > 20 and seen["P"] > 100
