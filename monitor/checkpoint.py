@@ -135,6 +135,16 @@ class CheckpointReader:
             raise RuntimeError("CheckpointReader.start() was not called")
         return self._consumer
 
+    def _park(self) -> None:
+        """Stop fetching what was read last. A manually assigned partition is fetched again
+        and again in the background (every ``fetch_max_wait_ms``: 200 requests a second on
+        the worker's event loop, for as long as nothing new arrives there) until it is read
+        or reassigned; the next read assigns its partition afresh (not paused)."""
+        c = self.consumer
+        assigned = c.assignment()
+        if assigned:
+            c.pause(*assigned)
+
     # -- low level ------------------------------------------------------------------------
     async def _end(self, tp: TopicPartition) -> int:
         """The partition's end offset, from a fetch's high watermark (see module docstring)."""
@@ -179,6 +189,12 @@ class CheckpointReader:
     # -- checkpoints ----------------------------------------------------------------------
     async def read_partition(self, partition: int) -> Restored:
         """The latest checkpoint of source partition ``partition`` (empty if there is none)."""
+        try:
+            return await self._read_partition(partition)
+        finally:
+            self._park()
+
+    async def _read_partition(self, partition: int) -> Restored:
         tp = TopicPartition(self.checkpoint_topic, partition)
         end = await self._end(tp)
         restored = Restored(end=end)
@@ -227,6 +243,12 @@ class CheckpointReader:
 
     async def published_signals(self, since: dict[int, int]) -> dict[str, bytes]:
         """``jti -> compact JWS`` of kill signals published at or after ``since``."""
+        try:
+            return await self._published_signals(since)
+        finally:
+            self._park()
+
+    async def _published_signals(self, since: dict[int, int]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for partition, start in sorted(since.items()):
             tp = TopicPartition(self.revocations_topic, partition)
