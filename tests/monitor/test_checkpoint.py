@@ -7,7 +7,7 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from monitor.broker import EmbeddedBroker
@@ -23,7 +23,9 @@ from monitor.checkpoint import (
 pytestmark = pytest.mark.kafka
 
 
-async def _scenario(bootstrap: str) -> tuple[Restored, Restored, dict[str, bytes]]:
+async def _scenario(
+    bootstrap: str,
+) -> tuple[Restored, Restored, dict[str, bytes], list[set[TopicPartition]]]:
     ck, rev = f"ck-{uuid.uuid4().hex[:6]}", f"rev-{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -51,20 +53,27 @@ async def _scenario(bootstrap: str) -> tuple[Restored, Restored, dict[str, bytes
 
     reader = CheckpointReader(bootstrap, ck, rev)
     await reader.start()
+    unpaused: list[set[TopicPartition]] = []  # after each read: assigned and still fetched
     try:
         restored = await reader.read_partition(0)
+        unpaused.append(reader.consumer.assignment() - reader.consumer.paused())
         empty = await reader.read_partition(1)
+        unpaused.append(reader.consumer.assignment() - reader.consumer.paused())
         published = await reader.published_signals(restored.marker.revocations)  # type: ignore[union-attr]
+        unpaused.append(reader.consumer.assignment() - reader.consumer.paused())
     finally:
         await reader.stop()
-    return restored, empty, published
+    return restored, empty, published, unpaused
 
 
 def test_restore_reads_from_the_last_marker_base_to_the_end(broker: EmbeddedBroker) -> None:
-    restored, empty, published = asyncio.run(_scenario(broker.bootstrap))
+    restored, empty, published, unpaused = asyncio.run(_scenario(broker.bootstrap))
     assert restored.marker is not None and restored.marker.resume == 20
     # old sessions before the base are gone; post-marker states win; tombstones remove
     assert restored.sessions == {"a": b"a2"}
     assert empty.marker is None and empty.sessions == {} and empty.end == 0
     # only signals at or after the marker's offsets (partition 1 from offset 1)
     assert set(published) == {"j1"}
+    # the partition read last is not fetched in the background afterwards (every 5 ms, on the
+    # worker's event loop, for as long as nothing new arrives there)
+    assert unpaused == [set(), set(), set()]
