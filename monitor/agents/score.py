@@ -4,7 +4,8 @@ Records come a fetch at a time from the consumer (``monitor.transport``: faust's
 stream machinery costs more than detection), partition by partition in offset order, and are
 processed one at a time and synchronously (``Monitor.on_record``). What they produce is
 queued; a kill signal is handed to its producer as soon as it is decided (the loop awaits
-the send before the next record), everything else at the end of the fetch. The loop also
+the send before the next record), everything else at the end of a fetch once
+``monitor.outputs.HANDOVER_EVERY_S`` has passed since the last hand-over. The loop also
 lets the event loop run (timers, web, heartbeats) at least every ``YIELD_EVERY_S``, and stops
 as soon as a rebalance begins: the records left are fetched again after it.
 """
@@ -29,8 +30,8 @@ def register(monitor: Monitor) -> None:
     app = monitor.app
     on_record = monitor.on_record
     outputs = monitor.outputs
-    outbox = outputs.outbox
     flush = outputs.flush
+    due = outputs.due
     clock = time.perf_counter
 
     async def on_batch(generation: int, records: Mapping[TP, list[Any]]) -> None:
@@ -41,13 +42,13 @@ def register(monitor: Monitor) -> None:
             for rec in recs:
                 on_record(partition, rec.offset, rec.key, rec.value, rec.headers)
                 if outputs.urgent or clock() >= pause_at:
-                    if outbox:
+                    if due(clock()):
                         await flush()
                     await asyncio.sleep(0)
                     if app.consumer_generation_id != generation or not consumer.flow_active:
                         return  # a rebalance started: the rest is fetched again after it
                     pause_at = clock() + YIELD_EVERY_S
-        if outbox:
+        if due(clock()):
             await flush()
 
     app.on_source_batch = on_batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -11,7 +12,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from monitor import outputs as outputs_module
 from monitor.decisions import Record
 from monitor.metrics import Metrics
-from monitor.outputs import PRUNE_AT, KeyPartitioner, Outputs, Send
+from monitor.outputs import HANDOVER_EVERY_S, PRUNE_AT, KeyPartitioner, Outputs, Send
 from monitor.settings import Settings
 
 
@@ -66,6 +67,29 @@ def test_acknowledged_records_are_dropped_and_the_rest_kept_for_the_checkpoint()
     # the failed (to resend) and the unanswered stay, in order; the acknowledged are gone
     assert first == [i for i in range(n) if i % 3 != 1]
     assert [i for i in left if i >= n] == list(range(n, 2 * n + 3 * PRUNE_AT))
+
+
+def test_alert_records_wait_for_the_handover_interval_and_a_kill_signal_does_not() -> None:
+    """The scoring loop hands the outbox over at a fetch's end only once ``HANDOVER_EVERY_S``
+    has passed since the last hand-over (a produce request per fetch costs more than the
+    records in it), and at once when a kill signal waits in it."""
+
+    async def scenario() -> list[bool]:
+        out = Outputs(_App(), Settings(), Metrics())  # type: ignore[arg-type]
+        seen = [out.due(time.perf_counter())]  # empty: nothing to hand over
+        out.outbox.append(_send(1))
+        seen.append(out.due(time.perf_counter()))  # never handed over yet: due
+        await out.flush()
+        out.outbox.append(_send(2))
+        now = time.perf_counter()
+        seen.append(out.due(now))  # just handed over: waits
+        seen.append(out.due(now + HANDOVER_EVERY_S))  # the interval has passed
+        out.outbox.append(Send("revocations", Record(b"s", b"jws", []), "kill"))
+        out.urgent = True  # what Monitor.kill sets
+        seen.append(out.due(now))
+        return seen
+
+    assert asyncio.run(scenario()) == [False, True, False, True, True]
 
 
 def test_acked_only_for_a_result() -> None:
