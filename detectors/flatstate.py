@@ -17,8 +17,9 @@ started_ts, last_ts, last_active, ended, kill_jti, kill_ts, event_count, seen)``
   (``None``: unrestricted; else ``_SCOPE_FIELDS``);
 * ``log``: the step log's own pickled tuple (``StepLog.__getstate__``, versioned), or None;
 * ``det``: ``(name, tag, state, ...)``: a state of a class in ``_STATE_CLASSES`` as its own
-  ``__getstate__`` (``tag``: its number there; loaded with its ``__setstate__``), any other
-  state as it is (``tag`` 0: pickled as before);
+  ``__getstate__`` (``tag``: its number there; loaded with its ``__setstate__``), the rule
+  state as plain tuples (``tag`` 6, :func:`_rules_flat`: it is most of a session's small
+  objects), any other state as it is (``tag`` 0: pickled as before);
 * ``alerts``: ``(key, values, ...)``, each alert's values in ``_ALERT_FIELDS`` order;
 * ``contributions``: the small map's flat ``(key, value, ...)``;
 * ``seen``: None, the bare bytes of the dedup keys, or ``RecentIds.__getstate__``.
@@ -113,8 +114,16 @@ _STATE_CLASSES: dict[int, tuple[str, str]] = {
     4: ("detectors.provenance", "Sources"),
     5: ("detectors.rules.matching", "RuleState"),
 }
+#: the rule state, as :func:`_rules_flat` keeps it (its partial matches and timers, counts
+#: and facts as plain tuples instead of a small map, a ``RuleKeys`` or a ``SeqKey`` each)
+_RULES_FLAT = 6
+#: the ``RuleState`` layout (``detectors.rules.matching.LAYOUT``) tag 6 keeps
+_RULES_LAYOUT = 2
 _TAG_OF: dict[type, int] = {}
 _CLASS_OF: dict[int, Any] = {}
+#: ``detectors.rules.matching``'s RuleKeys and SeqKey, when its layout is the one
+#: :func:`_rules_flat` knows
+_RULE_TYPES: list[Any] = []
 
 _liter = list.__iter__
 
@@ -130,22 +139,33 @@ def _resolve() -> None:
         if plain and hasattr(cls, "__setstate__") and "__getstate__" in vars(cls):
             _TAG_OF[cls] = tag
         _CLASS_OF[tag] = cls
+    matching = importlib.import_module("detectors.rules.matching")
+    rules = _CLASS_OF[5]
+    if (
+        matching.LAYOUT == _RULES_LAYOUT
+        and rules.__slots__ == ("r", "live", "facts", "deadline")
+        and matching.SeqKey.__slots__ == ("p", "t")
+        and matching.RuleKeys.__slots__ == ("shape",)
+    ):
+        _RULE_TYPES[:] = [matching.RuleKeys, matching.SeqKey]
 
 
 def reduce_session(s: SessionState) -> tuple[Any, ...]:
     """``SessionState.__reduce__``: the flat form (see the module docstring)."""
     if not _CLASS_OF:
         _resolve()
-    members = tuple(
-        (*_member_values(m), None if m.scope is UNRESTRICTED else _scope_values(m.scope))
-        for m in _liter(s.members)
-    )
+    members = tuple([member_flat(m) for m in _liter(s.members)])
     log = s.log
     det: list[Any] = []
     tag_of = _TAG_OF
     for name, state in zip(slot_names(), _liter(s.det), strict=False):
         if state is not None:
             tag = tag_of.get(type(state), 0)
+            if tag == 5 and _RULE_TYPES:
+                flat_rules = _rules_flat(state)
+                if flat_rules is not None:
+                    det += (name, _RULES_FLAT, flat_rules)
+                    continue
             det += (name, tag, state.__getstate__() if tag else state)
     alerts: list[Any] = []
     for key, alert in s.alerts.items():
@@ -204,7 +224,7 @@ def session_from(flat: tuple[Any, ...]) -> SessionState:
     ) = flat
     s = SessionState.__new__(SessionState)
     s.root_id, s.tenant, s.agent_id = root_id, tenant, agent_id
-    s.members = Members([_member(m) for m in members])
+    s.members = Members([member_from(m) for m in members])
     if log is None:
         s.log = None
     else:
@@ -213,7 +233,9 @@ def session_from(flat: tuple[Any, ...]) -> SessionState:
     pairs = []
     for i in range(0, len(det), 3):
         name, tag, state = det[i : i + 3]
-        if tag:
+        if tag == _RULES_FLAT:
+            state = _rules_from(state)
+        elif tag:
             cls = _CLASS_OF[tag]
             obj = cls.__new__(cls)
             obj.__setstate__(state)
@@ -250,10 +272,86 @@ def _flat_items(d: dict[Any, Any]) -> list[Any]:
     return out
 
 
-def _member(values: tuple[Any, ...]) -> Member:
+def member_flat(m: Member) -> tuple[Any, ...]:
+    """A member as plain values: its slots in ``_MEMBER_FIELDS`` order, then its scope (None:
+    unrestricted, else ``_SCOPE_FIELDS``)."""
+    scope = m.scope
+    return (*_member_values(m), None if scope is UNRESTRICTED else _scope_values(scope))
+
+
+def member_from(values: tuple[Any, ...]) -> Member:
+    """The member :func:`member_flat` kept."""
     m = Member.__new__(Member)
     for k, v in zip(_MEMBER_FIELDS, values, strict=False):
         setattr(m, k, v)
     scope = values[len(_MEMBER_FIELDS)]
     m.scope = UNRESTRICTED if scope is None else Scope(*scope)
+    return m
+
+
+def _rules_flat(st: Any) -> tuple[Any, ...] | None:
+    """A ``RuleState`` (``detectors.rules.matching``) as plain tuples: ``(rules, live, facts,
+    deadline)``, ``rules`` as ``(rule id, shape, keys, ...)``, ``keys`` and ``facts`` as
+    ``(key, kind, value, ...)``: ``kind`` 1 a ``SeqKey``'s ``(p, t)``, 2 a small map's flat
+    entries, 0 the value as it is. None if it holds something else than that layout's."""
+    rule_keys, seq_key = _RULE_TYPES[0], _RULE_TYPES[1]
+    rules: list[Any] = []
+    it = _liter(st.r)
+    for rid, keys in zip(it, it, strict=True):
+        if type(keys) is not rule_keys:
+            return None
+        values: list[Any] = []
+        kit = _liter(keys)
+        for key, v in zip(kit, kit, strict=True):
+            t = type(v)
+            if t is seq_key:
+                values += (key, 1, (v.p, v.t))
+            elif t is SmallMap:
+                values += (key, 2, tuple(_liter(v)))
+            else:
+                values += (key, 0, v)
+        rules += (rid, keys.shape, tuple(values))
+    facts: list[Any] = []
+    fit = _liter(st.facts)
+    for key, v in zip(fit, fit, strict=True):
+        if type(v) is SmallMap:
+            facts += (key, 2, tuple(_liter(v)))
+        else:
+            facts += (key, 0, v)
+    return (tuple(rules), st.live, tuple(facts), st.deadline)
+
+
+def _rules_from(flat: tuple[Any, ...]) -> Any:
+    """The ``RuleState`` :func:`_rules_flat` kept."""
+    rules, live, facts, deadline = flat
+    matching = importlib.import_module("detectors.rules.matching")
+    rule_keys, seq_key = matching.RuleKeys, matching.SeqKey
+    r: list[Any] = []
+    for i in range(0, len(rules), 3):
+        rid, shape, values = rules[i : i + 3]
+        keys = rule_keys.__new__(rule_keys)
+        keys.shape = shape
+        list.__init__(keys, _unboxed(values, seq_key))
+        r += (rid, keys)
+    st = _CLASS_OF[5].__new__(_CLASS_OF[5])
+    facts_map = _small_map(_unboxed(facts, seq_key))
+    st.__setstate__((_small_map(r), live, facts_map, deadline, _RULES_LAYOUT))
+    return st
+
+
+def _unboxed(flat: tuple[Any, ...], seq_key: Any) -> list[Any]:
+    out: list[Any] = []
+    for i in range(0, len(flat), 3):
+        key, kind, v = flat[i : i + 3]
+        if kind == 1:
+            v = seq_key(*v)
+        elif kind == 2:
+            v = _small_map(v)
+        out += (key, v)
+    return out
+
+
+def _small_map(flat: Any) -> SmallMap:
+    m = SmallMap()
+    list.__init__(m, flat)
     return m

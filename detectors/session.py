@@ -460,8 +460,10 @@ NO_ENTRIES: dict[str, Any] = {}
 #: starts it over, under the same uid).
 MAX_ALERTS = 256
 
-#: Version of the pickled :class:`SessionState` layout (checkpoints of version-less dicts,
-#: and of version 2, written before it, are still read).
+#: Version of the object-by-object :class:`SessionState` layout, ``__getstate__`` (checkpoints
+#: of version-less dicts, and of version 2, written before it, are still read). Sessions are
+#: pickled in the flat layout of ``detectors.flatstate`` (4) since; ``__setstate__`` reads
+#: the checkpoints written before it.
 STATE_VERSION = 3
 #: the slots of layout version 2 (which kept the per-worker ``max_steps`` and ``max_members``
 #: in every session, and its source partition, written but never read)
