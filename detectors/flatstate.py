@@ -30,6 +30,7 @@ Checkpoints of the object-by-object layouts (``SessionState.__setstate__``) stil
 
 from __future__ import annotations
 
+import copyreg
 import importlib
 from operator import attrgetter
 from typing import Any
@@ -151,7 +152,10 @@ def _resolve() -> None:
 
 
 def reduce_session(s: SessionState) -> tuple[Any, ...]:
-    """``SessionState.__reduce__``: the flat form (see the module docstring)."""
+    """``SessionState.__reduce__``: the flat form (see the module docstring). A subclass
+    (other bounds) is pickled object by object, as its class."""
+    if type(s) is not SessionState:
+        return (copyreg.__newobj__, (type(s),), s.__getstate__())  # type: ignore[attr-defined]
     if not _CLASS_OF:
         _resolve()
     members = tuple([member_flat(m) for m in _liter(s.members)])

@@ -577,7 +577,7 @@ class SessionState:
         # the object-by-object layout (version 3), which ``__setstate__`` reads
         # Held-back events are not state: they are re-read from the source after a restart.
         return (STATE_VERSION,) + tuple(
-            () if k == "pending" else getattr(self, k) for k in self.__slots__
+            () if k == "pending" else getattr(self, k) for k in SessionState.__slots__
         )
 
     def __setstate__(self, state: tuple[Any, ...] | dict[str, Any]) -> None:
@@ -591,7 +591,7 @@ class SessionState:
         elif state[0] != STATE_VERSION:
             raise ValueError(f"session state of layout version {state[0]} is not supported")
         else:
-            for k, v in zip(self.__slots__, state[1:], strict=True):
+            for k, v in zip(SessionState.__slots__, state[1:], strict=True):
                 setattr(self, k, v)
         # checkpoints written before kept these maps in dicts
         if isinstance(self.members, dict):
@@ -625,14 +625,14 @@ class SessionState:
 
     def _load_v1(self, state: dict[str, Any]) -> None:
         fresh = SessionState(state["root_id"], state["tenant"], state["agent_id"])
-        for k in self.__slots__:
+        for k in SessionState.__slots__:
             setattr(self, k, getattr(fresh, k))
         steps = state.pop("steps", [])
         state.pop("seen", None)  # keys of a per-process hash(): meaningless here
         # the detectors' per-session states changed layout with this one: they start over
         state.pop("det", None)
         for k, v in state.items():
-            if k in self.__slots__:
+            if k in SessionState.__slots__:
                 setattr(self, k, v)
         first = state.get("cap_first") or {}
         self.pending = ()

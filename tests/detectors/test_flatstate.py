@@ -155,3 +155,18 @@ def test_an_unknown_flat_layout_is_refused() -> None:
     with pytest.raises(ValueError, match="layout version 99"):
         session_from((99,))
     assert FLAT_LAYOUT == 4
+
+
+class Bounded(SessionState):
+    """A session class with other bounds (a subclass keeps its class through a checkpoint)."""
+
+    __slots__ = ()
+    max_members = 4
+
+
+def test_a_session_subclass_keeps_its_class() -> None:
+    s = Bounded("root", None, "agent")
+    s.member("root").last_seq = 2
+    back = pickle.loads(pickle.dumps(s))
+    assert type(back) is Bounded and back.max_members == 4
+    assert back.members["root"].last_seq == 2
