@@ -8,9 +8,10 @@ action topic: partition *p* of the checkpoint topic holds the sessions of source
 
 Records (key -> value):
 
-* ``s:<root session id>`` -> the pickled :class:`~detectors.session.SessionState`; once the
-  session is evicted, the pickled :class:`~monitor.pipeline.Tombstone` of an ended or killed
-  session (while it is remembered), or ``None`` (forgotten);
+* ``s:<root session id>`` -> the pickled :class:`~detectors.session.SessionState` (in its
+  flat form, ``detectors.flatstate``: every checkpoint pickles each session that changed);
+  once the session is evicted, the pickled :class:`~monitor.pipeline.Tombstone` of an ended
+  or killed session (while it is remembered), or ``None`` (forgotten);
 * ``\\x00learned`` -> the partition's learned detector state (``Engine.learned_state()``), if
   the engine has any;
 * ``\\x00snapshot`` -> empty: the first record of a full snapshot of the partition;

@@ -36,8 +36,10 @@ import pickle
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.engine import Decision, Engine
+from detectors.flatstate import member_flat, member_from
 from detectors.history import SMALL_IDS, id_key, key_bytes, remember, seen_has
 from detectors.privileged import privileged_action
 from detectors.session import Member, SessionState
@@ -131,6 +133,23 @@ class Tombstone:
             session.last_ts,
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled flat (a full checkpoint writes every tombstone again): the members as
+        plain values (``detectors.flatstate``) rather than objects, and no dataclass
+        ``__getstate__``; tombstones pickled before, as dataclasses, still load."""
+        return (
+            _tombstone_from,
+            (
+                TOMBSTONE_LAYOUT,
+                tuple([member_flat(m) for m in self.members]),
+                self.ended,
+                self.kill_jti,
+                self.kill_ts,
+                self.started_ts,
+                self.last_ts,
+            ),
+        )
+
     def revive(self, session: SessionState) -> None:
         """Put what was kept into a new state for the same root session."""
         for m in self.members:
@@ -138,6 +157,17 @@ class Tombstone:
         session.ended = self.ended
         session.kill_jti, session.kill_ts = self.kill_jti, self.kill_ts
         session.started_ts, session.last_ts = self.started_ts, self.last_ts
+
+
+#: version of the flat pickled :class:`Tombstone`
+TOMBSTONE_LAYOUT = 1
+
+
+def _tombstone_from(layout: int, members: tuple[Any, ...], *rest: Any) -> Tombstone:
+    """The tombstone ``Tombstone.__reduce__`` kept (the name pickles refer to: keep it)."""
+    if layout != TOMBSTONE_LAYOUT:
+        raise ValueError(f"tombstone of layout version {layout} is not supported")
+    return Tombstone(tuple(member_from(m) for m in members), *rest)
 
 
 class Pipeline:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copyreg
+import dataclasses
+import io
 import json
 import os
+import pickle
 import random
 import subprocess
 import sys
@@ -12,7 +16,7 @@ from typing import Any
 
 from detectors.engine import AlertDecision, KillDecision
 from detectors.registry import build_engine
-from monitor.pipeline import Evicted, LateEvent, Pipeline, PipelineSettings
+from monitor.pipeline import Evicted, LateEvent, Pipeline, PipelineSettings, Tombstone
 from schemas.events import ActionEvent, parse_event
 
 
@@ -313,3 +317,33 @@ def test_tombstones_survive_a_checkpoint_round_trip() -> None:
     forgotten.tick(4000.0)  # older than its ttl: forgotten, and the checkpoint says so
     assert forgotten.tombstones == [] and forgotten.take_dirty() == {"k"}
     assert forgotten.snapshot("k") is None
+
+
+class _TombstoneBefore(pickle.Pickler):
+    """Pickles a tombstone as before its flat form: the frozen dataclass's own state."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is Tombstone:
+            state = [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+            return (copyreg.__newobj__, (Tombstone,), state)  # type: ignore[attr-defined]
+        return NotImplemented
+
+
+def test_tombstones_pickled_as_dataclasses_before_the_flat_form_still_load() -> None:
+    """A checkpoint written before tombstones pickled flat (``Tombstone.__reduce__``) holds
+    the dataclass's own state: it loads, and the restarted worker still recognises the kill."""
+    settings = PipelineSettings(ended_ttl_s=10, tombstone_ttl_s=3600)
+    p = Pipeline(build_engine(), settings)
+    for e in trifecta("k"):
+        p.process(e, now=0.0)
+    p.tick(60.0)
+    stone = p._tombstones["k"][1]  # noqa: SLF001 (what the checkpoint pickles)
+    buf = io.BytesIO()
+    _TombstoneBefore(buf, pickle.HIGHEST_PROTOCOL).dump(stone)
+    for blob in (buf.getvalue(), p.snapshot("k")):
+        assert blob is not None
+        restarted = Pipeline(build_engine(), settings)
+        restarted.restore("k", blob, now=1000.0)
+        back = restarted._tombstones["k"][1]  # noqa: SLF001
+        assert back.kill_jti == stone.kill_jti and back.last_ts == stone.last_ts
+        assert [m.__getstate__() for m in back.members] == [m.__getstate__() for m in stone.members]
