@@ -146,7 +146,7 @@ def read_probe(path: Path) -> list[dict[str, float]]:
     use and mmapped; ``held`` = pymalloc's arenas (1 MiB each) + glibc's heap and mmapped."""
     if not path.exists():
         return []
-    out = []
+    out: list[dict[str, float]] = []
     for chunk in path.read_text(errors="replace").split("=== ")[1:]:
         t, c, py = _PROBE_T.match("=== " + chunk), _PROBE_C.search(chunk), _PROBE_PY.search(chunk)
         if t is None or c is None or py is None:
