@@ -140,20 +140,38 @@ class CheckpointReader:
         """The partition's end offset, from a fetch's high watermark (see module docstring)."""
         c = self.consumer
         c.assign([tp])
-        hint = (await c.end_offsets([tp]))[tp]
-        c.seek(tp, max(0, hint - 1))
-        for _ in range(200):
-            await c.getmany(tp, timeout_ms=50, max_records=1)
-            hw = c.highwater(tp)
-            if hw is not None:
-                return int(hw)
+        try:
+            hint = (await c.end_offsets([tp]))[tp]
+            c.seek(tp, max(0, hint - 1))
+            for _ in range(200):
+                await c.getmany(tp, timeout_ms=50, max_records=1)
+                hw = c.highwater(tp)
+                if hw is not None:
+                    return int(hw)
+        finally:
+            self._release()
         raise TimeoutError(f"no high watermark for {tp.topic}[{tp.partition}] after 10s")
+
+    def _release(self) -> None:
+        """Drop the assignment: an assigned partition is fetched continuously in the
+        background (every fetch wait, ~200 requests/s on Tansu) for as long as the worker
+        runs, which is CPU taken from scoring, and the records it prefetches (our own
+        checkpoints, when that was the last partition read) are held in memory."""
+        if self.consumer.assignment():
+            self.consumer.unsubscribe()
 
     async def _read(self, tp: TopicPartition, start: int, stop: int) -> list[Any]:
         """Records of ``tp`` with ``start <= offset < stop``."""
         c = self.consumer
         c.assign([tp])
-        c.seek(tp, start)
+        try:
+            c.seek(tp, start)
+            return await self._read_assigned(tp, start, stop)
+        finally:
+            self._release()
+
+    async def _read_assigned(self, tp: TopicPartition, start: int, stop: int) -> list[Any]:
+        c = self.consumer
         out: list[Any] = []
         pos = start
         idle = 0

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from monitor.broker import EmbeddedBroker
@@ -23,7 +23,9 @@ from monitor.checkpoint import (
 pytestmark = pytest.mark.kafka
 
 
-async def _scenario(bootstrap: str) -> tuple[Restored, Restored, dict[str, bytes]]:
+async def _scenario(
+    bootstrap: str,
+) -> tuple[Restored, Restored, dict[str, bytes], set[TopicPartition]]:
     ck, rev = f"ck-{uuid.uuid4().hex[:6]}", f"rev-{uuid.uuid4().hex[:6]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -55,16 +57,20 @@ async def _scenario(bootstrap: str) -> tuple[Restored, Restored, dict[str, bytes
         restored = await reader.read_partition(0)
         empty = await reader.read_partition(1)
         published = await reader.published_signals(restored.marker.revocations)  # type: ignore[union-attr]
+        left_assigned = set(reader.consumer.assignment())
     finally:
         await reader.stop()
-    return restored, empty, published
+    return restored, empty, published, left_assigned
 
 
 def test_restore_reads_from_the_last_marker_base_to_the_end(broker: EmbeddedBroker) -> None:
-    restored, empty, published = asyncio.run(_scenario(broker.bootstrap))
+    restored, empty, published, left_assigned = asyncio.run(_scenario(broker.bootstrap))
     assert restored.marker is not None and restored.marker.resume == 20
     # old sessions before the base are gone; post-marker states win; tombstones remove
     assert restored.sessions == {"a": b"a2"}
     assert empty.marker is None and empty.sessions == {} and empty.end == 0
     # only signals at or after the marker's offsets (partition 1 from offset 1)
     assert set(published) == {"j1"}
+    # the reader lives as long as the worker: a partition left assigned would be fetched in
+    # the background all that time (CPU, and its records prefetched into memory)
+    assert left_assigned == set()
