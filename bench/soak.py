@@ -1,7 +1,8 @@
 """Worker memory over a long run: RSS of a real worker fed simulated traffic at half its maximum.
 
     python -m bench.soak [--minutes 10] [--rate EVENTS_PER_S] [--idle-ttl 120] [--ended-ttl 60]
-                         [--tombstone-ttl 120] [--every 5] [--out bench/results]
+                         [--tombstone-ttl 120] [--every 5] [--heap-every 15]
+                         [--baseline CHECKOUT] [--out bench/results]
 
 An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
 broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
@@ -189,14 +190,16 @@ def heap_verdict(reports: list[dict[str, float]]) -> dict[str, Any] | None:
     return out
 
 
-def probe_max_rate(broker: EmbeddedBroker, base: Settings, events: int, work: Path) -> float:
+def probe_max_rate(
+    broker: EmbeddedBroker, base: Settings, events: int, work: Path, cwd: Path | None = None
+) -> float:
     """Events/s one worker drains a backlog of simulated traffic at (its own topic)."""
     settings = base.model_copy(
         update={"app_id": "soak-probe", "topic_actions": "soak.probe", "datadir": work / "probe"}
     )
     ensure_topics(broker.bootstrap, settings)
     fill(broker.bootstrap, settings.topic_actions, simulated_events(events, seed=3))
-    worker = start_bench_worker(settings, work / "probe.log")
+    worker = start_bench_worker(settings, work / "probe.log", cwd=cwd)
     try:
         return measure_drain([worker], events).events_per_s
     finally:
@@ -336,6 +339,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=15.0,
         help="seconds between the worker's heap reports (monitor.memtrace; 0: off)",
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="run another checkout's worker (its monitor, detectors, schemas) under this "
+        "harness, e.g. main's, to compare in the same conditions",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     console = Console()
@@ -352,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         max_rate = None
         if args.rate is None:
             with console.status(f"measuring the worker's maximum rate ({args.probe_events:,})"):
-                max_rate = probe_max_rate(broker, base, args.probe_events, work)
+                max_rate = probe_max_rate(broker, base, args.probe_events, work, args.baseline)
             console.print(f"maximum: {max_rate:,.0f} events/s")
         rate = args.rate if args.rate is not None else max_rate / 2  # type: ignore[operator]
         ensure_topics(broker.bootstrap, base)
@@ -365,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.heap_every > 0 and not os.environ.get("AGENTWATCH_MEMPROBE"):
             ttls["AGENTWATCH_MEMPROBE"] = str(probe_file)
             ttls["AGENTWATCH_MEMPROBE_EVERY_S"] = str(args.heap_every)
-        worker = start_bench_worker(base, work / "worker.log", extra=ttls)
+        worker = start_bench_worker(base, work / "worker.log", extra=ttls, cwd=args.baseline)
         load = start_load(broker.bootstrap, base.topic_actions, rate, work / "load.log", 2.0)
         try:
             t0 = time.monotonic()
@@ -402,6 +412,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rate": rate,
         "max_rate": max_rate if max_rate is not None else 2 * rate,
         "rate_given": args.rate is not None,
+        "baseline": str(args.baseline) if args.baseline else None,
         "idle_ttl_s": args.idle_ttl,
         "ended_ttl_s": args.ended_ttl,
         "tombstone_ttl_s": args.tombstone_ttl,
