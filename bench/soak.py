@@ -1,7 +1,8 @@
 """Worker memory over a long run: RSS of a real worker fed simulated traffic at half its maximum.
 
     python -m bench.soak [--minutes 10] [--rate EVENTS_PER_S] [--idle-ttl 120] [--ended-ttl 60]
-                         [--tombstone-ttl 120] [--every 5] [--out bench/results]
+                         [--tombstone-ttl 120] [--every 5] [--heap-every 15]
+                         [--baseline CHECKOUT] [--out bench/results]
 
 An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
 broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
@@ -25,9 +26,20 @@ only be flat once sessions and tombstones leave as fast as they come, which with
 production TTLs takes over an hour, not ten minutes. ``--idle-ttl 3600 --ended-ttl 300
 --tombstone-ttl 3600`` runs it with the production values.
 
-To see where the memory goes, set ``AGENTWATCH_MEMPROBE=<file>`` (and optionally
-``AGENTWATCH_MEMPROBE_OBJECTS=1``, ``AGENTWATCH_MEMPROBE_EVERY_S``) in the soak's environment:
-the worker inherits it and appends reports to the file (``monitor.memtrace``).
+RSS alone does not say whether the worker *holds* more, or whether its allocators keep
+what it freed: Python's small-object allocator gives an arena back only when all of it is
+free, glibc its heap only from the top (or at a trim). So the soak also turns on the
+worker's memory probe (``monitor.memtrace``, every ``--heap-every`` seconds, 15 by default;
+0 turns it off) and reports the second half's slope of the **heap in use** (bytes in live
+Python small objects plus glibc's bytes in use and mmapped: what the worker holds) next to
+that of what the **allocators hold** (pymalloc's arenas and glibc's heap, free parts
+included). A worker that leaks shows the heap in use rising; a flat heap in use under rising
+RSS is the allocators keeping a peak.
+
+To see more, set ``AGENTWATCH_MEMPROBE=<file>`` (and optionally
+``AGENTWATCH_MEMPROBE_OBJECTS=1``, ``AGENTWATCH_MEMPROBE_GARBAGE=1``,
+``AGENTWATCH_MEMPROBE_EVERY_S``) in the soak's environment: the worker inherits it and
+appends reports to that file instead (``monitor.memtrace``).
 
 A sample whose metrics scrape times out (the worker's event loop busy for seconds on a loaded
 machine) is skipped and counted (``missed_samples``), instead of ending the run.
@@ -41,6 +53,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -120,14 +134,72 @@ def verdict(samples: list[dict[str, float]], tolerance: float) -> dict[str, Any]
     }
 
 
-def probe_max_rate(broker: EmbeddedBroker, base: Settings, events: int, work: Path) -> float:
+#: the memory probe's report lines the soak reads (``monitor.memtrace.Probe.report``)
+_PROBE_T = re.compile(r"^=== t=(\d+)s rss=([\d.]+) MiB", re.M)
+_PROBE_C = re.compile(
+    r"^malloc: in use ([\d.]+) MiB, free kept ([\d.]+) MiB, mmapped ([\d.]+) MiB", re.M
+)
+_PROBE_PY = re.compile(r"^pymalloc: (\d+) arenas \(\d+ at most\), in use ([\d.]+) MiB", re.M)
+
+
+def read_probe(path: Path) -> list[dict[str, float]]:
+    """The worker's heap reports (MiB): ``in_use`` = Python small objects + glibc's bytes in
+    use and mmapped; ``held`` = pymalloc's arenas (1 MiB each) + glibc's heap and mmapped."""
+    if not path.exists():
+        return []
+    out: list[dict[str, float]] = []
+    for chunk in path.read_text(errors="replace").split("=== ")[1:]:
+        t, c, py = _PROBE_T.match("=== " + chunk), _PROBE_C.search(chunk), _PROBE_PY.search(chunk)
+        if t is None or c is None or py is None:
+            continue  # a report without allocator figures (no glibc, no pymalloc)
+        if out and float(t.group(1)) < out[-1]["t"]:
+            out = []  # another worker wrote to the file before (a probe named in the env)
+        c_used, c_free, mmapped = (float(x) for x in c.groups())
+        arenas, py_used = int(py.group(1)), float(py.group(2))
+        out.append(
+            {
+                "t": float(t.group(1)),
+                "rss": float(t.group(2)),
+                "in_use": round(py_used + c_used + mmapped, 1),
+                "held": round(arenas + c_used + c_free + mmapped, 1),
+                "pymalloc_in_use": py_used,
+                "pymalloc_arenas": float(arenas),
+                "c_in_use": c_used,
+                "c_free": c_free,
+            }
+        )
+    return out
+
+
+def heap_verdict(reports: list[dict[str, float]]) -> dict[str, Any] | None:
+    """Second-half slopes (MiB/min) and growth (% of the half's mean) of what the worker
+    holds and of what its allocators hold, from the probe's reports."""
+    if len(reports) < 4:
+        return None
+    half = [r for r in reports if r["t"] >= reports[-1]["t"] / 2]
+    minutes = (half[-1]["t"] - half[0]["t"]) / 60.0
+    out: dict[str, Any] = {"reports": len(reports)}
+    for name in ("in_use", "held", "pymalloc_in_use", "pymalloc_arenas", "c_in_use", "c_free"):
+        slope = slope_per_minute([(r["t"], r[name]) for r in half])
+        mean = sum(r[name] for r in half) / len(half)
+        out[name] = {
+            "slope_mib_per_min": round(slope, 3),
+            "growth_pct": round(100 * slope * minutes / mean, 2) if mean else 0.0,
+            "mean_mib": round(mean, 1),
+        }
+    return out
+
+
+def probe_max_rate(
+    broker: EmbeddedBroker, base: Settings, events: int, work: Path, cwd: Path | None = None
+) -> float:
     """Events/s one worker drains a backlog of simulated traffic at (its own topic)."""
     settings = base.model_copy(
         update={"app_id": "soak-probe", "topic_actions": "soak.probe", "datadir": work / "probe"}
     )
     ensure_topics(broker.bootstrap, settings)
     fill(broker.bootstrap, settings.topic_actions, simulated_events(events, seed=3))
-    worker = start_bench_worker(settings, work / "probe.log")
+    worker = start_bench_worker(settings, work / "probe.log", cwd=cwd)
     try:
         return measure_drain([worker], events).events_per_s
     finally:
@@ -223,6 +295,18 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
             f"[yellow]{result['missed_samples']} samples missed: the worker's /metrics did not "
             "answer in time (a busy machine)[/]"
         )
+    heap = result.get("heap")
+    if heap:
+        used, held = heap["in_use"], heap["held"]
+        console.print(
+            f"heap in use (Python objects + C heap, {heap['reports']} probe reports): "
+            f"{used['slope_mib_per_min']:+.3f} MiB/min ({used['growth_pct']:+.1f}% of "
+            f"{used['mean_mib']:.0f} MiB); held by the allocators: "
+            f"{held['slope_mib_per_min']:+.3f} MiB/min ({held['growth_pct']:+.1f}% of "
+            f"{held['mean_mib']:.0f} MiB; pymalloc arenas "
+            f"{heap['pymalloc_arenas']['slope_mib_per_min']:+.3f}, glibc free "
+            f"{heap['c_free']['slope_mib_per_min']:+.3f})"
+        )
     if not v["kept_up"]:
         console.print(
             f"[red]the worker fell behind the load ({v['lag_events']:,} events unread at the "
@@ -249,6 +333,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=120.0,
         help="AGENTWATCH_TOMBSTONE_TTL_S of the worker (s)",
     )
+    ap.add_argument(
+        "--heap-every",
+        type=float,
+        default=15.0,
+        help="seconds between the worker's heap reports (monitor.memtrace; 0: off)",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="run another checkout's worker (its monitor, detectors, schemas) under this "
+        "harness, e.g. main's, to compare in the same conditions",
+    )
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     console = Console()
@@ -265,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         max_rate = None
         if args.rate is None:
             with console.status(f"measuring the worker's maximum rate ({args.probe_events:,})"):
-                max_rate = probe_max_rate(broker, base, args.probe_events, work)
+                max_rate = probe_max_rate(broker, base, args.probe_events, work, args.baseline)
             console.print(f"maximum: {max_rate:,.0f} events/s")
         rate = args.rate if args.rate is not None else max_rate / 2  # type: ignore[operator]
         ensure_topics(broker.bootstrap, base)
@@ -274,7 +371,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "AGENTWATCH_ENDED_TTL_S": str(args.ended_ttl),
             "AGENTWATCH_TOMBSTONE_TTL_S": str(args.tombstone_ttl),
         }
-        worker = start_bench_worker(base, work / "worker.log", extra=ttls)
+        probe_file = Path(os.environ.get("AGENTWATCH_MEMPROBE") or work / "memprobe.txt")
+        if args.heap_every > 0 and not os.environ.get("AGENTWATCH_MEMPROBE"):
+            ttls["AGENTWATCH_MEMPROBE"] = str(probe_file)
+            ttls["AGENTWATCH_MEMPROBE_EVERY_S"] = str(args.heap_every)
+        worker = start_bench_worker(base, work / "worker.log", extra=ttls, cwd=args.baseline)
         load = start_load(broker.bootstrap, base.topic_actions, rate, work / "load.log", 2.0)
         try:
             t0 = time.monotonic()
@@ -311,12 +412,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rate": rate,
         "max_rate": max_rate if max_rate is not None else 2 * rate,
         "rate_given": args.rate is not None,
+        "baseline": str(args.baseline) if args.baseline else None,
         "idle_ttl_s": args.idle_ttl,
         "ended_ttl_s": args.ended_ttl,
         "tombstone_ttl_s": args.tombstone_ttl,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "verdict": verdict(samples, args.tolerance),
         "missed_samples": missed,
+        "heap": heap_verdict(read_probe(probe_file)),
         "samples": samples,
     }
     print_table(console, samples, result)

@@ -11,7 +11,12 @@ loop is reported too):
   waiting in the outbox and for acknowledgements, the producers' queued batches, the
   consumer's prefetched records, the last checkpoint's records, bytes and phase durations;
 * with ``AGENTWATCH_MEMPROBE_OBJECTS=1``, the count of every type of object the cyclic
-  collector tracks (frozen ones included), and its growth since the previous report.
+  collector tracks (frozen ones included), and its growth since the previous report;
+* with ``AGENTWATCH_MEMPROBE_GARBAGE=1``, the cyclic garbage waiting for the worker's next
+  full collection (``monitor.collector`` freezes what survives a tick and collects it all only
+  every ``AGENTWATCH_GC_FULL_INTERVAL_S``): a full collection that keeps what it finds
+  (``gc.DEBUG_SAVEALL``), counted by type and size, then let go. It frees that garbage, so a
+  run with it on no longer shows what the garbage would have cost.
 
 ``AGENTWATCH_TRACEMALLOC_FRAMES=<n>`` also traces Python allocations (``tracemalloc``, ``n``
 frames each) and adds the largest sites still alive by line; it slows the worker down
@@ -24,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -48,17 +54,25 @@ def start_from_env(monitor: Monitor, env: Mapping[str, str] | None = None) -> bo
     frames = int(env.get("AGENTWATCH_TRACEMALLOC_FRAMES", "0"))
     if frames > 0:
         tracemalloc.start(frames)
-    probe = Probe(monitor, Path(path), objects=env.get("AGENTWATCH_MEMPROBE_OBJECTS") == "1")
+    probe = Probe(
+        monitor,
+        Path(path),
+        objects=env.get("AGENTWATCH_MEMPROBE_OBJECTS") == "1",
+        garbage=env.get("AGENTWATCH_MEMPROBE_GARBAGE") == "1",
+    )
     every = float(env.get("AGENTWATCH_MEMPROBE_EVERY_S", "30"))
     threading.Thread(target=probe.forever, args=(every,), name="memprobe", daemon=True).start()
     return True
 
 
 class Probe:
-    def __init__(self, monitor: Monitor, path: Path, *, objects: bool) -> None:
+    def __init__(
+        self, monitor: Monitor, path: Path, *, objects: bool, garbage: bool = False
+    ) -> None:
         self.m = monitor
         self.path = path
         self.objects = objects
+        self.garbage = garbage
         self.t0 = time.monotonic()
         self.types: Counter[str] = Counter()
         self.snapshot: tracemalloc.Snapshot | None = None
@@ -78,6 +92,8 @@ class Probe:
         lines.append("malloc: " + _mallinfo())
         lines.append("pymalloc: " + _pymalloc())
         lines.append("worker: " + self.structures())
+        if self.garbage:
+            lines.extend(self.cyclic_garbage())
         if self.objects:
             lines.extend(self.object_counts())
         if tracemalloc.is_tracing():
@@ -134,6 +150,38 @@ class Probe:
         out.append(f"buffers over 512 bytes: {sum(held.values()) / 2**20:.1f} MiB, held by:")
         for name, size in held.most_common(TOP):
             out.append(f"  {name:40s} {size / 2**20:10.1f} MiB")
+        return out
+
+    def cyclic_garbage(self) -> list[str]:
+        """What a full collection would free now: unreachable objects in reference cycles,
+        by type (count, and bytes: each object's own size and that of the untracked objects
+        it refers to, such as buffers and strings)."""
+        frozen = gc.get_freeze_count()
+        gc.unfreeze()
+        debug = gc.get_debug()
+        gc.set_debug(debug | gc.DEBUG_SAVEALL)
+        try:
+            found = gc.collect()
+            counts: Counter[str] = Counter()
+            sizes: Counter[str] = Counter()
+            seen: set[int] = {id(o) for o in gc.garbage}
+            for o in gc.garbage:
+                name = type(o).__name__
+                counts[name] += 1
+                sizes[name] += sys.getsizeof(o)
+                for r in gc.get_referents(o):  # buffers and strings only it holds
+                    if not gc.is_tracked(r) and id(r) not in seen:
+                        seen.add(id(r))
+                        sizes[name] += sys.getsizeof(r)
+        finally:
+            gc.garbage.clear()
+            gc.set_debug(debug)
+            if frozen:
+                gc.freeze()
+        total = sum(sizes.values())
+        out = [f"cyclic garbage: {found} objects, {total / 2**20:.1f} MiB; by size:"]
+        for name, size in sizes.most_common(TOP):
+            out.append(f"  {name:40s} {counts[name]:10d} {size / 2**20:10.2f} MiB")
         return out
 
     def traced(self) -> list[str]:

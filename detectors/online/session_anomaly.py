@@ -34,6 +34,12 @@ from detectors.session import SessionState, slot_of, state_at, states_len
 MILESTONES = frozenset({3, 6, 12, 24, 48, 96, 192})
 #: distinct tools and destinations counted per session
 MAX_DISTINCT = 256
+#: identities (agents, templates, the global key) with a model of their own, per detector: a
+#: model of the default size (10 trees of height 6) is ~290 KB in memory and ~45 KB pickled,
+#: so 256 of them are ~74 MB at worst, where one per agent id seen would grow without end
+#: with replica and version ids. An identity that finds no room is scored by its template's
+#: or the global model (``identity_keys``), which its sessions still teach.
+MAX_MODELS = 256
 
 
 class Usage:
@@ -71,6 +77,7 @@ class SessionAnomaly:
         window_size: int = 64,
         seed: int = 42,
         mode: str = "enforce",
+        max_models: int = MAX_MODELS,
     ) -> None:
         self.name = name
         self._slot = slot_of(name)
@@ -82,6 +89,7 @@ class SessionAnomaly:
         self.window_size = window_size
         self.seed = seed
         self.mode = mode
+        self.max_models = max_models
         self.models: dict[str, anomaly.HalfSpaceTrees] = {}
         self.learned: dict[str, int] = {}
         #: identity -> tools seen in its unflagged sessions
@@ -97,6 +105,7 @@ class SessionAnomaly:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("_scores", {})
+        self.__dict__.setdefault("max_models", MAX_MODELS)  # pickled before the bound
 
     def learned_state(self) -> dict[str, Any]:
         return {"models": self.models, "learned": self.learned, "tools": self.known_tools}
@@ -225,7 +234,12 @@ class SessionAnomaly:
         x = self.features(session)
         st = self._counts(session)
         for key in identity_keys(session.agent_id):
-            self._model(key).learn_one(x)
+            model = self.models.get(key)
+            if model is None:
+                if len(self.models) >= self.max_models:
+                    continue  # no room: scored by its template's or the global model
+                model = self._model(key)
+            model.learn_one(x)
             self.learned[key] = self.learned.get(key, 0) + 1
             tools = self.known_tools.setdefault(key, set())
             if len(tools) < 4096:

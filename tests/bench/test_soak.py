@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from bench import soak
-from bench.soak import main, slope_per_minute, verdict
+from bench.soak import heap_verdict, main, read_probe, slope_per_minute, verdict
+from monitor import memtrace
+from monitor.runtime import Monitor
+from monitor.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
@@ -27,7 +30,10 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
 
     real_sample = soak.sample
     monkeypatch.setattr(soak, "sample", sample_or_time_out)
-    result = main(["--minutes", "0.3", "--rate", "150", "--every", "2", "--out", str(tmp_path)])
+    result = main(
+        ["--minutes", "0.3", "--rate", "150", "--every", "2", "--heap-every", "2"]
+        + ["--out", str(tmp_path)]
+    )
     written = json.loads((tmp_path / "soak.json").read_text())
     samples = written["samples"]
     assert len(samples) >= 5 and samples == result["samples"]
@@ -37,6 +43,9 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
     assert written["rate"] == 150
     assert written["missed_samples"] == 1 and len(samples) == len(calls) - 1
     assert set(written["verdict"]) >= {"slope_mib_per_min", "flat", "kept_up"}
+    heap = written["heap"]  # the worker's own heap reports, read back
+    assert heap is not None and heap["reports"] >= 4
+    assert 20 < heap["in_use"]["mean_mib"] < heap["held"]["mean_mib"]
     assert (tmp_path / "soak.png").stat().st_size > 10_000
     assert not (tmp_path / "soak-run" / "data").exists()
 
@@ -48,3 +57,26 @@ def test_the_verdict_reads_the_second_half() -> None:
     steady = [{"t": 30.0 * i, "rss": (100 + (i if i < 5 else 5)) * mib} for i in range(11)]
     assert not verdict(rising, 0.02)["flat"]  # +5 MiB over the second half of ~105
     assert verdict(steady, 0.02)["flat"]  # growth only in the first half
+
+
+def test_the_heap_split_reads_the_probes_reports(tmp_path: Path) -> None:
+    """What the worker holds (heap in use) and what its allocators hold, read from real
+    ``monitor.memtrace`` reports; a file that another worker wrote to first is read from the
+    last worker's first report on."""
+    env = {"AGENTWATCH_STORE_URL": "none", "AGENTWATCH_DATADIR": str(tmp_path / "data")}
+    probe = memtrace.Probe(Monitor(Settings.from_env(env)), tmp_path / "p.txt", objects=False)
+    one = probe.report()
+    kept = [str(i) * 4 for i in range(150_000)]  # ~8 MiB more of small objects in use
+    two = probe.report()
+    path = tmp_path / "probe.txt"
+    path.write_text(one.replace("=== t=0s", "=== t=40s") + one + two.replace("t=0s", "t=30s"))
+    reports = read_probe(path)
+    assert [r["t"] for r in reports] == [0.0, 30.0]
+    assert reports[1]["pymalloc_in_use"] >= reports[0]["pymalloc_in_use"] + 6
+    assert all(r["c_in_use"] < r["in_use"] < r["held"] for r in reports)
+    rows = [{**reports[0], "t": 30.0 * i, "in_use": 100.0 + i, "held": 150.0} for i in range(9)]
+    split = heap_verdict(rows)
+    assert split is not None and split["in_use"]["slope_mib_per_min"] == pytest.approx(2.0)
+    assert split["held"]["slope_mib_per_min"] == 0.0
+    assert heap_verdict(rows[:3]) is None
+    assert len(kept) == 150_000

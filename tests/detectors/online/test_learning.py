@@ -60,6 +60,27 @@ def test_session_anomaly_and_drift_skip_flagged_sessions() -> None:
     assert drift.detectors[("bot-a", "calls")].n_detections == 0
 
 
+def test_session_anomaly_keeps_at_most_max_models_and_backs_off_beyond() -> None:
+    """One model per agent id would grow without end (replica and version ids): past
+    ``max_models`` an identity gets none, and is scored by the global model it still teaches."""
+    anom = SessionAnomaly(min_sessions=1, max_models=3)
+    engine = build_engine(detectors=[anom])
+    for n in range(6):
+        s, _ = _session(engine, f"s{n}", ["get_balance"], agent=f"bot-{'abcdef'[n]}")
+        engine.close(s)
+    assert len(anom.models) == 3 and "*" in anom.models
+    assert set(anom.models) == set(anom.learned) == set(anom.known_tools)
+    assert anom.learned["*"] == 6  # every session taught the global model
+    assert "bot-f" not in anom.models and anom._warm("bot-f") == "*"
+    s, _ = _session(engine, "late", ["get_balance"], agent="bot-f")
+    ev = validate_event(event(tool="get_balance", session="late", agent="bot-f", seq=2))
+    x = tuple(anom.features(s).values())  # scored by the global model
+    assert anom.score_one(engine.context(ev), s) == anom._scores[("*", 6, x)]
+    old = pickle.loads(pickle.dumps(anom))
+    del old.__dict__["max_models"]  # a detector pickled before the bound
+    assert pickle.loads(pickle.dumps(old)).max_models == 256
+
+
 def test_learned_state_round_trip_through_the_engine() -> None:
     engine = build_engine()
     for n in range(6):
