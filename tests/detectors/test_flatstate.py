@@ -15,10 +15,16 @@ import orjson
 import pytest
 
 from detectors.alerting import AlertState
-from detectors.flatstate import _ALERT_FIELDS, FLAT_LAYOUT, session_from
+from detectors.flatstate import (
+    _ALERT_FIELDS,
+    _MEMBER_FIELDS,
+    _SCOPE_FIELDS,
+    FLAT_LAYOUT,
+    session_from,
+)
 from detectors.history import RecentIds, id_key
 from detectors.registry import build_engine
-from detectors.session import UNRESTRICTED, Scope, SessionState
+from detectors.session import UNRESTRICTED, Member, Scope, SessionState
 from monitor.pipeline import Pipeline
 from monitor.simulator import generate
 from schemas.events import parse_event
@@ -124,6 +130,13 @@ def test_a_restored_session_decides_as_the_one_it_was() -> None:
 def test_the_alert_fields_are_every_field_of_an_alert() -> None:
     """A new ``AlertState`` field must be added to the flat form (with a new layout version)."""
     assert _ALERT_FIELDS == tuple(f.name for f in dataclasses.fields(AlertState))
+
+
+def test_the_member_and_scope_fields_are_every_slot_and_field() -> None:
+    """The flat form names a member's slots and a scope's fields itself (its layout must not
+    move when a class does): a new one must be added there (with a new layout version)."""
+    assert set(_MEMBER_FIELDS) == set(Member.__slots__) - {"scope"}
+    assert _SCOPE_FIELDS == tuple(f.name for f in dataclasses.fields(Scope))
 
 
 class Custom:
