@@ -309,21 +309,8 @@ class StepLog:
         buf, atoms = bytes(buf), tuple(atoms)
         steps = []
         for k in [(head + k) % count if count == cap else k for k in range(count)]:
-            seq, ts, sid, kind, tool, caps, dest, n, eid = _REC_V3.unpack_from(
-                buf, k * _REC_V3.size
-            )
-            steps.append(
-                Step(
-                    None if seq == _NO_SEQ else seq,
-                    ts,
-                    atoms[sid],
-                    atoms[kind],
-                    None if tool == _NONE else atoms[tool],
-                    atoms[caps],
-                    _decode_id(atoms, n, eid),
-                    None if dest == _NONE else atoms[dest],
-                )
-            )
+            rec = _REC_V3.unpack_from(buf, k * _REC_V3.size)
+            steps.append(_old_step(atoms, rec, _decode_id(atoms, rec[7], rec[8])))
         self.__init__(cap)  # type: ignore[misc]
         if firsts is not None:  # pinned as they came (else: the records hold them)
             self.firsts = b""
@@ -351,18 +338,8 @@ class StepLog:
         ):
             self._pin(cap_name, text(n, eid), atoms[sid], ts)
         for k in order:
-            seq, ts, sid, kind, tool, caps, dest, n, eid = old[k]
-            step = Step(
-                None if seq == _NO_SEQ else seq,
-                ts,
-                atoms[sid],
-                atoms[kind],
-                None if tool == _NONE else atoms[tool],
-                atoms[caps],
-                text(n, eid),
-                None if dest == _NONE else atoms[dest],
-            )
-            self.append(step, pin=False)
+            rec = old[k]
+            self.append(_old_step(atoms, rec, text(rec[7], rec[8])), pin=False)
 
 
 #: the step shapes (kind, tool, capabilities) logs share, in a bounded table of their own (it
@@ -380,6 +357,22 @@ def _new_shape(
     shape = (canonical(kind), canonical(tool), canonical(caps))
     _SHAPES[shape] = shape
     return shape
+
+
+def _old_step(atoms: tuple[Any, ...], rec: tuple[Any, ...], event_id: str) -> Step:
+    """A step of a layout 1-3 record (seq, ts, session, kind, tool, capabilities and
+    destination as atoms; the event id, decoded by the caller as its layout stored it)."""
+    seq, ts, sid, kind, tool, caps, dest = rec[:7]
+    return Step(
+        None if seq == _NO_SEQ else seq,
+        ts,
+        atoms[sid],
+        atoms[kind],
+        None if tool == _NONE else atoms[tool],
+        atoms[caps],
+        event_id,
+        None if dest == _NONE else atoms[dest],
+    )
 
 
 def _decode_id(atoms: tuple[Any, ...], n: int, eid: bytes) -> str:
