@@ -251,12 +251,7 @@ def session_from(flat: tuple[Any, ...]) -> SessionState:
         if alerts
         else NO_ENTRIES
     )
-    if contributions:
-        c = SmallMap()
-        list.__init__(c, contributions)
-        s.contributions = c  # type: ignore[assignment]
-    else:
-        s.contributions = NO_ENTRIES
+    s.contributions = _small_map(contributions) if contributions else NO_ENTRIES  # type: ignore[assignment]
     s.risk, s.started_ts, s.last_ts, s.last_active = risk, started_ts, last_ts, last_active
     s.ended, s.kill_jti, s.kill_ts, s.event_count = ended, kill_jti, kill_ts, event_count
     if type(seen) is tuple:
