@@ -48,8 +48,15 @@
    comes back empty while a partition's high watermark is past what was read lengthens the
    wait too: on a long enough topic Tansu returns nothing at all within a 5 ms wait, and a
    worker that was caught up then never read again (found by ``bench/soak.py``: reading
-   stopped after 40,000-140,000 events, at any rate). Apache Kafka answers a fetch as soon
-   as data is there, so the longer wait costs nothing there either.
+   stopped after 40,000-140,000 events, at any rate). On a longer topic still, 50 ms is not
+   enough either: at ~800,000 records in a partition Tansu answered every fetch near its end
+   with nothing within 5 or 50 ms and with the records within 200 or 800 ms, and a soak's
+   worker stopped reading at ~3.07M events in 4 partitions. So each fetch that comes back
+   empty while records are waiting doubles the wait (from ``CATCH_UP_WAIT_MS`` up to
+   ``MAX_CATCH_UP_WAIT_MS``), a fetch with records keeps it while the worker is more than
+   ``CATCH_UP_LAG`` behind, and the configured wait comes back once it is within it
+   (:func:`next_fetch_wait`). Apache Kafka answers a fetch as soon as data is there, so the
+   longer wait costs nothing there either.
 
 The classes are wired in by :class:`monitor.app.AgentwatchApp`; nothing global is patched.
 """
@@ -72,6 +79,39 @@ BUFFER_FULL_POLL_S = 0.005
 CATCH_UP_LAG = 2000
 #: fetch wait while catching up (ms; only if the configured wait is shorter)
 CATCH_UP_WAIT_MS = 50
+#: the longest the catch-up doubles the fetch wait to while fetches come back empty (ms)
+MAX_CATCH_UP_WAIT_MS = 1600
+
+
+def next_fetch_wait(base: int, current: int, behind: int, *, empty: bool) -> int:
+    """The fetch wait (ms) after a fetch of the source topic (module docstring, point 5).
+
+    ``base`` is the configured wait, ``current`` the one the fetch used, ``behind`` the most
+    records a source partition's high watermark is past what was read (after this fetch).
+
+    >>> next_fetch_wait(5, 5, 10, empty=False)  # caught up
+    5
+    >>> next_fetch_wait(5, 5, 30_000, empty=False)  # far behind
+    50
+    >>> [next_fetch_wait(5, w, 100, empty=True) for w in (5, 50, 200, 1600)]  # nothing returned
+    [50, 100, 400, 1600]
+    >>> next_fetch_wait(5, 400, 30_000, empty=False)  # records again, still far behind
+    400
+    >>> next_fetch_wait(5, 5, 0, empty=True)  # nothing to read
+    5
+    """
+    if base >= CATCH_UP_WAIT_MS:
+        return base
+    if empty:
+        if behind <= 0:
+            return current
+        return (
+            CATCH_UP_WAIT_MS
+            if current < CATCH_UP_WAIT_MS
+            else min(MAX_CATCH_UP_WAIT_MS, 2 * current)
+        )
+    return max(current, CATCH_UP_WAIT_MS) if behind > CATCH_UP_LAG else base
+
 
 #: ``async hook(assigned partitions) -> {source partition: offset to resume from}``
 ResumeHook = Callable[[set[TP]], Awaitable[Mapping[TP, int]]]
@@ -174,21 +214,33 @@ class Consumer(driver.Consumer):
             hw = self.highwater(tp)
             if hw is not None:
                 behind = max(behind, int(hw) - recs[-1].offset - 1)
-        self._set_fetch_wait(CATCH_UP_WAIT_MS if behind > CATCH_UP_LAG else int(base))
+        self._set_fetch_wait(next_fetch_wait(int(base), self._fetch_wait(), behind, empty=False))
 
     def _adapt_fetch_wait_idle(self, topic: str) -> None:
         """A fetch came back empty: if a source partition's high watermark is past what was
         read, the broker has records it did not return within the wait (Tansu on a long topic):
         lengthen the wait, or the worker never reads again (see 5.)."""
+        base = getattr(self.app, "fetch_max_wait_ms", None)
+        if base is None or base >= CATCH_UP_WAIT_MS:
+            return
         read = self._read_offset
+        behind = 0
         for tp in self.assignment():
             if tp.topic != topic:
                 continue
             hw = self.highwater(tp)
             done = read.get(tp)
-            if hw is not None and int(hw) - (-1 if done is None else int(done)) - 1 > 0:
-                self._set_fetch_wait(CATCH_UP_WAIT_MS)
-                return
+            if hw is not None:
+                behind = max(behind, int(hw) - (-1 if done is None else int(done)) - 1)
+        if behind > 0:
+            self._set_fetch_wait(next_fetch_wait(int(base), self._fetch_wait(), behind, empty=True))
+
+    def _fetch_wait(self) -> int:
+        """The fetch wait the fetcher uses now (the configured one if it has none yet)."""
+        consumer = getattr(self._thread, "_consumer", None)
+        fetcher = getattr(consumer, "_fetcher", None)
+        wait = getattr(fetcher, "_fetch_max_wait_ms", None)
+        return int(wait) if wait is not None else int(getattr(self.app, "fetch_max_wait_ms", 0))
 
     def _set_fetch_wait(self, want: int) -> None:
         base = getattr(self.app, "fetch_max_wait_ms", None)
