@@ -100,7 +100,6 @@ class LagSampler(threading.Thread):
     def __init__(self, worker: Worker, every: float = 0.5, broker_pid: int | None = None) -> None:
         super().__init__(daemon=True)
         self.worker, self.every, self.broker_pid = worker, every, broker_pid
-        self.samples: list[float] = []
         self.ticks: list[tuple[float, float, float | None, float]] = []
         self._done = threading.Event()
 
@@ -110,7 +109,6 @@ class LagSampler(threading.Thread):
                 lag = self.worker.value("agentwatch_consumer_lag_records")
             except OSError:
                 continue
-            self.samples.append(lag)
             broker = cpu_seconds(self.broker_pid) if self.broker_pid is not None else None
             self.ticks.append((time.time(), lag, broker, cpu_seconds(self.worker.proc.pid)))
 
@@ -120,11 +118,12 @@ class LagSampler(threading.Thread):
 
     @property
     def mean(self) -> float:
-        return sum(self.samples) / len(self.samples) if self.samples else math.nan
+        lags = [t[1] for t in self.ticks]
+        return sum(lags) / len(lags) if lags else math.nan
 
     @property
     def max(self) -> float:
-        return max(self.samples, default=math.nan)
+        return max((t[1] for t in self.ticks), default=math.nan)
 
 
 def windows(

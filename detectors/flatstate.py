@@ -1,7 +1,8 @@
 """A session's checkpoint form: one flat tuple of plain values behind one reconstructor.
 
-The worker pickles every session that changed at each checkpoint (every second by default),
-so at moderate rates nearly every event costs one pickled session. Pickled object by object,
+The worker pickles every session that changed at each checkpoint (every
+``AGENTWATCH_CHECKPOINT_INTERVAL_S``), so at moderate rates most active sessions are pickled
+again at every checkpoint. Pickled object by object,
 a session cost ~46 µs: each of its ~20 objects (members, scopes, the step log, the
 detectors' states, the small maps, alerts) costs the C pickler a lookup of its class or
 reconstructor (~2-3 µs the first time in a record), a ``__reduce_ex__`` round (~1 µs, a

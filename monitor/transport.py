@@ -235,19 +235,20 @@ class Consumer(driver.Consumer):
         if behind > 0:
             self._set_fetch_wait(next_fetch_wait(int(base), self._fetch_wait(), behind, empty=True))
 
+    def _fetcher(self) -> Any:
+        """aiokafka's fetcher of the consumer thread's consumer (None before it starts)."""
+        return getattr(getattr(self._thread, "_consumer", None), "_fetcher", None)
+
     def _fetch_wait(self) -> int:
         """The fetch wait the fetcher uses now (the configured one if it has none yet)."""
-        consumer = getattr(self._thread, "_consumer", None)
-        fetcher = getattr(consumer, "_fetcher", None)
-        wait = getattr(fetcher, "_fetch_max_wait_ms", None)
+        wait = getattr(self._fetcher(), "_fetch_max_wait_ms", None)
         return int(wait) if wait is not None else int(getattr(self.app, "fetch_max_wait_ms", 0))
 
     def _set_fetch_wait(self, want: int) -> None:
         base = getattr(self.app, "fetch_max_wait_ms", None)
         if base is None or base >= CATCH_UP_WAIT_MS:
             return
-        consumer = getattr(self._thread, "_consumer", None)
-        fetcher = getattr(consumer, "_fetcher", None)
+        fetcher = self._fetcher()
         if fetcher is not None and getattr(fetcher, "_fetch_max_wait_ms", want) != want:
             # read by the fetcher each time it builds a request (an int: safe across threads)
             fetcher._fetch_max_wait_ms = want

@@ -35,7 +35,8 @@ def _consumer(base: int, highwaters: dict[TP, int], read: dict[TP, int]) -> Any:
         assignment=lambda: set(highwaters),
         fetcher=fetcher,
     )
-    for name in ("_set_fetch_wait", "_fetch_wait", "_adapt_fetch_wait", "_adapt_fetch_wait_idle"):
+    for name in ("_fetcher", "_set_fetch_wait", "_fetch_wait", "_adapt_fetch_wait",
+                 "_adapt_fetch_wait_idle"):  # fmt: skip
         setattr(fake, name, types.MethodType(getattr(Consumer, name), fake))
     return fake
 
