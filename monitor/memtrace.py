@@ -11,7 +11,10 @@ loop is reported too):
   waiting in the outbox and for acknowledgements, the producers' queued batches, the
   consumer's prefetched records, the last checkpoint's records, bytes and phase durations;
 * with ``AGENTWATCH_MEMPROBE_OBJECTS=1``, the count of every type of object the cyclic
-  collector tracks (frozen ones included), and its growth since the previous report;
+  collector tracks (frozen ones included), and its growth since the previous report; and the
+  largest containers (dicts, lists, sets, deques) by length, named by what holds them
+  (``module.name``, ``Type.attribute``), with their growth: a cache or index that only grows
+  adds no objects the collector tracks when its keys and values are strings or numbers;
 * with ``AGENTWATCH_MEMPROBE_GARBAGE=1``, the cyclic garbage waiting for the worker's next
   full collection (``monitor.collector`` freezes what survives a tick and collects it all only
   every ``AGENTWATCH_GC_FULL_INTERVAL_S``): a full collection that keeps what it finds
@@ -34,7 +37,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,6 +79,7 @@ class Probe:
         self.t0 = time.monotonic()
         self.types: Counter[str] = Counter()
         self.snapshot: tracemalloc.Snapshot | None = None
+        self.lengths: dict[int, int] = {}
 
     def forever(self, every: float) -> None:
         while True:
@@ -150,6 +154,36 @@ class Probe:
         out.append(f"buffers over 512 bytes: {sum(held.values()) / 2**20:.1f} MiB, held by:")
         for name, size in held.most_common(TOP):
             out.append(f"  {name:40s} {size / 2**20:10.1f} MiB")
+        out.extend(self.containers())
+        return out
+
+    def containers(self, top: int = 12) -> list[str]:
+        """The longest dicts, lists, sets and deques, named by their holder, with their
+        length's change since the previous report (by identity)."""
+        frozen = gc.get_freeze_count()
+        gc.unfreeze()
+        try:
+            # a dict or set of only strings and numbers is not tracked by the collector:
+            # found through what refers to it
+            found: dict[int, Any] = {}
+            for o in gc.get_objects():
+                for c in (o, *gc.get_referents(o)):
+                    if type(c) in _CONTAINERS and len(c) >= 1000 and c is not self.lengths:
+                        found[id(c)] = c
+            sized = [(len(o), o) for o in found.values()]
+            del found
+            sized.sort(key=lambda pair: pair[0], reverse=True)
+            rows = [(n, o, _holder(o)) for n, o in sized[:top]]
+        finally:
+            if frozen:
+                gc.freeze()
+        lengths = {id(o): n for n, o, _ in rows}
+        out = ["largest containers (length, change):"]
+        for n, o, name in rows:
+            before = self.lengths.get(id(o))
+            change = "new" if before is None else f"{n - before:+d}"
+            out.append(f"  {type(o).__name__:6s} {name[:60]:60s} {n:10d} {change:>8s}")
+        self.lengths = lengths
         return out
 
     def cyclic_garbage(self) -> list[str]:
@@ -197,6 +231,35 @@ class Probe:
         for size, grew, count, tb in rows:
             out.append(f"  {size / 2**20:8.1f} {grew / 2**20:+8.1f} {count:9d} {tb[0]}")
         return out
+
+
+_CONTAINERS = (dict, list, set, deque)
+
+
+def _holder(obj: Any) -> str:
+    """``module.name`` or ``Type.attribute`` for what holds ``obj``, or the holder's type."""
+    modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if m is not None}
+    for ref in gc.get_referrers(obj):
+        if isinstance(ref, dict):
+            key = next((k for k, v in ref.items() if v is obj), None)
+            if key is None:
+                continue
+            if id(ref) in modules:
+                return f"{modules[id(ref)]}.{key}"
+            owners = [o for o in gc.get_referrers(ref) if getattr(o, "__dict__", None) is ref]
+            owner = type(owners[0]).__name__ if owners else "dict"
+            return f"{owner}.{key}" if owners else f"dict[{key!r}]"
+        if type(ref) in _CONTAINERS or isinstance(ref, tuple) or ref is sys._getframe():
+            continue
+        attrs = getattr(ref, "__dict__", None)  # 3.11 keeps instance attributes inline
+        if isinstance(attrs, dict):
+            key = next((k for k, v in attrs.items() if v is obj), None)
+            if key is not None:
+                return f"{type(ref).__name__}.{key}"
+        for slot in getattr(type(ref), "__slots__", ()):
+            if getattr(ref, slot, None) is obj:
+                return f"{type(ref).__name__}.{slot}"
+    return "?"
 
 
 def _rss() -> int:

@@ -38,7 +38,7 @@ from monitor.decisions import (
     signed_kill,
 )
 from monitor.detection import engine_from_settings, watcher_from_settings
-from monitor.heap import HeapMetrics, HeapTrimmer
+from monitor.heap import HeapMetrics, HeapTrimmer, fix_mmap_threshold
 from monitor.ingest import Headers, dead_letter_headers, decode_record, reason_of
 from monitor.metrics import Metrics
 from monitor.outputs import Outputs, Send
@@ -90,6 +90,7 @@ class Monitor:
         #: kill signals already on the topic when partitions were restored (jti -> JWS)
         self.published: dict[str, bytes] = {}
         self.ready = False
+        fix_mmap_threshold(settings.malloc_mmap_threshold)
         self.heap = HeapTrimmer(settings.heap_trim_interval_s)
         self.metrics.registry.register(HeapMetrics(self.heap))
         self.collector = CollectorPolicy(settings.gc_full_interval_s, trimmer=self.heap)

@@ -74,6 +74,7 @@ def open_sink(settings: Settings) -> Sink:
                 "max_buffer_rows": settings.sink_max_buffer_rows,
                 "log_level": settings.log_level,
                 "nice": settings.sink_nice,
+                "mmap_threshold": settings.malloc_mmap_threshold,
                 "extra": {"spill_after_s": settings.sink_spill_after_s},
             }
         )

@@ -43,6 +43,9 @@ def child_main(conn: Connection, config: dict[str, Any]) -> None:
             os.nice(niceness)
         except OSError as exc:  # not allowed here: run at the parent's priority
             log.warning("cannot lower the sink process's priority: %s", exc)
+    from monitor.heap import fix_mmap_threshold
+
+    fix_mmap_threshold(int(config.get("mmap_threshold", 0)))  # before chdb allocates
     from monitor.redaction import Redactor
     from monitor.sinks.clickhouse import ClickHouseSink
     from schemas.alerts import DetectionFinding

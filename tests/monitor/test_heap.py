@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from monitor.collector import CollectorPolicy
-from monitor.heap import HeapMetrics, HeapTrimmer
+from monitor.heap import HeapMetrics, HeapTrimmer, _malloc_trim, fix_mmap_threshold
 
 
 def _rss_kib() -> int:
@@ -64,3 +67,43 @@ def test_the_collector_trims_after_a_full_collection_and_on_its_interval() -> No
     assert trimmer.trims == 2
     names = {m.name: m.samples[0].value for m in HeapMetrics(trimmer).collect()}
     assert names["agentwatch_heap_trims"] == 2 and names["agentwatch_heap_trim_seconds"] > 0
+
+
+_MMAP_PROBE = """
+import ctypes, sys
+from monitor.heap import fix_mmap_threshold
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold(131_072, env={})
+first = bytearray(4 << 20)  # mmapped by any glibc; freeing it raises a sliding threshold
+del first
+mapped = libc.mallinfo2().hblkhd
+buffer = bytearray(1 << 20)  # a fetch response's size
+print(libc.mallinfo2().hblkhd - mapped >= 1 << 20)
+"""
+
+
+@pytest.mark.parametrize(("mode", "mapped"), [("fixed", True), ("glibc", False)])
+def test_a_fixed_threshold_keeps_large_buffers_off_the_heap(mode: str, mapped: bool) -> None:
+    """After a 4 MiB block is freed, glibc's own threshold serves the next 1 MiB buffer from
+    the heap (where it can pin free space); with the threshold fixed it is mapped on its own."""
+    if _malloc_trim() is None:
+        pytest.skip("not glibc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    run = subprocess.run(
+        [sys.executable, "-c", _MMAP_PROBE, mode],
+        capture_output=True, text=True, env=env, check=True, timeout=60,
+    )  # fmt: skip
+    assert run.stdout.strip() == str(mapped)
+
+
+def test_the_threshold_is_left_alone_when_asked_or_set_by_the_environment() -> None:
+    assert fix_mmap_threshold(0) is False
+    assert fix_mmap_threshold(131_072, env={"MALLOC_MMAP_THRESHOLD_": "65536"}) is False

@@ -78,3 +78,22 @@ def test_garbage_census_counts_frozen_cycles_and_frees_them(tmp_path: Path) -> N
     assert re.search(r"^cyclic garbage: \d+ objects", report, re.M)
     assert first() is None
     assert gc.garbage == []
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.entries: dict[str, str] = {}
+
+
+def test_containers_are_named_by_their_holder_with_their_growth(tmp_path: Path) -> None:
+    """A cache that only grows adds no tracked objects (string keys and values); the report
+    names it by its holder and shows its length move between reports."""
+    m = _monitor(tmp_path)
+    probe = memtrace.Probe(m, tmp_path / "probe.txt", objects=True)
+    cache = _Cache()
+    cache.entries.update((f"k{i}", f"v{i}") for i in range(5_000_000, 5_003_000))
+    first = "\n".join(probe.containers())
+    assert re.search(r"^  dict +_Cache\.entries +3000 +new$", first, re.M), first
+    cache.entries.update((f"k{i}", f"v{i}") for i in range(6_000_000, 6_002_000))
+    second = "\n".join(probe.containers())
+    assert re.search(r"^  dict +_Cache\.entries +5000 +\+2000$", second, re.M), second
