@@ -168,7 +168,7 @@ class Probe:
             found: dict[int, Any] = {}
             for o in gc.get_objects():
                 for c in (o, *gc.get_referents(o)):
-                    if type(c) in _CONTAINERS and len(c) >= 1000 and c is not self.lengths:
+                    if isinstance(c, _CONTAINERS) and len(c) >= 1000 and c is not self.lengths:
                         found[id(c)] = c
             sized = [(len(o), o) for o in found.values()]
             del found
@@ -182,7 +182,7 @@ class Probe:
         for n, o, name in rows:
             before = self.lengths.get(id(o))
             change = "new" if before is None else f"{n - before:+d}"
-            out.append(f"  {type(o).__name__:6s} {name[:60]:60s} {n:10d} {change:>8s}")
+            out.append(f"  {type(o).__name__:11s} {name[:56]:56s} {n:10d} {change:>8s}")
         self.lengths = lengths
         return out
 
@@ -237,29 +237,34 @@ _CONTAINERS = (dict, list, set, deque)
 
 
 def _holder(obj: Any) -> str:
-    """``module.name`` or ``Type.attribute`` for what holds ``obj``, or the holder's type."""
+    """``module.name`` or ``Type.attribute`` for what holds ``obj``; else ``in <type>`` of
+    the first thing that refers to it, or ``?``."""
     modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if m is not None}
+    here = sys._getframe()
+    fallback = "?"
     for ref in gc.get_referrers(obj):
-        if isinstance(ref, dict):
-            key = next((k for k, v in ref.items() if v is obj), None)
-            if key is None:
-                continue
-            if id(ref) in modules:
-                return f"{modules[id(ref)]}.{key}"
-            owners = [o for o in gc.get_referrers(ref) if getattr(o, "__dict__", None) is ref]
-            owner = type(owners[0]).__name__ if owners else "dict"
-            return f"{owner}.{key}" if owners else f"dict[{key!r}]"
-        if type(ref) in _CONTAINERS or isinstance(ref, tuple) or ref is sys._getframe():
+        if ref is here:
             continue
-        attrs = getattr(ref, "__dict__", None)  # 3.11 keeps instance attributes inline
-        if isinstance(attrs, dict):
-            key = next((k for k, v in attrs.items() if v is obj), None)
+        if type(ref) is dict:
+            key = next((k for k, v in ref.items() if v is obj), None)
             if key is not None:
-                return f"{type(ref).__name__}.{key}"
-        for slot in getattr(type(ref), "__slots__", ()):
-            if getattr(ref, slot, None) is obj:
-                return f"{type(ref).__name__}.{slot}"
-    return "?"
+                if id(ref) in modules:
+                    return f"{modules[id(ref)]}.{key}"
+                owners = [o for o in gc.get_referrers(ref) if getattr(o, "__dict__", None) is ref]
+                return f"{type(owners[0]).__name__}.{key}" if owners else f"dict[{key!r}]"
+        elif not isinstance(ref, (*_CONTAINERS, tuple)):
+            attrs = getattr(ref, "__dict__", None)  # 3.11 keeps instance attributes inline
+            if isinstance(attrs, dict):
+                key = next((k for k, v in attrs.items() if v is obj), None)
+                if key is not None:
+                    return f"{type(ref).__name__}.{key}"
+            for cls in type(ref).__mro__:
+                for slot in getattr(cls, "__slots__", ()):
+                    if getattr(ref, slot, None) is obj:
+                        return f"{type(ref).__name__}.{slot}"
+        if fallback == "?" and type(ref) is not list:  # the probe's own list of candidates
+            fallback = f"in {type(ref).__name__}"
+    return fallback
 
 
 def _rss() -> int:
