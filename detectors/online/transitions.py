@@ -9,6 +9,13 @@ never alerts, combined with other evidence it raises the session's risk.
 
 Learning is deferred to the close of the root session and skipped if the session was flagged.
 
+Memory is bounded: at most ``max_identities`` identities are learned under their own key (a
+later one is scored by its template's and the global model, as in ``session_anomaly``), and
+each table holds at most ``max_keys`` distributions. A transition with no distribution in a
+full table is not reported: its absence says the table had no room, not that the step is new.
+Agent ids that keep changing (replicas, versions) grew the identity table without end: ~6,600
+new keys a minute in a soak at 2,991 events/s of simulated traffic.
+
 >>> from detectors.testing import ctx_for, new_session
 >>> det = TransitionSurprise(min_sessions=1)
 >>> s = new_session()
@@ -101,6 +108,9 @@ class Walk:
 class TransitionSurprise:
     """Flags never-seen transitions and argument shapes of a warm identity model."""
 
+    #: identities learned under their own key (the class value serves objects pickled before it)
+    max_identities: int = 10_000
+
     def __init__(
         self,
         name: str = "AW-SEQ-001",
@@ -109,6 +119,7 @@ class TransitionSurprise:
         score_new_sensitive: float = 0.3,
         max_keys: int = 50_000,
         mode: str = "enforce",
+        max_identities: int = 10_000,
     ) -> None:
         self.name = name
         self._slot = slot_of(name)
@@ -116,6 +127,7 @@ class TransitionSurprise:
         self.score_new = score_new
         self.score_new_sensitive = score_new_sensitive
         self.max_keys = max_keys
+        self.max_identities = max_identities
         self.mode = mode
         #: identity -> sessions learned
         self.sessions: dict[str, int] = {}
@@ -155,6 +167,8 @@ class TransitionSurprise:
             return 0.0, ""
         why = ""
         dist = self.next_tool.get((key, prev))
+        if dist is None and len(self.next_tool) >= self.max_keys:
+            return 0.0, ""  # no room was left to learn it: unknown, not new
         if dist is None or dist(name) == 0.0:
             why = "transition"
         else:
@@ -226,7 +240,10 @@ class TransitionSurprise:
             return
         steps = st.steps
         for key in identity_keys(session.agent_id):
-            self.sessions[key] = self.sessions.get(key, 0) + 1
+            learned = self.sessions.get(key)
+            if learned is None and len(self.sessions) >= self.max_identities:
+                continue  # no room: scored by its template's or the global model
+            self.sessions[key] = (learned or 0) + 1
             for prev, tool, shape in steps:
                 _update(self.next_tool, (key, prev), tool, self.max_keys)
                 _update(self.arg_shape, (key, tool), shape, self.max_keys)

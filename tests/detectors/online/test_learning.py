@@ -99,3 +99,33 @@ def test_learned_state_round_trip_through_the_engine() -> None:
     assert a.contributions["AW-SEQ-001"][0] > 0  # the never-seen step is noticed by both
     cold, _ = _session(build_engine(), "x", ["get_balance", "update_password"])
     assert "AW-SEQ-001" not in cold.contributions
+
+
+def test_transitions_learn_a_bounded_number_of_identities() -> None:
+    """Agent ids that keep changing (replicas, versions) do not grow the model without end:
+    past ``max_identities`` a new id is learned only through its template and the global key,
+    and is scored by them."""
+    det = TransitionSurprise(min_sessions=1, max_identities=4)
+    engine = build_engine(detectors=[det])
+    for i in range(10):
+        s, _ = _session(engine, f"s{i}", ["get_balance", "send_money"], agent=f"payer-{i}")
+        engine.close(s)
+    # payer-0, its template and the global key come first, then payer-1: full
+    assert set(det.sessions) == {"payer-0", "payer", "*", "payer-1"}
+    assert det.sessions["payer"] == det.sessions["*"] == 10  # learned from every replica
+    assert det._warm("payer-9") == "payer"
+
+
+def test_a_full_table_does_not_make_every_step_new() -> None:
+    """A warm identity whose distributions found no room is not flagged for the steps it
+    could not learn: the same walk again is not new."""
+    det = TransitionSurprise(min_sessions=1, max_keys=2)
+    engine = build_engine(detectors=[det])
+    walk = ["get_balance", "send_money", "read_file"]
+    s, _ = _session(engine, "a", walk, agent="bot-x")
+    engine.close(s)
+    assert set(det.next_tool) == {("bot-x", "<start>"), ("bot-x", "get_balance")}  # full
+    s2, _ = _session(engine, "b", walk, agent="bot-x")
+    assert "AW-SEQ-001" not in s2.contributions
+    s3, _ = _session(engine, "c", ["get_balance", "delete_file"], agent="bot-x")
+    assert s3.contributions["AW-SEQ-001"][0] > 0  # a step its distributions rule out is new
