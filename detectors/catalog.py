@@ -44,6 +44,9 @@ BULK_RECORDS = 1000
 BULK_BYTES = 10_000_000
 #: (tool, server) names whose capabilities are cached (the cache starts over when full)
 MAX_CACHED_NAMES = 65_536
+#: environment names whose production-ness is cached (starts over when full): argument values
+#: are looked up too, and unique ones filled a 65,536-entry cache for ten minutes of a soak
+MAX_CACHED_ENVIRONMENTS = 4_096
 
 
 def tokens(name: str) -> list[str]:
@@ -154,8 +157,9 @@ class ToolCatalog:
         if hit is None:
             env = environment.lower()
             hit = env in self.prod_environments or bool(set(tokens(env)) & self.prod_environments)
-            if len(self._prod_cache) < 65536:
-                self._prod_cache[environment] = hit
+            if len(self._prod_cache) >= MAX_CACHED_ENVIRONMENTS:
+                self._prod_cache.clear()
+            self._prod_cache[environment] = hit
         return hit
 
     # -- names ----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import tracemalloc
 from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -158,32 +159,53 @@ class Probe:
         return out
 
     def containers(self, top: int = 12) -> list[str]:
-        """The longest dicts, lists, sets and deques, named by their holder, with their
-        length's change since the previous report (by identity)."""
+        """The longest dicts, lists, sets and deques (subclasses too), named by what holds
+        them, with their length's change since the previous report (by identity). One pass
+        over the collector's objects and what they refer to: a dict or set of only strings
+        and numbers is not tracked, and is found through its holder."""
         frozen = gc.get_freeze_count()
         gc.unfreeze()
+        found: dict[int, Any] = {}
+        holders: dict[int, Any] = {}
         try:
-            # a dict or set of only strings and numbers is not tracked by the collector:
-            # found through what refers to it
-            found: dict[int, Any] = {}
             for o in gc.get_objects():
-                for c in (o, *gc.get_referents(o)):
-                    if isinstance(c, _CONTAINERS) and len(c) >= 1000 and c is not self.lengths:
-                        found[id(c)] = c
-            sized = [(len(o), o) for o in found.values()]
-            del found
-            sized.sort(key=lambda pair: pair[0], reverse=True)
-            rows = [(n, o, _holder(o)) for n, o in sized[:top]]
+                if isinstance(o, _CONTAINERS) and len(o) >= 1000:
+                    found.setdefault(id(o), o)
+                passing = isinstance(o, (list, tuple))  # an element's holder is its owner's
+                for r in gc.get_referents(o):
+                    if isinstance(r, _CONTAINERS) and len(r) >= 1000 and r is not self.lengths:
+                        found.setdefault(id(r), r)
+                        if not passing:
+                            holders.setdefault(id(r), o)
+            rows = sorted(((len(o), o) for o in found.values()), key=lambda p: p[0])[-top:]
+            # an attribute dict (made when an attribute is read by name) names its object:
+            # a second pass finds the objects of those dicts
+            spaces = {id(h): h for n, o in rows if type(h := holders.get(id(o))) is dict}
+            owners: dict[int, Any] = {}
+            modules = {id(vars(m)): n for n, m in list(sys.modules.items()) if m is not None}
+            for i in [i for i in spaces if i in modules]:
+                del spaces[i]
+            for o in gc.get_objects() if spaces else ():  # (reading __dict__ would make one)
+                if type(o).__dictoffset__ and not isinstance(o, ModuleType):
+                    for r in gc.get_referents(o):
+                        if id(r) in spaces:
+                            owners.setdefault(id(r), o)
+            named = []
+            for n, o in reversed(rows):
+                h = holders.get(id(o))
+                h = owners.get(id(h), h)
+                named.append((n, o, _name(o, h, modules.get(id(h)))))
         finally:
+            found.clear()
+            holders.clear()
             if frozen:
                 gc.freeze()
-        lengths = {id(o): n for n, o, _ in rows}
         out = ["largest containers (length, change):"]
-        for n, o, name in rows:
+        for n, o, name in named:
             before = self.lengths.get(id(o))
             change = "new" if before is None else f"{n - before:+d}"
             out.append(f"  {type(o).__name__:11s} {name[:56]:56s} {n:10d} {change:>8s}")
-        self.lengths = lengths
+        self.lengths = {id(o): n for n, o, _ in named}
         return out
 
     def cyclic_garbage(self) -> list[str]:
@@ -236,35 +258,24 @@ class Probe:
 _CONTAINERS = (dict, list, set, deque)
 
 
-def _holder(obj: Any) -> str:
-    """``module.name`` or ``Type.attribute`` for what holds ``obj``; else ``in <type>`` of
-    the first thing that refers to it, or ``?``."""
-    modules = {id(vars(m)): name for name, m in list(sys.modules.items()) if m is not None}
-    here = sys._getframe()
-    fallback = "?"
-    for ref in gc.get_referrers(obj):
-        if ref is here:
-            continue
-        if type(ref) is dict:
-            key = next((k for k, v in ref.items() if v is obj), None)
-            if key is not None:
-                if id(ref) in modules:
-                    return f"{modules[id(ref)]}.{key}"
-                owners = [o for o in gc.get_referrers(ref) if getattr(o, "__dict__", None) is ref]
-                return f"{type(owners[0]).__name__}.{key}" if owners else f"dict[{key!r}]"
-        elif not isinstance(ref, (*_CONTAINERS, tuple)):
-            attrs = getattr(ref, "__dict__", None)  # 3.11 keeps instance attributes inline
-            if isinstance(attrs, dict):
-                key = next((k for k, v in attrs.items() if v is obj), None)
-                if key is not None:
-                    return f"{type(ref).__name__}.{key}"
-            for cls in type(ref).__mro__:
-                for slot in getattr(cls, "__slots__", ()):
-                    if getattr(ref, slot, None) is obj:
-                        return f"{type(ref).__name__}.{slot}"
-        if fallback == "?" and type(ref) is not list:  # the probe's own list of candidates
-            fallback = f"in {type(ref).__name__}"
-    return fallback
+def _name(obj: Any, holder: Any, module: str | None = None) -> str:
+    """``module.name``, ``Type.attribute`` or ``dict[key]`` for ``obj`` held by ``holder``
+    (the dict of ``module`` if named); else the holder's type, or ``?``."""
+    if holder is None:
+        return "?"
+    if type(holder) is dict:
+        key = next((k for k, v in holder.items() if v is obj), None)
+        return f"{module}.{key}" if module else f"dict[{key!r}]"
+    attrs = getattr(holder, "__dict__", None)  # 3.11 keeps instance attributes inline
+    if isinstance(attrs, dict):
+        key = next((k for k, v in attrs.items() if v is obj), None)
+        if key is not None:
+            return f"{type(holder).__name__}.{key}"
+    for cls in type(holder).__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if getattr(holder, slot, None) is obj:
+                return f"{type(holder).__name__}.{slot}"
+    return f"in {type(holder).__name__}"
 
 
 def _rss() -> int:

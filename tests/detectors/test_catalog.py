@@ -331,3 +331,16 @@ def test_camelcase_toolkit_names(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TOOLKIT_NOT))
 def test_what_toolkit_names_are_not(name: str) -> None:
     assert not TOOLKIT_NOT[name] & CAT.name_capabilities(name)
+
+
+def test_the_environment_cache_is_bounded_and_starts_over() -> None:
+    """Argument values are looked up as environment names too: unique ones (a flood of new
+    namespaces) must not grow the cache past its bound, and answers stay right after it
+    starts over."""
+    from detectors.catalog import MAX_CACHED_ENVIRONMENTS
+
+    cat = ToolCatalog()
+    for i in range(3 * MAX_CACHED_ENVIRONMENTS):
+        assert cat.is_prod(f"payments-api-{i}") is False
+        assert len(cat._prod_cache) <= MAX_CACHED_ENVIRONMENTS
+    assert cat.is_prod("eks-production-1") and cat.is_prod("prod-eu")

@@ -19,6 +19,10 @@ def test_off_unless_a_file_is_named(tmp_path: Path) -> None:
     assert memtrace.start_from_env(_monitor(tmp_path), {}) is False
 
 
+class _Holder:
+    """A type of object the test alone makes."""
+
+
 def test_report_names_rss_heap_structures_and_object_growth(tmp_path: Path) -> None:
     m = _monitor(tmp_path)
     m.partitions[0] = m.new_partition(0, 0)
@@ -28,12 +32,14 @@ def test_report_names_rss_heap_structures_and_object_growth(tmp_path: Path) -> N
     assert "malloc: in use" in first
     assert "p0: sessions=0 tombstones=0 dirty=0 since_base=0" in first
     assert "outbox=0 inflight=0" in first
-    kept = [bytearray(1000) for _ in range(50)]  # tracked holders of large buffers
-    holders = [[b] for b in kept]
+    kept = [bytearray(100_000) for _ in range(50)]
+    holders = [[b] for b in kept]  # tracked holders of large buffers
+    marked = [_Holder() for _ in range(50)]
     second = probe.report()
-    grew = re.search(r"^  list +(\d+) +\+(\d+)$", second, re.M)
-    assert grew is not None and int(grew.group(2)) >= len(holders)
-    assert re.search(r"^  list +\d+\.\d MiB$", second, re.M)
+    grew = re.search(r"^  _Holder +(\d+) +\+(\d+)$", second, re.M)
+    assert grew is not None and int(grew.group(2)) == len(marked)
+    assert re.search(r"^  list +4\.8 MiB$", second, re.M) and len(holders) == 50
+    assert "largest containers (length, change):" in second
 
 
 def test_pymalloc_arenas_follow_small_objects() -> None:
@@ -96,4 +102,5 @@ def test_containers_are_named_by_their_holder_with_their_growth(tmp_path: Path) 
     assert re.search(r"^  dict +_Cache\.entries +3000 +new$", first, re.M), first
     cache.entries.update((f"k{i}", f"v{i}") for i in range(6_000_000, 6_002_000))
     second = "\n".join(probe.containers())
+    assert re.search(r"^  dict +sys\.modules +\d+ +[+-]?\d+$", second, re.M), second
     assert re.search(r"^  dict +_Cache\.entries +5000 +\+2000$", second, re.M), second
