@@ -45,7 +45,8 @@ BULK_BYTES = 10_000_000
 #: (tool, server) names whose capabilities are cached (the cache starts over when full)
 MAX_CACHED_NAMES = 65_536
 #: environment names whose production-ness is cached (starts over when full): argument values
-#: are looked up too, and unique ones filled a 65,536-entry cache for ten minutes of a soak
+#: that name a placement are looked up too, and agents choose those (it kept 65,536, and
+#: stopped caching when full)
 MAX_CACHED_ENVIRONMENTS = 4_096
 
 

@@ -124,7 +124,7 @@ def test_flood_from_one_session_keeps_others_and_stays_bounded(monkeypatch: Any)
     assert s3 <= s1 * 1.2 and s2 <= s1 * 1.2, sizes
     assert o3 <= o1 + 5_000 and o2 <= o1 + 5_000, sizes
     # the process-wide tables that producer-chosen names fill are within their caps
-    assert len(intern._TABLE) <= intern.MAX_VALUES
+    assert intern.shared_values() <= intern.MAX_VALUES
     catalog = pipeline.engine.catalog
     assert len(catalog._cache) <= detectors.catalog.MAX_CACHED_NAMES
     print(f"\nflood of {n}: (state bytes, live objects) {sizes}")
