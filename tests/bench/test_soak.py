@@ -57,6 +57,12 @@ def test_the_verdict_reads_the_second_half() -> None:
     steady = [{"t": 30.0 * i, "rss": (100 + (i if i < 5 else 5)) * mib} for i in range(11)]
     assert not verdict(rising, 0.02)["flat"]  # +5 MiB over the second half of ~105
     assert verdict(steady, 0.02)["flat"]  # growth only in the first half
+    # a sample past the planned end (just after the worker's full collection and trim) is
+    # not read: with it, the rising run's dip at the end would pass for flat
+    dipped = [*rising, {"t": 301.5, "rss": 90 * mib}]
+    assert verdict(dipped, 0.02)["flat"]
+    assert not verdict(dipped, 0.02, planned_s=300.0)["flat"]
+    assert verdict(dipped, 0.02, planned_s=300.0) == verdict(rising, 0.02)
 
 
 def test_the_heap_split_reads_the_probes_reports(tmp_path: Path) -> None:
