@@ -22,11 +22,11 @@ Large buffers are a second cause. glibc serves a block of 128 KiB or more with i
 ``mmap`` at first, given back when freed, but each time such a block is freed it raises that
 threshold to the block's size (up to 32 MiB): after the first fetch response, producer batch
 or checkpoint slice of a few MiB is freed, every later one comes from the heap, and the small
-long-lived blocks allocated while it was in use pin the heap's size once it is freed. In a
-10-minute soak at 2,991 events/s only 2 MiB were mmapped (3 blocks) and the heap had grown
-to 178 MiB with 85 MiB of it free. :func:`fix_mmap_threshold` sets the threshold once (which
-also stops glibc from moving it): at 128 KiB the same soak's heap was 131 MiB with 40-50 MiB
-free, and 5-16 MiB were mmapped. The worker and the store's process set it at their start
+long-lived blocks allocated while it was in use pin the heap's size once it is freed. At
+minute 10 of a soak at 2,991 events/s (``bench.soak``) only 2.2 MiB were mmapped (3 blocks),
+and the heap was 178-182 MiB with 75-107 MiB of it free. :func:`fix_mmap_threshold` sets the
+threshold once (which also stops glibc from moving it): at 128 KiB the same soak's heap was
+126-135 MiB at minute 10, with 39-58 MiB free and 9-18 MiB mmapped. The worker and the store's process set it at their start
 (``AGENTWATCH_MALLOC_MMAP_THRESHOLD``, 128 KiB; 0 leaves glibc's sliding threshold, and a
 ``MALLOC_MMAP_THRESHOLD_`` in the environment, glibc's own variable, wins).
 

@@ -173,7 +173,7 @@ class Probe:
                     found.setdefault(id(o), o)
                 passing = isinstance(o, (list, tuple))  # an element's holder is its owner's
                 for r in gc.get_referents(o):
-                    if isinstance(r, _CONTAINERS) and len(r) >= 1000 and r is not self.lengths:
+                    if isinstance(r, _CONTAINERS) and len(r) >= 1000:
                         found.setdefault(id(r), r)
                         if not passing:
                             holders.setdefault(id(r), o)
