@@ -26,8 +26,11 @@ long-lived blocks allocated while it was in use pin the heap's size once it is f
 minute 10 of a soak at 2,991 events/s (``bench.soak``) only 2.2 MiB were mmapped (3 blocks),
 and the heap was 178-182 MiB with 75-107 MiB of it free. :func:`fix_mmap_threshold` sets the
 threshold once (which also stops glibc from moving it): at 128 KiB the same soak's heap was
-126-135 MiB at minute 10, with 39-58 MiB free and 9-18 MiB mmapped. The worker and the store's process set it at their start
-(``AGENTWATCH_MALLOC_MMAP_THRESHOLD``, 128 KiB; 0 leaves glibc's sliding threshold, and a
+126-135 MiB at minute 10, with 39-58 MiB free and 9-18 MiB mmapped, and at 1 MiB 125-134
+MiB at minutes 8-9. 128 KiB cost a worker draining a backlog 5-8 µs of CPU per event
+(``bench.throughput``: every buffer of 128 KiB-1 MiB mapped, zeroed and unmapped), 1 MiB
+nothing measurable. The worker and the store's process set it at their start
+(``AGENTWATCH_MALLOC_MMAP_THRESHOLD``, 1 MiB; 0 leaves glibc's sliding threshold, and a
 ``MALLOC_MMAP_THRESHOLD_`` in the environment, glibc's own variable, wins).
 
 >>> trimmer = HeapTrimmer(interval_s=0)

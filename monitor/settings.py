@@ -89,7 +89,7 @@ class Settings(BaseModel):
     heap_trim_interval_s: float = 30.0
     #: C-heap blocks of this many bytes or more are mapped on their own and given back when
     #: freed, at a threshold glibc does not raise (``monitor.heap``); 0 leaves glibc's default
-    malloc_mmap_threshold: int = Field(default=131_072, ge=0, le=33_554_432)
+    malloc_mmap_threshold: int = Field(default=1_048_576, ge=0, le=33_554_432)
     datadir: Path = Path("var/agentwatch")
 
     # -- detection -----------------------------------------------------------------------
