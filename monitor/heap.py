@@ -54,16 +54,21 @@ from prometheus_client.registry import Collector
 log = logging.getLogger("agentwatch.worker")
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none."""
+def _libc_function(name: str, argtypes: list[Any]) -> Any | None:
+    """A C library function returning ``int``, or None where the C library has none (musl
+    has no ``malloc_trim`` nor ``mallopt``)."""
     try:
-        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    return _libc_function("malloc_trim", [ctypes.c_size_t])  # type: ignore[no-any-return]
 
 
 #: ``mallopt``'s parameter number for the mmap threshold (glibc's ``malloc.h``)
@@ -78,14 +83,8 @@ def fix_mmap_threshold(nbytes: int, env: Mapping[str, str] | None = None) -> boo
     env = os.environ if env is None else env
     if nbytes <= 0 or "MALLOC_MMAP_THRESHOLD_" in env:
         return False
-    try:
-        libc: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, nbytes))
+    mallopt = _libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, nbytes))
 
 
 class HeapTrimmer:
