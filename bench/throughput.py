@@ -5,9 +5,13 @@
 The action topic (4 partitions) of an embedded Tansu broker is filled with ``--events``
 events, then drained, in each of ``--repeat`` rounds, by:
 
-1. **faust pass-through**: a faust agent that does nothing with its events
-   (``async for event in stream.events()``, the worker's own app and transport settings):
-   the yardstick, the cheapest loop a faust worker runs here;
+1. **faust pass-through**: a faust agent that consumes and decodes its events and does
+   nothing else (``async for event in stream.events()``, each value through
+   ``orjson.loads``, the worker's own app and transport settings): the yardstick, the
+   issue's "plain pass-through loop (consume, decode, nothing else)" with the cheapest
+   decoding there is. For reference (``--variants``): the same loop without decoding
+   (``passthrough-raw``; the table then also gives each worker's ratio to it) and with
+   faust's own JSON codec (``passthrough-faust-json``, ``value_serializer="json"``);
 2. **worker, no store**: ``agentwatch worker`` with every default detector, decisions,
    kill signals, alerts, audit records and checkpoints, ``AGENTWATCH_STORE_URL=none``;
 3. **worker + chdb store**: the same with the embedded ClickHouse store as in the demo
@@ -16,7 +20,7 @@ events, then drained, in each of ``--repeat`` rounds, by:
 
 Each drain has its own consumer group and reads the same records. Reported: events/s, CPU
 µs per event of the worker process (and of the store's process), and the ratio of each
-worker's events/s to the pass-through's *of the same round* (TEAM.md's target: >= 0.6),
+worker's events/s to the yardstick's *of the same round* (the target: >= 0.6),
 median over the rounds. CPU per event moves less than events/s on a busy machine.
 ``--source simulator`` (default): the simulator's traffic, 5% attack sessions as in
 docker-compose; ``--source agentdojo``: the AgentDojo dev set replicated with fresh ids
@@ -53,7 +57,20 @@ from monitor.settings import Settings
 from monitor.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = ("passthrough", "worker", "baseline", "worker+store")
+VARIANTS = (
+    "passthrough",
+    "passthrough-raw",
+    "passthrough-faust-json",
+    "worker",
+    "baseline",
+    "worker+store",
+)
+#: the other pass-through loops (for reference) and how each decodes
+PASSTHROUGHS = {
+    "passthrough": "orjson",
+    "passthrough-raw": "raw",
+    "passthrough-faust-json": "faust-json",
+}
 
 
 def drain_worker(
@@ -93,6 +110,9 @@ def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             out[v]["ratio"] = round(statistics.median(ratios), 3)
             out[v]["ratios"] = [round(x, 3) for x in ratios]
             out[v]["cpu_ratio"] = round(statistics.median(cpu), 3)
+        if v not in PASSTHROUGHS and "passthrough-raw" in rounds[0]:
+            raw = [r[v]["events_per_s"] / r["passthrough-raw"]["events_per_s"] for r in rounds]
+            out[v]["ratio_to_raw"] = round(statistics.median(raw), 3)
     return out
 
 
@@ -103,10 +123,12 @@ def print_table(console: Console, result: dict[str, Any]) -> None:
         f"{result['source']} events, median of {result['repeat']} rounds"
     )
     for col in ("drained by", "events/s", "range", "ratio (>= 0.6)", "CPU µs/event",
-                "store CPU µs/event", "CPU ratio"):  # fmt: skip
+                "store CPU µs/event", "CPU ratio", "ratio to consume-only"):  # fmt: skip
         table.add_column(col, justify="left" if col == "drained by" else "right")
     labels = {
-        "passthrough": "faust pass-through (yardstick)",
+        "passthrough": "faust pass-through: consume + orjson decode (yardstick)",
+        "passthrough-raw": "faust pass-through: consume only (no decode)",
+        "passthrough-faust-json": "faust pass-through: consume + faust's JSON codec",
         "worker": "worker, every detector, no store",
         "worker+store": "worker + chdb store (as the demo)",
         "baseline": f"baseline worker ({result.get('baseline')}), no store",
@@ -121,6 +143,7 @@ def print_table(console: Console, result: dict[str, Any]) -> None:
             f"{r['cpu_us_per_event']:.0f}",
             f"{r['store_cpu_us_per_event']:.0f}" if v == "worker+store" else "-",
             f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "1",
+            f"{r['ratio_to_raw']:.2f}" if "ratio_to_raw" in r else "-",
         )
     console.print(table)
     d = result["decisions"]
@@ -147,8 +170,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--variants",
         default=",".join(VARIANTS),
-        help="comma-separated subset of passthrough, worker, worker+store (passthrough always "
-        "runs)",
+        help="comma-separated subset of passthrough, passthrough-raw, passthrough-faust-json, "
+        "worker, worker+store (passthrough, the yardstick, always runs)",
     )
     ap.add_argument(
         "--baseline",
@@ -192,8 +215,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
                 ensure_topics(broker.bootstrap, settings)
                 with console.status(f"round {r + 1}/{args.repeat}: {v} draining the topic"):
-                    if v == "passthrough":
-                        drain = run_passthrough(settings, len(records), work / f"{tag}.log")
+                    if v in PASSTHROUGHS:
+                        drain = run_passthrough(
+                            settings, len(records), work / f"{tag}.log", decode=PASSTHROUGHS[v]
+                        )
                     else:
                         drain, decided = drain_worker(
                             settings,

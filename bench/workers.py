@@ -1,8 +1,8 @@
 """What the worker benchmarks share: traffic, the embedded broker, workers and their cost.
 
 ``bench.throughput``, ``bench.latency`` and ``bench.scaleout`` start real processes against
-the embedded Tansu broker: a faust pass-through agent (the yardstick: the cheapest loop a
-faust worker can run here), ``agentwatch worker`` processes (with or without the event
+the embedded Tansu broker: a faust pass-through agent (the yardstick: consume and decode,
+nothing else), ``agentwatch worker`` processes (with or without the event
 store), and read the workers' progress from their ``/metrics``. CPU is read from ``/proc``
 (user + system time of the worker and of its children: the event store's process), so a
 busy machine changes wall-clock rates more than it changes CPU per event.
@@ -34,18 +34,29 @@ DONE_METRICS = ("agentwatch_events_consumed_total", "agentwatch_events_rejected_
 
 PASSTHROUGH = r"""
 import sys, time
+import orjson
 from monitor.app import create_app
 from monitor.settings import Settings
-from monitor.topics import declare_topics
 n_expected = int(sys.argv[1])
 settings = Settings.from_env(web_port=int(sys.argv[2]))
+# orjson: raw records, each value decoded by orjson.loads (the tightest loop that decodes);
+# raw: not decoded; faust-json: decoded by faust's own JSON codec as the stream reads it
+mode = sys.argv[3]
 app = create_app(settings)
-topics = declare_topics(app, settings)
+actions = app.topic(
+    settings.topic_actions, acks=False, key_type=bytes, key_serializer="raw",
+    value_serializer="json" if mode == "faust-json" else "raw",
+    partitions=settings.topic_partitions,
+)
 seen = [0, 0.0, 0.0]
-@app.agent(topics.actions)
+@app.agent(actions)
 async def passthrough(stream):
+    decode = orjson.loads if mode == "orjson" else None
     async for event in stream.events():
+        value = decode(event.value) if decode is not None else event.value
         if seen[0] == 0:
+            if mode != "raw" and not isinstance(value, dict):
+                raise SystemExit(f"pass-through: a value decoded to {type(value)}")
             seen[1] = time.perf_counter()
             seen[2] = time.process_time()
         seen[0] += 1
@@ -230,12 +241,20 @@ class Drain:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_passthrough(settings: Settings, n: int, log: Path, timeout: float = 600) -> Drain:
-    """A faust agent that does nothing with its events drains ``n`` of them."""
+def run_passthrough(
+    settings: Settings, n: int, log: Path, timeout: float = 600, *, decode: str = "orjson"
+) -> Drain:
+    """A faust agent drains ``n`` events and does nothing else with them.
+
+    ``decode``: ``orjson`` (the yardstick, the issue's "plain pass-through loop (consume,
+    decode, nothing else)": raw records, each value decoded with ``orjson.loads``, the
+    cheapest decoding there is), ``raw`` (consumed, not decoded) or ``faust-json`` (decoded
+    by faust's own JSON codec as the stream reads it, as a faust app with
+    ``value_serializer="json"`` would)."""
     env = env_for(settings)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", PASSTHROUGH, str(n), str(free_port())],
+            [sys.executable, "-c", PASSTHROUGH, str(n), str(free_port()), decode],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
