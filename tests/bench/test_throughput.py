@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.throughput import main
+from bench.workers import fill, run_passthrough
+from monitor.broker import EmbeddedBroker
+from monitor.settings import Settings
+from monitor.topics import ensure_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
@@ -35,3 +39,25 @@ def test_the_worker_and_the_pass_through_loops_drain_the_same_records(tmp_path: 
     (decided,) = result["decisions"]
     assert decided["rejected"] == 0 and decided["alerts"] > 0 and decided["kills"] > 0
     assert json.loads((tmp_path / "throughput-simulator.json").read_text())["events"] == 6000
+
+
+def test_the_yardstick_decodes_every_value(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    # the consume-only loop drains records that are not JSON; the yardstick cannot (its
+    # decoding fails on the first one and it gives no result)
+    settings = Settings.from_env(
+        {}, profile="embedded", broker=broker.url, topic_partitions=1, datadir=tmp_path,
+        app_id="yardstick-test", topic_actions="yardstick.actions",
+    )  # fmt: skip
+    ensure_topics(broker.bootstrap, settings)
+    fill(broker.bootstrap, settings.topic_actions, [(b"k", b"not json %d" % i) for i in range(50)])
+    raw = run_passthrough(settings, 50, tmp_path / "raw.log", decode="raw")
+    assert raw.events == 50
+    with pytest.raises(RuntimeError, match="gave no result"):
+        run_passthrough(
+            settings.model_copy(update={"app_id": "yardstick-test-2"}),
+            50,
+            tmp_path / "orjson.log",
+            timeout=20,
+            decode="orjson",
+        )
+    assert "JSONDecodeError" in (tmp_path / "orjson.log").read_text()
