@@ -57,20 +57,13 @@ from monitor.settings import Settings
 from monitor.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = (
-    "passthrough",
-    "passthrough-raw",
-    "passthrough-faust-json",
-    "worker",
-    "baseline",
-    "worker+store",
-)
 #: the pass-through loops (the yardstick, then the two for reference) and how each decodes
 PASSTHROUGHS = {
     "passthrough": "orjson",
     "passthrough-raw": "raw",
     "passthrough-faust-json": "faust-json",
 }
+VARIANTS = (*PASSTHROUGHS, "worker", "baseline", "worker+store")
 
 
 def drain_worker(

@@ -180,11 +180,13 @@ class Probe:
             rows = sorted(((len(o), o) for o in found.values()), key=lambda p: p[0])[-top:]
             # an attribute dict (made when an attribute is read by name) names its object:
             # a second pass finds the objects of those dicts
-            spaces = {id(h): h for n, o in rows if type(h := holders.get(id(o))) is dict}
-            owners: dict[int, Any] = {}
             modules = {id(vars(m)): n for n, m in list(sys.modules.items()) if m is not None}
-            for i in [i for i in spaces if i in modules]:
-                del spaces[i]
+            spaces = {
+                id(h): h
+                for n, o in rows
+                if type(h := holders.get(id(o))) is dict and id(h) not in modules
+            }
+            owners: dict[int, Any] = {}
             for o in gc.get_objects() if spaces else ():  # (reading __dict__ would make one)
                 if type(o).__dictoffset__ and not isinstance(o, ModuleType):
                     for r in gc.get_referents(o):
