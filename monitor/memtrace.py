@@ -125,7 +125,7 @@ class Probe:
             parts.append(f"heap trims={heap.trims} ({heap.seconds:.3f} s)")
         return "\n  ".join(parts)
 
-    def object_counts(self) -> list[str]:
+    def object_counts(self, top_containers: int = 12) -> list[str]:
         frozen = gc.get_freeze_count()
         gc.unfreeze()
         held: Counter[str] = Counter()  # bytes of large buffers, by the type holding them
@@ -144,6 +144,8 @@ class Probe:
                         held[type(o).__name__] += len(r)
         finally:
             del objs
+            seen.clear()  # before the containers' census, which would list it (a set held
+            # by no object, of one id per large buffer)
             if frozen:
                 gc.freeze()
         diff = counts.copy()
@@ -155,7 +157,7 @@ class Probe:
         out.append(f"buffers over 512 bytes: {sum(held.values()) / 2**20:.1f} MiB, held by:")
         for name, size in held.most_common(TOP):
             out.append(f"  {name:40s} {size / 2**20:10.1f} MiB")
-        out.extend(self.containers())
+        out.extend(self.containers(top_containers))
         return out
 
     def containers(self, top: int = 12) -> list[str]:

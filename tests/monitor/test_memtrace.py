@@ -104,3 +104,15 @@ def test_containers_are_named_by_their_holder_with_their_growth(tmp_path: Path) 
     second = "\n".join(probe.containers(top=10_000))
     assert re.search(r"^  dict +sys\.modules +\d+ +[+-]?\d+$", second, re.M), second
     assert re.search(r"^  dict +_Cache\.entries +5000 +\+2000$", second, re.M), second
+
+
+def test_the_census_does_not_list_its_own_working_set(tmp_path: Path) -> None:
+    """The object census keeps the ids of the large buffers it has counted in a set; the
+    containers' census that follows it must not report that set (it did, as an unnamed set
+    as long as the number of large buffers, a new one at every report)."""
+    probe = memtrace.Probe(_monitor(tmp_path), tmp_path / "probe.txt", objects=True)
+    holders = [[f"{i:06d}" + "x" * 600] for i in range(20_000)]  # tracked, each a large str
+    report = "\n".join(probe.object_counts(top_containers=10_000))
+    assert re.search(r"^  list +[\d.]+ MiB$", report, re.M), report  # the buffers were counted
+    unnamed = re.findall(r"^  set +\? +(\d+) ", report, re.M)
+    assert not [n for n in unnamed if int(n) >= len(holders)], report
