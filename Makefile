@@ -78,10 +78,10 @@ bench-latency: $(STAMP)
 bench-scaleout: $(STAMP)
 	$(PY) -m bench.scaleout
 
-## Worker RSS over a 10-minute run at half its maximum rate, flat or not (JSON + PNG;
-## MINUTES=... RATE=... to change).
+## Worker RSS over 10 minutes at half its maximum rate, after a 20-minute warm-up, flat or
+## not (JSON + PNG; WARMUP=... MINUTES=... RATE=... to change).
 bench-soak: $(STAMP)
-	$(PY) -m bench.soak $(if $(MINUTES),--minutes $(MINUTES),) $(if $(RATE),--rate $(RATE),)
+	$(PY) -m bench.soak $(if $(WARMUP),--warmup $(WARMUP),) $(if $(MINUTES),--minutes $(MINUTES),) $(if $(RATE),--rate $(RATE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -31,8 +31,8 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
     real_sample = soak.sample
     monkeypatch.setattr(soak, "sample", sample_or_time_out)
     result = main(
-        ["--minutes", "0.3", "--rate", "150", "--every", "2", "--heap-every", "2"]
-        + ["--out", str(tmp_path)]
+        ["--warmup", "0.1", "--minutes", "0.25", "--rate", "150", "--every", "2"]
+        + ["--heap-every", "2", "--out", str(tmp_path)]
     )
     written = json.loads((tmp_path / "soak.json").read_text())
     samples = written["samples"]
@@ -40,11 +40,16 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
     assert all(s["rss"] > 20 * 2**20 for s in samples)  # a live worker's resident memory
     assert samples[-1]["sent"] > 0 and samples[-1]["done"] > 0  # load was sent and consumed
     assert samples[-1]["sessions"] > 0
+    assert samples[-1]["broker_cpu"] > 0 and samples[-1]["broker_rss"] > 10 * 2**20  # Tansu's
     assert written["rate"] == 150
     assert written["missed_samples"] == 1 and len(samples) == len(calls) - 1
     assert set(written["verdict"]) >= {"slope_mib_per_min", "flat", "kept_up"}
+    # judged: the minutes after the warm-up (6 s), up to the planned end (21 s)
+    first, last = written["verdict"]["window_s"]
+    assert 6.0 <= first < 9.0 and last <= 21.0
+    assert written["warmup_minutes"] == 0.1
     heap = written["heap"]  # the worker's own heap reports, read back
-    assert heap is not None and heap["reports"] >= 4
+    assert heap is not None and heap["reports"] >= 4 and 2 <= heap["judged"] < heap["reports"]
     assert 20 < heap["in_use"]["mean_mib"] < heap["held"]["mean_mib"]
     assert (tmp_path / "soak.png").stat().st_size > 10_000
     assert not (tmp_path / "soak-run" / "data").exists()
@@ -63,6 +68,27 @@ def test_the_verdict_reads_the_second_half() -> None:
     assert verdict(dipped, 0.02)["flat"]
     assert not verdict(dipped, 0.02, planned_s=300.0)["flat"]
     assert verdict(dipped, 0.02, planned_s=300.0) == verdict(rising, 0.02)
+
+
+def test_after_a_warm_up_the_verdict_reads_every_minute_past_it() -> None:
+    """With a warm-up, the judged window is everything after it: growth that has stopped by
+    then passes; growth that goes on past it fails, in either half of the window."""
+    mib = 2**20
+
+    def run(rss_at: Any) -> list[dict[str, float]]:
+        return [{"t": 30.0 * i, "rss": rss_at(30.0 * i) * mib} for i in range(61)]  # 30 min
+
+    settles = run(lambda t: 100 + min(t, 1200) / 60)  # +1 MiB/min for 20 minutes, then flat
+    late = run(lambda t: 120 + max(0.0, t - 1500) / 60 * 2)  # flat, then +2 MiB/min at 25-30
+    early = run(lambda t: 120 + min(max(0.0, t - 1200), 300) / 60 * 2)  # +2 MiB/min at 20-25
+    judged = verdict(settles, 0.02, planned_s=1800.0, start_s=1200.0)
+    assert judged["flat"] and judged["slope_mib_per_min"] == pytest.approx(0.0)
+    assert judged["window_s"] == [1200.0, 1800.0]
+    assert not verdict(settles, 0.02, planned_s=1800.0, start_s=600.0)["flat"]
+    assert not verdict(late, 0.02, planned_s=1800.0, start_s=1200.0)["flat"]
+    assert not verdict(early, 0.02, planned_s=1800.0, start_s=1200.0)["flat"]
+    with pytest.raises(ValueError, match="no samples"):
+        verdict(settles, 0.02, planned_s=1800.0, start_s=1790.0)
 
 
 def test_the_heap_split_reads_the_probes_reports(tmp_path: Path) -> None:
@@ -85,4 +111,10 @@ def test_the_heap_split_reads_the_probes_reports(tmp_path: Path) -> None:
     assert split is not None and split["in_use"]["slope_mib_per_min"] == pytest.approx(2.0)
     assert split["held"]["slope_mib_per_min"] == 0.0
     assert heap_verdict(rows[:3]) is None
+    # over a window after a warm-up (from 150 s) and up to the planned end (210 s)
+    bent = [{**r, "in_use": 100.0 + min(r["t"], 150.0) / 30} for r in rows]
+    later = heap_verdict(bent, start_s=150.0, end_s=210.0)
+    assert later is not None and later["judged"] == 3 and later["reports"] == 8
+    assert later["in_use"]["slope_mib_per_min"] == 0.0
+    assert heap_verdict(bent)["in_use"]["slope_mib_per_min"] > 0  # type: ignore[index]
     assert len(kept) == 150_000
