@@ -321,8 +321,10 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
         + f" (TTLs: idle {result['idle_ttl_s']:g} s, ended {result['ended_ttl_s']:g} s, "
         f"tombstones {result['tombstone_ttl_s']:g} s)"
     )
-    cols = ("minute", "RSS MiB", "events sent", "events done", "done/s since last row",
-            "worker CPU %", "live sessions", "broker CPU %", "broker RSS MiB")  # fmt: skip
+    # events sent and done are in the JSON; the table shows the lag (sent - done), so that it
+    # fits 80 columns with the broker's figures
+    cols = ("min", "RSS MiB", "done/s", "lag", "worker CPU %", "live sessions",
+            "broker CPU %", "broker RSS GiB")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="right")
     shown: list[dict[str, float]] = []
@@ -339,13 +341,12 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
             table.add_row(
                 f"{s['t'] / 60:.1f}",
                 f"{s['rss'] / MIB:,.1f}",
-                f"{s['sent']:,.0f}",
-                f"{s['done']:,.0f}",
                 f"{rate:,.0f}" if prev else "-",
+                f"{max(0.0, s['sent'] - s['done']):,.0f}",
                 f"{cpu:.0f}" if prev else "-",
                 f"{s['sessions']:,.0f}",
                 broker,
-                f"{s['broker_rss'] / MIB:,.0f}" if "broker_rss" in s else "-",
+                f"{s['broker_rss'] / 2**30:,.1f}" if "broker_rss" in s else "-",
                 style="dim" if s["t"] < 60 * warm else None,
             )
             shown.append(s)
