@@ -24,14 +24,15 @@ half of ``--minutes`` instead.
 
 Why a warm-up, and why 20 minutes: what the worker holds is at its level within ~3 minutes at
 these TTLs (live sessions, tombstones, the bounded caches; the object counts of the memory
-probe are flat from then on), but its RSS goes on rising for longer while the allocators
-settle: Python's small-object allocator gives an arena back only when every object in it is
-gone, and glibc its heap only from the top, so each new peak of a checkpoint, a fetch or a
-burst of sessions leaves some of itself behind until the mix of long- and short-lived objects
-in the heap stops changing. Measured on 30-minute runs (``docs/memory.md``), that rise decays
-over minutes 5-20 and is gone by minute 20. A judged window that starts earlier measures the
-allocators' warm-up, not whether the worker keeps growing; the table shows the warm-up's rows
-dimmed and the line under it its growth, so it is not hidden.
+probe are flat from then on), but its RSS is what its allocators hold, and they keep their
+peak: Python's small-object allocator gives an arena back only when every object in it is gone,
+and glibc its heap only from the top, so RSS follows the busiest moment so far (the most live
+sessions at once, a large checkpoint or fetch in flight). New highs come less and less often:
+in 30-minute runs (``docs/memory.md``, eighth and ninth rounds) most of the rise is over by
+minute 20, and what remains comes when the worker catches up after the embedded broker slowed.
+A judged window that starts earlier measures the allocators' warm-up, not whether the worker
+keeps growing; the table shows the warm-up's rows dimmed and the line under it its growth, so
+it is not hidden.
 
 Memory that is still filling a bound (sessions in the idle window, tombstones of ended
 sessions) shows as growth: the table's live-session column says whether that is the case. That
