@@ -216,14 +216,14 @@ def heap_verdict(
     if len(reports) < 4:
         return None
     begin = reports[-1]["t"] / 2 if start_s is None else start_s
-    half = [r for r in reports if r["t"] >= begin]
-    if len(half) < 2:
+    judged = [r for r in reports if r["t"] >= begin]
+    if len(judged) < 2:
         return None
-    minutes = (half[-1]["t"] - half[0]["t"]) / 60.0
-    out: dict[str, Any] = {"reports": len(reports), "judged": len(half)}
+    minutes = (judged[-1]["t"] - judged[0]["t"]) / 60.0
+    out: dict[str, Any] = {"reports": len(reports), "judged": len(judged)}
     for name in ("in_use", "held", "pymalloc_in_use", "pymalloc_arenas", "c_in_use", "c_free"):
-        slope = slope_per_minute([(r["t"], r[name]) for r in half])
-        mean = sum(r[name] for r in half) / len(half)
+        slope = slope_per_minute([(r["t"], r[name]) for r in judged])
+        mean = sum(r[name] for r in judged) / len(judged)
         out[name] = {
             "slope_mib_per_min": round(slope, 3),
             "growth_pct": round(100 * slope * minutes / mean, 2) if mean else 0.0,
@@ -290,7 +290,7 @@ def chart(samples: list[dict[str, float]], result: dict[str, Any], path: Path) -
     v = result["verdict"]
     ax.axvline(v["window_s"][0] / 60, color="grey", linestyle=":", linewidth=1)
     if result.get("warmup_minutes"):
-        ax.axvspan(0, result["warmup_minutes"], color="grey", alpha=0.12, label="warm-up")
+        ax.axvspan(0, result["warmup_minutes"], color="grey", alpha=0.12)  # the warm-up
     live = ax.twinx()
     live.plot(minutes, [s["sessions"] for s in samples], color="tab:orange", alpha=0.7)
     live.set_ylabel("live root sessions", color="tab:orange")
