@@ -129,6 +129,18 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     return 60.0 * sum((t - mx) * (v - my) for t, v in points) / var
 
 
+def judged_window(
+    rows: list[dict[str, float]], start_s: float | None, end_s: float | None = None
+) -> list[dict[str, float]]:
+    """The rows (samples or probe reports) a verdict reads: from ``start_s`` (the end of the
+    warm-up), or from half way when it is None, to ``end_s`` (the planned end) or the last."""
+    if not rows:
+        return []
+    end = rows[-1]["t"] if end_s is None else min(rows[-1]["t"], end_s)
+    begin = end / 2 if start_s is None else start_s
+    return [r for r in rows if begin <= r["t"] <= end]
+
+
 def verdict(
     samples: list[dict[str, float]],
     tolerance: float,
@@ -147,11 +159,9 @@ def verdict(
     that one sample read 20-35 MiB below the ones before it in every 10-minute run, and
     pulled the slope down by 0.5-0.9 MiB/min."""
     last = samples[-1]
-    end = last["t"] if planned_s is None else min(last["t"], planned_s)
-    begin = end / 2 if start_s is None else start_s
-    judged = [s for s in samples if begin <= s["t"] <= end]
+    judged = judged_window(samples, start_s, planned_s)
     if len(judged) < 2:
-        raise ValueError(f"no samples to judge between {begin:.0f} s and {end:.0f} s")
+        raise ValueError(f"no samples to judge from {start_s or 0:.0f} s to {planned_s or 0:.0f} s")
     slope = slope_per_minute([(s["t"], s["rss"] / MIB) for s in judged])
     mean = sum(s["rss"] for s in judged) / len(judged) / MIB
     minutes = (judged[-1]["t"] - judged[0]["t"]) / 60.0
@@ -215,8 +225,7 @@ def heap_verdict(
         reports = [r for r in reports if r["t"] <= end_s]
     if len(reports) < 4:
         return None
-    begin = reports[-1]["t"] / 2 if start_s is None else start_s
-    judged = [r for r in reports if r["t"] >= begin]
+    judged = judged_window(reports, start_s)
     if len(judged) < 2:
         return None
     minutes = (judged[-1]["t"] - judged[0]["t"]) / 60.0
