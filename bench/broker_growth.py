@@ -52,14 +52,27 @@ class Tail:
         self.tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
         self.consumer.assign(self.tps)
         self.consumer.seek_to_beginning()
-        self.read = 0
+        self.behind: int | None = None  # None until every partition has answered a fetch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for records in self.consumer.poll(timeout_ms=5).values():
-                self.read += len(records)
+            self.consumer.poll(timeout_ms=5)
+            self.behind = self._behind()
+
+    def _behind(self) -> int | None:
+        """Records between the consumer's positions and the high watermarks of its last
+        fetches: both from the same consumer, so never negative. (Counting the records read
+        against ListOffsets is not: on Tansu ListOffsets answers the last batch's base offset
+        plus one, behind what a fetch already returns; see docs/worker.md.)"""
+        total = 0
+        for tp in self.tps:
+            hw = self.consumer.highwater(tp)
+            if hw is None:
+                return None
+            total += hw - self.consumer.position(tp)
+        return total
 
     def start(self) -> None:
         self._thread.start()
@@ -71,7 +84,8 @@ class Tail:
 
 
 def topic_records(bootstrap: str) -> int:
-    """Records in the topic (the sum of its partitions' end offsets)."""
+    """Records in the topic (the sum of its partitions' ListOffsets answers: on Tansu, low by
+    less than one producer batch per partition)."""
     probe = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
         ends = probe.end_offsets([TopicPartition(TOPIC, p) for p in range(PARTITIONS)])
@@ -109,14 +123,13 @@ def phase(
             while (now := time.perf_counter()) - start < seconds:
                 time.sleep(min(every, seconds - (now - start)))
                 now, cpu = time.perf_counter(), cpu_seconds(broker.proc.pid)
-                read = tail.read if tail is not None else 0  # before the end offsets: >= 0
                 records = topic_records(broker.bootstrap)
                 rows.append(
                     {
                         "t_s": round(now - start, 1),
                         "records": records,
                         "broker_cores": round((cpu - last_cpu) / (now - last_t), 3),
-                        "consumer_behind": records - read if tail is not None else None,
+                        "consumer_behind": tail.behind if tail is not None else None,
                     }
                 )
                 last_t, last_cpu = now, cpu
