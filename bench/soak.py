@@ -419,6 +419,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--ended-ttl", type=float, default=60.0, help="AGENTWATCH_ENDED_TTL_S of the worker (s)"
     )
     ap.add_argument(
+        "--ended-min-idle",
+        type=float,
+        default=12.0,
+        help="AGENTWATCH_ENDED_MIN_IDLE_S of the worker (s; the default's ratio to the ended TTL)",
+    )
+    ap.add_argument(
         "--tombstone-ttl",
         type=float,
         default=120.0,
@@ -460,6 +466,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ttls = {
             "AGENTWATCH_IDLE_TTL_S": str(args.idle_ttl),
             "AGENTWATCH_ENDED_TTL_S": str(args.ended_ttl),
+            "AGENTWATCH_ENDED_MIN_IDLE_S": str(args.ended_min_idle),
             "AGENTWATCH_TOMBSTONE_TTL_S": str(args.tombstone_ttl),
         }
         probe_file = Path(os.environ.get("AGENTWATCH_MEMPROBE") or work / "memprobe.txt")
@@ -510,6 +517,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "baseline": str(args.baseline) if args.baseline else None,
         "idle_ttl_s": args.idle_ttl,
         "ended_ttl_s": args.ended_ttl,
+        "ended_min_idle_s": args.ended_min_idle,
         "tombstone_ttl_s": args.tombstone_ttl,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "verdict": verdict(samples, args.tolerance, total_s, start_s),

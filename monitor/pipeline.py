@@ -14,7 +14,15 @@ it for each line of a file; tests call it directly. It owns the sessions (one
   late); beyond that it is not evaluated and is returned as :class:`LateEvent` (the worker
   still stores it and counts it, and publishes it to the late-events topic);
 * **evicts** ended sessions after ``ended_ttl_s`` and idle ones after ``idle_ttl_s``
-  (processing time), and the least recently active ones beyond ``max_sessions``; an ended or
+  (processing time), and the least recently active ones beyond ``max_sessions``. Given the
+  wall clock (``tick(now, wall=...)``, as the worker does), an ended session is also evicted
+  once ``ended_ttl_s`` of *event* time has passed since its newest event (the event clock
+  being the newest event time seen, never ahead of the wall clock), after at least
+  ``ended_min_idle_s`` of processing time: so a worker catching up on a backlog holds the
+  sessions that ended in the last ``ended_ttl_s`` of the traffic, not of its own reading, and
+  its memory follows the load rather than its speed; an agent whose clock runs behind gets
+  its ended session evicted no sooner than ``ended_min_idle_s`` after its last event. An
+  ended or
   killed session leaves a small **tombstone** (its members' end, last seq, scope and
   credential, and the kill) for ``tombstone_ttl_s``, so a credential replayed minutes after
   its session ended, or a session acting on after its kill signal, is still recognised
@@ -57,6 +65,8 @@ class PipelineSettings:
     reorder_wait_s: float = 2.0
     grace_s: float = 300.0
     ended_ttl_s: float = 300.0
+    #: the least processing time an ended session is kept when event time says it is due
+    ended_min_idle_s: float = 60.0
     idle_ttl_s: float = 3600.0
     max_sessions: int = 1_000_000
     dedup_window: int = 4096
@@ -257,9 +267,12 @@ class Pipeline:
             self._evict_over_capacity(out)
         return out
 
-    def tick(self, now: float, *, event_time: float | None = None) -> list[Output]:
+    def tick(
+        self, now: float, *, event_time: float | None = None, wall: float | None = None
+    ) -> list[Output]:
         """Release held-back events whose wait is over, fire timers due by ``event_time``
-        (default: the watermark), evict ended and idle sessions."""
+        (default: the watermark), evict ended and idle sessions (with ``wall``, the wall
+        clock in epoch seconds, ended ones on event time as well: see the module docstring)."""
         out: list[Output] = []
         wait = self.settings.reorder_wait_s
         for root in list(self._waiting):
@@ -275,7 +288,7 @@ class Pipeline:
                 out.extend(self.engine.tick(session, clock))
                 self._track_deadline(session)
                 self.dirty.add(root)
-        self._evict(now, out)
+        self._evict(now, out, None if wall is None else min(self.max_event_ts, wall))
         horizon = now - self.settings.tombstone_ttl_s
         while self._tombstones and next(iter(self._tombstones.values()))[0] < horizon:
             self.dirty.add(self._tombstones.popitem(last=False)[0])
@@ -399,13 +412,27 @@ class Pipeline:
         self.dirty.add(session.root_id)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def _evict(self, now: float, out: list[Output]) -> None:
+    def _evict(self, now: float, out: list[Output], event_now: float | None = None) -> None:
+        """Sessions are in processing-time order (least recently active first): the scan
+        stops at the first one too young to go. On event time it also stops at the first
+        session (in that order) whose newest event is younger than ``ended_ttl_s``: the orders
+        agree but for clock skew, and a session the scan stops short of still goes on
+        processing time."""
         s = self.settings
         horizon = now - min(s.ended_ttl_s, s.idle_ttl_s)
         doomed: list[tuple[str, str]] = []
         for root, session in self.sessions.items():
             if session.last_active > horizon:
-                break
+                if (
+                    event_now is None
+                    or now - session.last_active < s.ended_min_idle_s
+                    or session.last_ts is None
+                    or event_now - session.last_ts < s.ended_ttl_s
+                ):
+                    break
+                if session.ended and not session.pending:
+                    doomed.append((root, "ended"))
+                continue
             if session.pending:
                 continue
             idle = now - session.last_active

@@ -113,6 +113,7 @@ class Monitor:
             reorder_wait_s=settings.reorder_wait_s,
             grace_s=settings.grace_s,
             ended_ttl_s=settings.ended_ttl_s,
+            ended_min_idle_s=settings.ended_min_idle_s,
             idle_ttl_s=settings.idle_ttl_s,
             max_sessions=settings.max_sessions,
             tombstone_ttl_s=settings.tombstone_ttl_s,
@@ -298,11 +299,11 @@ class Monitor:
 
     def tick(self) -> None:
         """Release held-back events, evict idle sessions, refresh gauges."""
-        now = time.monotonic()
+        now, wall = time.monotonic(), time.time()
         active = 0
         for ps in list(self.partitions.values()):
             try:
-                outputs = ps.pipeline.tick(now)
+                outputs = ps.pipeline.tick(now, wall=wall)
             except Exception:
                 log.exception("session housekeeping failed on partition %d", ps.partition)
                 continue

@@ -65,7 +65,12 @@ class Settings(BaseModel):
     # -- session state -------------------------------------------------------------------
     reorder_wait_s: float = 2.0
     grace_s: float = 300.0
+    #: an ended session is evicted this long after its end, on processing time, or on event
+    #: time (the newest event time seen, capped at the wall clock) once it has been idle
+    #: ``ended_min_idle_s`` (monitor.pipeline): a worker catching up holds what the traffic
+    #: ended in the last ``ended_ttl_s``, not what it read
     ended_ttl_s: float = 300.0
+    ended_min_idle_s: float = 60.0
     idle_ttl_s: float = 3600.0
     max_sessions: int = 1_000_000
     #: how long (s) an evicted ended or killed session's tombstone is kept, and at most how
