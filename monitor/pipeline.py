@@ -22,8 +22,7 @@ it for each line of a file; tests call it directly. It owns the sessions (one
   sessions that ended in the last ``ended_ttl_s`` of the traffic, not of its own reading, and
   its memory follows the load rather than its speed; an agent whose clock runs behind gets
   its ended session evicted no sooner than ``ended_min_idle_s`` after its last event. An
-  ended or
-  killed session leaves a small **tombstone** (its members' end, last seq, scope and
+  ended or killed session leaves a small **tombstone** (its members' end, last seq, scope and
   credential, and the kill) for ``tombstone_ttl_s``, so a credential replayed minutes after
   its session ended, or a session acting on after its kill signal, is still recognised
   (tombstones are checkpointed with the sessions, so a restarted worker keeps them; their

@@ -130,11 +130,11 @@ def test_sessions_are_evicted_after_end_and_idle() -> None:
     assert len(p) == 0
 
 
-def _at(seq: int, kind: str, sid: str, minute: int) -> ActionEvent:
+def ev_at(seq: int, kind: str, sid: str, minute: int) -> ActionEvent:
     return ev(seq, kind, sid=sid, time=f"2026-07-01T12:{minute:02d}:{seq:02d}Z")
 
 
-T0 = _at(0, "session_start", "x", 0).ts  # 12:00:00 as epoch seconds
+T0 = ev_at(0, "session_start", "x", 0).ts  # 12:00:00 as epoch seconds
 
 
 def test_a_catching_up_worker_evicts_ended_sessions_on_event_time() -> None:
@@ -145,10 +145,10 @@ def test_a_catching_up_worker_evicts_ended_sessions_on_event_time() -> None:
     settings = PipelineSettings(ended_ttl_s=300, ended_min_idle_s=60, idle_ttl_s=3600)
     with_wall, without = Pipeline(build_engine(), settings), Pipeline(build_engine(), settings)
     for p in (with_wall, without):
-        for e in (_at(0, "session_start", "old", 0), _at(1, "session_end", "old", 0)):
+        for e in (ev_at(0, "session_start", "old", 0), ev_at(1, "session_end", "old", 0)):
             p.process(e, now=0.0)
-        p.process(_at(0, "session_start", "running", 0), now=0.0)
-        p.process(_at(0, "session_start", "late", 20), now=240.0)  # event clock: 12:20
+        p.process(ev_at(0, "session_start", "running", 0), now=0.0)
+        p.process(ev_at(0, "session_start", "late", 20), now=240.0)  # event clock: 12:20
     wall = T0 + 3 * 3600  # the worker's wall clock, far ahead of the backlog's event time
     assert [(o.root_session_id, o.reason) for o in with_wall.tick(240.0, wall=wall)] == [
         ("old", "ended")
@@ -161,9 +161,9 @@ def test_a_catching_up_worker_evicts_ended_sessions_on_event_time() -> None:
 def test_event_time_eviction_waits_the_least_processing_time() -> None:
     settings = PipelineSettings(ended_ttl_s=300, ended_min_idle_s=60)
     p = Pipeline(build_engine(), settings)
-    for e in (_at(0, "session_start", "old", 0), _at(1, "session_end", "old", 0)):
+    for e in (ev_at(0, "session_start", "old", 0), ev_at(1, "session_end", "old", 0)):
         p.process(e, now=0.0)
-    p.process(_at(0, "session_start", "new", 30), now=10.0)  # 30 minutes later in event time
+    p.process(ev_at(0, "session_start", "new", 30), now=10.0)  # 30 minutes later in event time
     assert not p.tick(59.0, wall=T0 + 3600)  # due on event time, idle only 59 s
     assert [o.root_session_id for o in p.tick(60.0, wall=T0 + 3600)] == ["old"]
 
@@ -172,7 +172,7 @@ def test_the_event_clock_never_runs_ahead_of_the_wall_clock() -> None:
     """One event stamped far in the future does not age every other session."""
     settings = PipelineSettings(ended_ttl_s=300, ended_min_idle_s=60)
     p = Pipeline(build_engine(), settings)
-    for e in (_at(0, "session_start", "a", 0), _at(1, "session_end", "a", 0)):
+    for e in (ev_at(0, "session_start", "a", 0), ev_at(1, "session_end", "a", 0)):
         p.process(e, now=0.0)
     future = ev(0, "session_start", sid="f", time="2099-01-01T00:00:00Z")
     p.process(future, now=1.0)
@@ -188,10 +188,10 @@ def test_a_session_whose_clock_runs_behind_is_evicted_on_event_time_only_after_t
     order), and the session goes on processing time."""
     settings = PipelineSettings(ended_ttl_s=300, ended_min_idle_s=60)
     p = Pipeline(build_engine(), settings)
-    for e in (_at(0, "session_start", "behind", 0), _at(1, "session_end", "behind", 0)):
+    for e in (ev_at(0, "session_start", "behind", 0), ev_at(1, "session_end", "behind", 0)):
         p.process(e, now=0.0)
-    p.process(_at(0, "session_start", "now", 59), now=5.0)  # event clock 12:59
-    for e in (_at(0, "session_start", "behind2", 0), _at(1, "session_end", "behind2", 0)):
+    p.process(ev_at(0, "session_start", "now", 59), now=5.0)  # event clock 12:59
+    for e in (ev_at(0, "session_start", "behind2", 0), ev_at(1, "session_end", "behind2", 0)):
         p.process(e, now=6.0)
     assert not p.tick(59.0, wall=T0 + 3600)
     assert [o.root_session_id for o in p.tick(70.0, wall=T0 + 3600)] == ["behind"]

@@ -3,24 +3,12 @@ partition's pipeline: the soak benchmark and operators bound a worker's memory w
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from monitor.runtime import Monitor
 from monitor.settings import Settings
-from schemas.events import ActionEvent, parse_event
-
-
-def ev(seq: int, kind: str, sid: str, minute: int) -> ActionEvent:
-    doc = {
-        "event_id": f"{sid}-{seq}",
-        "time": f"2026-07-01T12:{minute:02d}:{seq:02d}Z",
-        "kind": kind,
-        "session": {"id": sid, "seq": seq},
-        "actor": {"agent_id": "billing-agent"},
-    }
-    return parse_event(json.dumps(doc))
+from tests.monitor.test_pipeline import ev_at as ev
 
 
 def test_session_bounds_from_the_environment_reach_each_partition(tmp_path: Path) -> None:
