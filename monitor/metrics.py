@@ -122,6 +122,12 @@ class Metrics:
             ["partition"],
             registry=r,
         )
+        self.fetch_records = Histogram(
+            "agentwatch_fetch_records",
+            "Records one fetch handed to the scoring loop (at most AGENTWATCH_MAX_POLL_RECORDS).",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+            registry=r,
+        )
         self.checkpoint = Histogram(
             "agentwatch_checkpoint_duration_seconds",
             "Time to write one checkpoint (flush outputs, session records, marker, commit).",

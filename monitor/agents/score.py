@@ -33,9 +33,11 @@ def register(monitor: Monitor) -> None:
     flush = outputs.flush
     due = outputs.due
     clock = time.perf_counter
+    fetch_records = monitor.metrics.fetch_records.observe
 
     async def on_batch(generation: int, records: Mapping[TP, list[Any]]) -> None:
         consumer: Any = app.consumer
+        fetch_records(sum(map(len, records.values())))
         pause_at = clock() + YIELD_EVERY_S
         for tp, recs in records.items():
             partition = tp.partition
