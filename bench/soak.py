@@ -1,8 +1,8 @@
 """Worker memory over a long run: RSS of a real worker fed simulated traffic at half its maximum.
 
     python -m bench.soak [--warmup 20] [--minutes 10] [--rate EVENTS_PER_S] [--idle-ttl 120]
-                         [--ended-ttl 60] [--tombstone-ttl 120] [--every 5] [--heap-every 15]
-                         [--baseline CHECKOUT] [--out bench/results]
+                         [--ended-ttl 60] [--tombstone-ttl 120] [--every 5] [--rss-every 1]
+                         [--heap-every 15] [--baseline CHECKOUT] [--out bench/results]
 
 An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
 broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
@@ -18,9 +18,12 @@ because the broker slowed, not the worker.
 
 Reported: a table (one row a minute), a PNG chart of RSS and live sessions over time
 (``bench/results/soak.png``), ``bench/results/soak.json``, and the slope of RSS over the
-``--minutes`` judged after the warm-up (least squares, MiB per minute): **flat** when they grow
-by less than ``--tolerance`` (default 2%) of their mean RSS. ``--warmup 0`` judges the second
-half of ``--minutes`` instead.
+``--minutes`` judged after the warm-up (least squares over RSS read every ``--rss-every``
+second, MiB per minute): **flat** when they grow by less than ``--tolerance`` (default 2%) of
+their mean RSS. ``--warmup 0`` judges the second half of ``--minutes`` instead. With it, the
+95% interval of that growth from the scatter of the window's one-minute means, and whether the
+run can tell at all (:func:`verdict`): RSS swings by 10-25 MiB within seconds, and one
+10-minute run does not always separate a slope of 1 MiB/min from none.
 
 Why a warm-up, and why 20 minutes: what the worker holds is at its level within ~3 minutes at
 these TTLs (live sessions, tombstones, the bounded caches; the object counts of the memory
@@ -141,11 +144,44 @@ def judged_window(
     return [r for r in rows if begin <= r["t"] <= end]
 
 
+def slope_interval(
+    points: list[tuple[float, float]], block_s: float = 60.0, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """The least-squares slope (per minute) of the means of consecutive ``block_s`` blocks of
+    (seconds, value) points, and the half-width of its ``confidence`` interval (Student's t),
+    or None with fewer than three blocks.
+
+    Block means, not the points: RSS moves in cycles of seconds (a checkpoint every 5 s that
+    maps and unmaps buffers of a MiB and more, a heap trim every 30 s), so neighbouring
+    samples are not independent and an interval from the raw points would be far too narrow.
+    One-minute means are nearly independent of each other; their scatter around the line is
+    the run's noise."""
+    from scipy import stats
+
+    if not points:
+        return None
+    t0 = points[0][0]
+    blocks: dict[int, list[tuple[float, float]]] = {}
+    for t, v in points:
+        blocks.setdefault(int((t - t0) // block_s), []).append((t, v))
+    means = [
+        (sum(t for t, _ in b) / len(b), sum(v for _, v in b) / len(b))
+        for b in blocks.values()
+        if len(b) * 2 >= max(len(x) for x in blocks.values())  # not a stub at the end
+    ]
+    if len(means) < 3:
+        return None
+    fit = stats.linregress([t for t, _ in means], [v for _, v in means])
+    half = float(stats.t.ppf((1 + confidence) / 2, len(means) - 2)) * float(fit.stderr)
+    return 60.0 * float(fit.slope), 60.0 * half
+
+
 def verdict(
     samples: list[dict[str, float]],
     tolerance: float,
     planned_s: float | None = None,
     start_s: float | None = None,
+    rss: list[dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Slope of RSS (MiB/min) over the judged window, whether that window stayed flat, and
     whether the worker kept up with the load (if not, what it held was not what the rate
@@ -157,16 +193,30 @@ def verdict(
     (every ``AGENTWATCH_GC_FULL_INTERVAL_S``, 600 s, the length of a default soak), which
     trims the heap. A trim hands back free pages that glibc touches again within seconds, so
     that one sample read 20-35 MiB below the ones before it in every 10-minute run, and
-    pulled the slope down by 0.5-0.9 MiB/min."""
+    pulled the slope down by 0.5-0.9 MiB/min.
+
+    ``rss`` (``t`` and ``rss`` only) are RSS readings taken more often than the scraped
+    samples, and judged instead of them when given: with one reading every 5 s, in step with
+    the worker's 5 s checkpoints, the same window's slope read +0.95 MiB/min from those
+    samples and -0.70 from the memory probe's 15 s readings (docs/memory.md, eleventh round):
+    the worker checkpoints every 5 s, mapping and unmapping buffers of a MiB and more, and a
+    reading every 5 s can keep landing on the same phase of that cycle for minutes.
+
+    Besides the verdict (the slope's growth over the window against ``tolerance`` of its
+    mean), ``growth_interval_pct`` is the 95% interval of that growth from the scatter of the
+    window's one-minute means (:func:`slope_interval`), and ``decided`` says whether the run
+    can tell: ``flat`` when the whole interval is under the tolerance, ``growing`` when it
+    is all over it, ``within noise`` when it spans it."""
     last = samples[-1]
-    judged = judged_window(samples, start_s, planned_s)
+    judged = judged_window(rss or samples, start_s, planned_s)
     if len(judged) < 2:
         raise ValueError(f"no samples to judge from {start_s or 0:.0f} s to {planned_s or 0:.0f} s")
-    slope = slope_per_minute([(s["t"], s["rss"] / MIB) for s in judged])
-    mean = sum(s["rss"] for s in judged) / len(judged) / MIB
+    points = [(s["t"], s["rss"] / MIB) for s in judged]
+    slope = slope_per_minute(points)
+    mean = sum(v for _, v in points) / len(points)
     minutes = (judged[-1]["t"] - judged[0]["t"]) / 60.0
     growth = slope * minutes
-    return {
+    out: dict[str, Any] = {
         "slope_mib_per_min": round(slope, 3),
         "window_growth_mib": round(growth, 2),
         "window_mean_mib": round(mean, 1),
@@ -175,7 +225,15 @@ def verdict(
         "kept_up": last.get("done", 0.0) >= 0.95 * last.get("sent", 0.0),
         "lag_events": max(0, round(last.get("sent", 0.0) - last.get("done", 0.0))),
         "window_s": [round(judged[0]["t"], 1), round(judged[-1]["t"], 1)],
+        "readings": len(judged),
     }
+    interval = slope_interval(points)
+    if interval is not None:
+        lo, hi = (100 * (interval[0] + k * interval[1]) * minutes / mean for k in (-1, 1))
+        out["growth_interval_pct"] = [round(lo, 2), round(hi, 2)]
+        top = 100 * tolerance
+        out["decided"] = "flat" if hi <= top else "growing" if lo > top else "within noise"
+    return out
 
 
 #: the memory probe's report lines the soak reads (``monitor.memtrace.Probe.report``)
@@ -184,6 +242,10 @@ _PROBE_C = re.compile(
     r"^malloc: in use ([\d.]+) MiB, free kept ([\d.]+) MiB, mmapped ([\d.]+) MiB", re.M
 )
 _PROBE_PY = re.compile(r"^pymalloc: (\d+) arenas \(\d+ at most\), in use ([\d.]+) MiB", re.M)
+_PROBE_CHURN = re.compile(r"(\d+) mapped and (\d+) unmapped so far")
+_PROBE_SIZES = re.compile(r"^pymalloc sizes \([^)]*\): (.*)$", re.M)
+#: pymalloc's pool size (Python 3.10 and later on 64-bit: 16 KiB)
+POOL_MIB = 16 / 1024
 
 
 def read_probe(path: Path) -> list[dict[str, float]]:
@@ -200,19 +262,68 @@ def read_probe(path: Path) -> list[dict[str, float]]:
             out = []  # another worker wrote to the file before (a probe named in the env)
         c_used, c_free, mmapped = (float(x) for x in c.groups())
         arenas, py_used = int(py.group(1)), float(py.group(2))
-        out.append(
+        report = {
+            "t": float(t.group(1)),
+            "rss": float(t.group(2)),
+            "in_use": round(py_used + c_used + mmapped, 1),
+            "held": round(arenas + c_used + c_free + mmapped, 1),
+            "pymalloc_in_use": py_used,
+            "pymalloc_arenas": float(arenas),
+            "c_in_use": c_used,
+            "c_free": c_free,
+        }
+        churn = _PROBE_CHURN.search(chunk)
+        if churn is not None:
+            report["arenas_mapped"], report["arenas_unmapped"] = map(float, churn.groups())
+        sizes = _PROBE_SIZES.search(chunk)
+        for cell in sizes.group(1).split() if sizes is not None else ():
+            size, counts = cell.split(":")
+            pools, used, _free = (int(x) for x in counts.split("/"))
+            report[f"pools_{size}"] = pools * POOL_MIB
+            report[f"used_{size}"] = used * int(size) / MIB
+        out.append(report)
+    return out
+
+
+def size_verdict(
+    reports: list[dict[str, float]],
+    start_s: float | None = None,
+    end_s: float | None = None,
+    top: int = 6,
+) -> dict[str, Any] | None:
+    """Where pymalloc's pools grew over the judged window, by block size (pools serve one
+    size each): the ``top`` sizes by the slope of their pools (MiB/min), each with the slope
+    of the bytes its live blocks hold. Pools growing faster than their blocks in use are
+    fragmentation at that size. Also the arenas mapped and unmapped over the window (churn).
+    None when the reports have no sizes (an older worker's probe)."""
+    if end_s is not None:
+        reports = [r for r in reports if r["t"] <= end_s]
+    judged = judged_window(reports, start_s)
+    sizes = sorted(
+        {int(k[6:]) for r in judged for k in r if k.startswith("pools_")},
+    )
+    if len(judged) < 2 or not sizes:
+        return None
+    rows = []
+    for size in sizes:
+        pools = [(r["t"], r.get(f"pools_{size}", 0.0)) for r in judged]
+        used = [(r["t"], r.get(f"used_{size}", 0.0)) for r in judged]
+        rows.append(
             {
-                "t": float(t.group(1)),
-                "rss": float(t.group(2)),
-                "in_use": round(py_used + c_used + mmapped, 1),
-                "held": round(arenas + c_used + c_free + mmapped, 1),
-                "pymalloc_in_use": py_used,
-                "pymalloc_arenas": float(arenas),
-                "c_in_use": c_used,
-                "c_free": c_free,
+                "size": size,
+                "pools_mib": round(pools[-1][1], 2),
+                "pools_slope_mib_per_min": round(slope_per_minute(pools), 3),
+                "used_slope_mib_per_min": round(slope_per_minute(used), 3),
             }
         )
-    return out
+    rows.sort(key=lambda row: -row["pools_slope_mib_per_min"])
+    first, last = judged[0], judged[-1]
+    return {
+        "sizes": rows[:top],
+        "pools_slope_mib_per_min": round(sum(r["pools_slope_mib_per_min"] for r in rows), 3),
+        "arenas_mapped": last.get("arenas_mapped", 0.0) - first.get("arenas_mapped", 0.0),
+        "arenas_unmapped": last.get("arenas_unmapped", 0.0) - first.get("arenas_unmapped", 0.0),
+    }
 
 
 def heap_verdict(
@@ -373,8 +484,20 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
     console.print(
         f"{window_label(result)}: {v['slope_mib_per_min']:+.3f} MiB/min, "
         f"{v['window_growth_mib']:+.1f} MiB on {v['window_mean_mib']:.0f} MiB: "
-        f"[{style}]{'flat' if v['flat'] else 'NOT flat'}[/] (tolerance {v['tolerance']:.0%})"
+        f"[{style}]{'flat' if v['flat'] else 'NOT flat'}[/] (tolerance {v['tolerance']:.0%}; "
+        f"{v.get('readings', 0):,} readings)"
     )
+    if "growth_interval_pct" in v:
+        lo, hi = v["growth_interval_pct"]
+        tell = {
+            "flat": "flat whatever the noise",
+            "growing": "growing whatever the noise",
+            "within noise": "this run cannot tell",
+        }[v["decided"]]
+        console.print(
+            f"95% interval of that growth, from the scatter of its one-minute means: "
+            f"{lo:+.1f}% to {hi:+.1f}% against {v['tolerance']:.0%}: {tell}"
+        )
     if result.get("missed_samples"):
         console.print(
             f"[yellow]{result['missed_samples']} samples missed: the worker's /metrics did not "
@@ -391,6 +514,18 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
             f"{held['mean_mib']:.0f} MiB; pymalloc arenas "
             f"{heap['pymalloc_arenas']['slope_mib_per_min']:+.3f}, glibc free "
             f"{heap['c_free']['slope_mib_per_min']:+.3f})"
+        )
+    sizes = result.get("pymalloc_sizes")
+    if sizes:
+        console.print(
+            f"pymalloc pools {sizes['pools_slope_mib_per_min']:+.3f} MiB/min "
+            f"({sizes['arenas_mapped']:.0f} arenas mapped, {sizes['arenas_unmapped']:.0f} "
+            "unmapped); the sizes whose pools grew most (pools / blocks in use, MiB/min): "
+            + ", ".join(
+                f"{r['size']} B {r['pools_slope_mib_per_min']:+.3f} / "
+                f"{r['used_slope_mib_per_min']:+.3f}"
+                for r in sizes["sizes"]
+            )
         )
     if not v["kept_up"]:
         console.print(
@@ -410,7 +545,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     ap.add_argument("--rate", type=float, default=None, help="events/s (default: half the max)")
     ap.add_argument("--probe-events", type=int, default=20_000)
-    ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    ap.add_argument(
+        "--every", type=float, default=5.0, help="seconds between samples (a /metrics scrape)"
+    )
+    ap.add_argument(
+        "--rss-every",
+        type=float,
+        default=1.0,
+        help="seconds between RSS readings, which the verdict judges (0: the samples')",
+    )
     ap.add_argument("--tolerance", type=float, default=0.02)
     ap.add_argument(
         "--idle-ttl", type=float, default=120.0, help="AGENTWATCH_IDLE_TTL_S of the worker (s)"
@@ -451,6 +594,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     samples: list[dict[str, float]] = []
+    rss: list[dict[str, float]] = []  # RSS alone, every --rss-every seconds
     with EmbeddedBroker(log_path=work / "tansu.log") as broker:
         base = Settings.from_env(
             {}, profile="embedded", broker=broker.url, topic_partitions=4,
@@ -503,11 +647,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         )
                     if time.monotonic() >= end:
                         break
-                    time.sleep(max(0.0, min(args.every, end - time.monotonic())))
+                    due = min(time.monotonic() + args.every, end)
+                    while (now := time.monotonic()) < due:
+                        if args.rss_every > 0:
+                            rss.append({"t": round(now - t0, 2), "rss": rss_bytes(worker.proc.pid)})
+                        time.sleep(max(0.0, min(args.rss_every or args.every, due - now)))
         finally:
             stop_process(load, 10)
             worker.stop()
     start_s = 60 * args.warmup if args.warmup > 0 else None
+    reports = read_probe(probe_file)
     result: dict[str, Any] = {
         "minutes": args.minutes,
         "warmup_minutes": args.warmup,
@@ -520,10 +669,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ended_min_idle_s": args.ended_min_idle,
         "tombstone_ttl_s": args.tombstone_ttl,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "verdict": verdict(samples, args.tolerance, total_s, start_s),
+        "verdict": verdict(samples, args.tolerance, total_s, start_s, rss or None),
         "missed_samples": missed,
-        "heap": heap_verdict(read_probe(probe_file), start_s, total_s),
+        "heap": heap_verdict(reports, start_s, total_s),
+        "pymalloc_sizes": size_verdict(reports, start_s, total_s),
         "samples": samples,
+        "rss_every_s": args.rss_every,
+        "rss": [[r["t"], round(r["rss"] / MIB, 1)] for r in rss],
     }
     print_table(console, samples, result)
     chart(samples, result, args.out / "soak.png")

@@ -6,7 +6,8 @@ loop is reported too):
 
 * RSS and glibc's own view (``mallinfo2``: bytes in use, free bytes it keeps, mmapped);
 * Python's small-object allocator's (``pymalloc``, which maps its 1 MiB arenas itself, out of
-  glibc's sight): arenas held, bytes in use in them, free space in partly used and empty pools;
+  glibc's sight): arenas held, bytes in use in them, free space in partly used and empty pools,
+  arenas mapped and unmapped so far, and its pools by block size (which sizes fragment);
 * the worker's structures: sessions, tombstones and dirty sessions per partition, records
   waiting in the outbox and for acknowledgements, the producers' queued batches, the
   consumer's prefetched records, the last checkpoint's records, bytes and phase durations;
@@ -32,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -95,7 +97,9 @@ class Probe:
     def report(self) -> str:
         lines = [f"=== t={time.monotonic() - self.t0:.0f}s rss={_rss() / 2**20:.1f} MiB"]
         lines.append("malloc: " + _mallinfo())
-        lines.append("pymalloc: " + _pymalloc())
+        stats = _debug_malloc_stats()
+        lines.append("pymalloc: " + _pymalloc(stats))
+        lines.append("pymalloc sizes (size:pools/used/free blocks): " + _pymalloc_classes(stats))
         lines.append("worker: " + self.structures())
         if self.garbage:
             lines.extend(self.cyclic_garbage())
@@ -320,13 +324,14 @@ _PYMALLOC_LINES = {
     "# bytes in allocated blocks": "in use",
     "# bytes in available blocks": "free in used pools",
     "unused pools": "empty pools",
+    "# arenas allocated total": "mapped",
+    "# arenas reclaimed": "reclaimed",
 }
 
 
-def _pymalloc() -> str:
-    """Python's small-object allocator (``pymalloc``): its arenas are mapped directly, not
-    through glibc, so ``mallinfo2`` does not see them. Arenas held against the bytes in use
-    in them is its fragmentation (an arena is returned only when all its pools are empty)."""
+def _debug_malloc_stats() -> str | None:
+    """The text of ``_PyObject_DebugMallocStats`` (what ``sys._debugmallocstats()`` prints on
+    stderr), written to a temporary file instead; None where the interpreter has none."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.fopen.restype = ctypes.c_void_p
@@ -335,16 +340,27 @@ def _pymalloc() -> str:
         stats = ctypes.pythonapi._PyObject_DebugMallocStats
         stats.argtypes = [ctypes.c_void_p]
     except (OSError, AttributeError):
-        return "(no _PyObject_DebugMallocStats)"
+        return None
     with tempfile.NamedTemporaryFile("r", suffix=".pymalloc") as tmp:
         fp = libc.fopen(tmp.name.encode(), b"w")
         if not fp:
-            return "(cannot open a temporary file)"
+            return None
         try:
             stats(fp)
         finally:
             libc.fclose(fp)
-        text = tmp.read()
+        return tmp.read()
+
+
+def _pymalloc(text: str | None = None) -> str:
+    """Python's small-object allocator (``pymalloc``): its arenas are mapped directly, not
+    through glibc, so ``mallinfo2`` does not see them. Arenas held against the bytes in use
+    in them is its fragmentation (an arena is returned only when all its pools are empty).
+    Arenas allocated and reclaimed since the start are its churn: an arena is mapped for a
+    peak and unmapped once all its pools are empty again."""
+    text = _debug_malloc_stats() if text is None else text
+    if text is None:
+        return "(no _PyObject_DebugMallocStats)"
     found: dict[str, int] = {}
     for line in text.splitlines():
         head, _, value = line.rpartition("=")
@@ -354,11 +370,32 @@ def _pymalloc() -> str:
     if "arenas" not in found:
         return "(not reported)"
     mib = 2**20
-    return f"{found['arenas']} arenas ({found.get('highwater', 0)} at most), " + ", ".join(
-        f"{name} {found[name] / mib:.1f} MiB"
-        for name in ("in use", "free in used pools", "empty pools")
-        if name in found
+    return (
+        f"{found['arenas']} arenas ({found.get('highwater', 0)} at most), "
+        + ", ".join(
+            f"{name} {found[name] / mib:.1f} MiB"
+            for name in ("in use", "free in used pools", "empty pools")
+            if name in found
+        )
+        + f", {found.get('mapped', 0)} mapped and {found.get('reclaimed', 0)} unmapped so far"
     )
+
+
+#: a row of ``_PyObject_DebugMallocStats``'s size-class table: class, block size, pools,
+#: blocks in use, blocks free in those pools
+_CLASS_ROW = re.compile(r"^\s*\d+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", re.M)
+
+
+def _pymalloc_classes(text: str | None = None) -> str:
+    """pymalloc's pools by block size, ``<size>:<pools>/<blocks in use>/<blocks free>`` for
+    each size that has a pool (pools are 16 KiB and serve one size each). Fragmentation by
+    size: a size whose pools grow while its blocks in use do not has its free blocks spread
+    over pools that its live objects keep."""
+    text = _debug_malloc_stats() if text is None else text
+    if text is None:
+        return "(no _PyObject_DebugMallocStats)"
+    rows = [m.groups() for m in _CLASS_ROW.finditer(text.split("# arenas", 1)[0])]
+    return " ".join(f"{size}:{pools}/{used}/{free}" for size, pools, used, free in rows)
 
 
 def _accumulator(producer: Any) -> str:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import soak
-from bench.soak import heap_verdict, main, read_probe, slope_per_minute, verdict
+from bench.soak import (
+    heap_verdict,
+    main,
+    read_probe,
+    size_verdict,
+    slope_interval,
+    slope_per_minute,
+    verdict,
+)
 from monitor import memtrace
 from monitor.runtime import Monitor
 from monitor.settings import Settings
@@ -47,6 +56,12 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
     # judged: the minutes after the warm-up (6 s), up to the planned end (21 s)
     first, last = written["verdict"]["window_s"]
     assert 6.0 <= first < 9.0 and last <= 21.0
+    # RSS read every second between the scrapes, and those readings judged
+    assert written["rss_every_s"] == 1.0 and len(written["rss"]) >= 14
+    assert all(mib > 20 for _, mib in written["rss"])
+    assert 10 <= written["verdict"]["readings"] <= 16
+    sizes = written["pymalloc_sizes"]  # the probe's pools by block size, read back
+    assert sizes is not None and sizes["sizes"] and all(r["pools_mib"] > 0 for r in sizes["sizes"])
     assert written["warmup_minutes"] == 0.1
     heap = written["heap"]  # the worker's own heap reports, read back
     assert heap is not None and heap["reports"] >= 4 and 2 <= heap["judged"] < heap["reports"]
@@ -118,3 +133,78 @@ def test_the_heap_split_reads_the_probes_reports(tmp_path: Path) -> None:
     assert later["in_use"]["slope_mib_per_min"] == 0.0
     assert heap_verdict(bent)["in_use"]["slope_mib_per_min"] > 0  # type: ignore[index]
     assert len(kept) == 150_000
+
+
+def test_pools_by_block_size_show_which_size_grew(tmp_path: Path) -> None:
+    """The probe's pymalloc pools by block size, read back: ~40 MiB more of 133-byte objects
+    (a 100-byte ``bytes`` each, so 144-byte blocks) between two reports is the size whose
+    pools grew most, with its blocks in use (more than the free pools a test process has,
+    so arenas are mapped for it); a report without sizes gives no split."""
+    env = {"AGENTWATCH_STORE_URL": "none", "AGENTWATCH_DATADIR": str(tmp_path / "data")}
+    probe = memtrace.Probe(Monitor(Settings.from_env(env)), tmp_path / "p.txt", objects=False)
+    one = probe.report()
+    kept = [bytes(100) for _ in range(300_000)]
+    two = probe.report()
+    path = tmp_path / "probe.txt"
+    path.write_text(one + two.replace("=== t=0s", "=== t=30s"))
+    reports = read_probe(path)
+    assert reports[1]["pools_144"] - reports[0]["pools_144"] >= 38  # MiB of 16 KiB pools
+    split = size_verdict(reports, start_s=0.0)
+    assert split is not None
+    top = split["sizes"][0]
+    assert top["size"] == 144 and top["pools_slope_mib_per_min"] >= 76  # over half a minute
+    assert top["used_slope_mib_per_min"] >= 76
+    assert split["arenas_mapped"] >= 20 and split["arenas_unmapped"] >= 0
+    bare = re.sub(r"^pymalloc sizes.*\n", "", one, flags=re.M)
+    path.write_text(bare + bare.replace("=== t=0s", "=== t=30s"))
+    assert "pools_144" not in read_probe(path)[0]
+    assert size_verdict(read_probe(path), start_s=0.0) is None
+    assert len(kept) == 300_000
+
+
+def test_the_interval_says_when_a_run_cannot_tell() -> None:
+    """The 95% interval of the growth comes from the scatter of one-minute means: a steady
+    line with a small seconds-long cycle is flat whatever the noise, a steep one growing,
+    and a slope near the tolerance under minute-to-minute swings cannot be told apart."""
+    import random
+
+    mib = 2**20
+    rng = random.Random(5)
+
+    def run(slope: float, minute_swing: float) -> list[dict[str, float]]:
+        swings = [rng.uniform(-minute_swing, minute_swing) for _ in range(10)]
+        return [
+            {"t": float(t), "rss": (500 + slope * t / 60 + swings[t // 60] + 8 * (t % 5)) * mib}
+            for t in range(600)  # a reading a second, a 5 s cycle of 32 MiB
+        ]
+
+    steady = verdict(run(0.0, 1.0), 0.02)
+    assert steady["flat"] and steady["decided"] == "flat", steady
+    lo, hi = steady["growth_interval_pct"]
+    assert lo < 0 < hi < 2
+    steep = verdict(run(3.0, 1.0), 0.02)
+    assert not steep["flat"] and steep["decided"] == "growing", steep
+    noisy = verdict(run(0.9, 12.0), 0.02)
+    assert noisy["decided"] == "within noise", noisy
+    assert noisy["growth_interval_pct"][0] < 2 < noisy["growth_interval_pct"][1]
+    # slope_interval on its own: 2 per minute, exactly, and too few blocks to say anything
+    line = [(float(t), 2.0 * t / 60) for t in range(0, 600, 10)]
+    slope, half = slope_interval(line)  # type: ignore[misc]
+    assert slope == pytest.approx(2.0) and half == pytest.approx(0.0, abs=1e-9)
+    assert slope_interval(line[:12]) is None
+
+
+def test_the_verdict_judges_the_frequent_readings_when_given() -> None:
+    """The scraped samples (every 5 s) keep the lag; RSS read every second is what is judged:
+    samples that happen to land on the top of a cycle late in the window and its bottom early
+    read as growth, readings that cover every phase do not."""
+    mib = 2**20
+    cycle = [0, 10, 20, 30, 40]  # MiB over a 5 s cycle
+    readings = [{"t": float(t), "rss": (500 + cycle[t % 5]) * mib} for t in range(600)]
+    aliased = [
+        {"t": float(t), "rss": (500 + cycle[min(4, t // 120)]) * mib, "sent": 1.0, "done": 1.0}
+        for t in range(0, 600, 5)
+    ]  # every 5 s, the phase drifting from the bottom to the top of the cycle
+    assert not verdict(aliased, 0.02)["flat"]
+    judged = verdict(aliased, 0.02, rss=readings)
+    assert judged["flat"] and judged["readings"] == 300 and judged["kept_up"]

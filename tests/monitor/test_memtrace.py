@@ -53,6 +53,30 @@ def test_pymalloc_arenas_follow_small_objects() -> None:
     assert len(kept) == 200_000
 
 
+def test_pymalloc_pools_by_size_and_arena_churn() -> None:
+    """The size-class table (pools of one block size each) and the arenas mapped and
+    unmapped: 40 MiB of 144-byte blocks (more than the free pools a test process has) adds
+    ~2,500 pools of that size and maps arenas for them; freeing them unmaps arenas that held
+    nothing else."""
+
+    def pools(size: int) -> int:
+        cell = re.search(rf"(?:^| ){size}:(\d+)/(\d+)/(\d+)", memtrace._pymalloc_classes())
+        assert cell is not None
+        return int(cell.group(1))
+
+    def churn() -> tuple[int, int]:
+        found = re.search(r"(\d+) mapped and (\d+) unmapped so far", memtrace._pymalloc())
+        assert found is not None
+        return int(found.group(1)), int(found.group(2))
+
+    before, (mapped, unmapped) = pools(144), churn()
+    kept = [bytes(100) for _ in range(300_000)]  # 133 bytes each: 144-byte blocks
+    assert pools(144) >= before + 2_400
+    assert churn()[0] >= mapped + 20
+    del kept
+    assert churn()[1] >= unmapped + 1
+
+
 class _Knot:
     """An object in a reference cycle with itself: only the cyclic collector frees it."""
 
