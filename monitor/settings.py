@@ -58,11 +58,12 @@ class Settings(BaseModel):
     #: largest batch of records per partition the worker's producer sends at once (faust's
     #: 16 KiB made one checkpoint thousands of produce requests, see monitor.durability)
     producer_max_batch_size: int = 1_048_576
-    #: most records one fetch hands to the scoring loop (faust's ``broker_max_poll_records``).
-    #: Unset, a fetch hands over everything prefetched (up to 1 MiB a partition: ~1,400
-    #: records each), and a worker catching up holds those records and everything they
-    #: produce at once; the allocators keep that peak (docs/memory.md, eleventh round)
-    max_poll_records: int = Field(default=500, ge=1)
+    #: most records one fetch hands to the scoring loop (faust's ``broker_max_poll_records``;
+    #: None: everything prefetched, up to 1 MiB a partition, ~1,400 records each). A cap
+    #: bounds what a catching-up worker holds at once; 500 kept pymalloc's arenas flat in two
+    #: soaks but showed p99 kill latency 88-101 ms against 76-82 uncapped in alternating
+    #: runs on a loaded machine, so it is not the default (docs/memory.md, eleventh round)
+    max_poll_records: int | None = Field(default=None, ge=1)
 
     # -- input validation ----------------------------------------------------------------
     max_event_bytes: int = 1_048_576
