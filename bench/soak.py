@@ -164,10 +164,11 @@ def slope_interval(
     blocks: dict[int, list[tuple[float, float]]] = {}
     for t, v in points:
         blocks.setdefault(int((t - t0) // block_s), []).append((t, v))
+    fullest = max(map(len, blocks.values()))
     means = [
         (sum(t for t, _ in b) / len(b), sum(v for _, v in b) / len(b))
         for b in blocks.values()
-        if len(b) * 2 >= max(len(x) for x in blocks.values())  # not a stub at the end
+        if len(b) * 2 >= fullest  # not a stub at the end
     ]
     if len(means) < 3:
         return None
@@ -296,12 +297,8 @@ def size_verdict(
     of the bytes its live blocks hold. Pools growing faster than their blocks in use are
     fragmentation at that size. Also the arenas mapped and unmapped over the window (churn).
     None when the reports have no sizes (an older worker's probe)."""
-    if end_s is not None:
-        reports = [r for r in reports if r["t"] <= end_s]
-    judged = judged_window(reports, start_s)
-    sizes = sorted(
-        {int(k[6:]) for r in judged for k in r if k.startswith("pools_")},
-    )
+    judged = judged_window(reports, start_s, end_s)
+    sizes = sorted({int(k[6:]) for r in judged for k in r if k.startswith("pools_")})
     if len(judged) < 2 or not sizes:
         return None
     rows = []

@@ -34,13 +34,8 @@ def _drain(broker: EmbeddedBroker, datadir: Path, env: dict[str, str]) -> Worker
 
 
 def _buckets(worker: Worker) -> dict[str, float]:
-    """``le`` -> cumulative count of ``agentwatch_fetch_records``."""
-    out = {}
-    for line in worker.get("/metrics").decode().splitlines():
-        if line.startswith('agentwatch_fetch_records_bucket{le="'):
-            le = line.split('"')[1]
-            out[le] = float(line.rpartition(" ")[2])
-    return out
+    """``le`` -> cumulative count of ``agentwatch_fetch_records``, for the two bounds read."""
+    return {le: worker.metric("agentwatch_fetch_records_bucket", le=le) for le in ("250.0", "+Inf")}
 
 
 def test_a_backlog_is_handed_over_in_fetches_of_at_most_the_cap(
