@@ -71,7 +71,7 @@ bench-throughput: $(STAMP)
 ## Kill latency (deciding event produced -> signal readable on agent.revocations) at 2,000
 ## events/s of background traffic (bench/results/latency.json; RATE=... to change).
 bench-latency: $(STAMP)
-	$(PY) -m bench.latency $(if $(RATE),--rate $(RATE),)
+	$(PY) -m bench.latency $(if $(RATE),--rate $(RATE),) $(if $(REPEAT),--repeat $(REPEAT),)
 
 ## One worker against two in one consumer group: throughput ratio and identical decisions
 ## (bench/results/scaleout.json).
@@ -79,9 +79,9 @@ bench-scaleout: $(STAMP)
 	$(PY) -m bench.scaleout
 
 ## Worker RSS over 10 minutes at half its maximum rate, after a 20-minute warm-up, flat or
-## not (JSON + PNG; WARMUP=... MINUTES=... RATE=... to change).
+## not (JSON + PNG; WARMUP=... MINUTES=... RATE=... to change; REPEAT=N runs N and pools them).
 bench-soak: $(STAMP)
-	$(PY) -m bench.soak $(if $(WARMUP),--warmup $(WARMUP),) $(if $(MINUTES),--minutes $(MINUTES),) $(if $(RATE),--rate $(RATE),)
+	$(PY) -m bench.soak $(if $(WARMUP),--warmup $(WARMUP),) $(if $(MINUTES),--minutes $(MINUTES),) $(if $(RATE),--rate $(RATE),) $(if $(REPEAT),--repeat $(REPEAT),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -3,6 +3,8 @@
     python -m bench.soak [--warmup 20] [--minutes 10] [--rate EVENTS_PER_S] [--idle-ttl 120]
                          [--ended-ttl 60] [--tombstone-ttl 120] [--every 5] [--rss-every 1]
                          [--heap-every 15] [--baseline CHECKOUT] [--out bench/results]
+                         [--repeat N]
+    python -m bench.soak --pool RUN1/soak.json RUN2/soak.json ...
 
 An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
 broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
@@ -61,6 +63,13 @@ To see more, set ``AGENTWATCH_MEMPROBE=<file>`` (and optionally
 ``AGENTWATCH_MEMPROBE_EVERY_S``) in the soak's environment: the worker inherits it and
 appends reports to that file instead (``monitor.memtrace``).
 
+One run's interval often spans the tolerance on these machines (docs/memory.md, eleventh
+round). ``--repeat N`` runs N soaks one after the other (in ``OUT/run-K``, every one at the
+first one's rate) and judges them together; ``--pool A/soak.json B/soak.json ...`` does the
+same for runs made earlier (:func:`pooled_verdict`: one slope for all, each run at its own
+level; runs that fell behind left out; ``OUT/soak-pool.json``). Pool runs of one code at one
+rate on one machine.
+
 A sample whose metrics scrape times out (the worker's event loop busy for seconds on a loaded
 machine) is skipped and counted (``missed_samples``), instead of ending the run.
 
@@ -80,6 +89,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -144,6 +154,26 @@ def judged_window(
     return [r for r in rows if begin <= r["t"] <= end]
 
 
+def block_means(
+    points: list[tuple[float, float]], block_s: float = 60.0
+) -> list[tuple[float, float]]:
+    """The (mean time, mean value) of each consecutive ``block_s`` block of (seconds, value)
+    points, leaving out a block with under half the readings of the fullest (a stub at an
+    end)."""
+    if not points:
+        return []
+    t0 = points[0][0]
+    blocks: dict[int, list[tuple[float, float]]] = {}
+    for t, v in points:
+        blocks.setdefault(int((t - t0) // block_s), []).append((t, v))
+    fullest = max(map(len, blocks.values()))
+    return [
+        (sum(t for t, _ in b) / len(b), sum(v for _, v in b) / len(b))
+        for b in blocks.values()
+        if len(b) * 2 >= fullest
+    ]
+
+
 def slope_interval(
     points: list[tuple[float, float]], block_s: float = 60.0, confidence: float = 0.95
 ) -> tuple[float, float] | None:
@@ -158,18 +188,7 @@ def slope_interval(
     the run's noise."""
     from scipy import stats
 
-    if not points:
-        return None
-    t0 = points[0][0]
-    blocks: dict[int, list[tuple[float, float]]] = {}
-    for t, v in points:
-        blocks.setdefault(int((t - t0) // block_s), []).append((t, v))
-    fullest = max(map(len, blocks.values()))
-    means = [
-        (sum(t for t, _ in b) / len(b), sum(v for _, v in b) / len(b))
-        for b in blocks.values()
-        if len(b) * 2 >= fullest  # not a stub at the end
-    ]
+    means = block_means(points, block_s)
     if len(means) < 3:
         return None
     fit = stats.linregress([t for t, _ in means], [v for _, v in means])
@@ -235,6 +254,199 @@ def verdict(
         top = 100 * tolerance
         out["decided"] = "flat" if hi <= top else "growing" if lo > top else "within noise"
     return out
+
+
+def judged_points(result: dict[str, Any]) -> list[tuple[float, float]]:
+    """A soak result's judged readings as (seconds, MiB): its frequent RSS readings when it has
+    them, else its scraped samples, inside its verdict's window."""
+    lo, hi = result["verdict"]["window_s"]  # rounded to 0.1 s
+    if result.get("rss"):
+        points = [(float(t), float(mib)) for t, mib in result["rss"]]
+    else:
+        points = [(s["t"], s["rss"] / MIB) for s in result["samples"]]
+    return [(t, v) for t, v in points if lo - 0.05 <= t <= hi + 0.05]
+
+
+def pooled_verdict(
+    results: list[dict[str, Any]], tolerance: float | None = None, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Several soaks of one code on one machine, judged together: one run's interval spans the
+    tolerance on these machines (docs/memory.md, eleventh round), and pooling narrows it.
+
+    Each run's judged window gives its one-minute means (:func:`block_means`, as in
+    :func:`slope_interval`). The pooled slope is the common slope of those means with an
+    intercept of each run's own (runs differ in level: what their allocators reached in the
+    warm-up), and its interval Student's t on the residuals (``df`` = means - runs - 1). That
+    assumes the runs share one slope; an F test of separate slopes against the common one
+    checks it (``p_slopes_differ``). When they differ (p < 0.05), the interval that counts is
+    the one from the spread of the runs' own slopes (t with runs - 1 degrees of freedom),
+    reported either way as ``between_runs_interval_pct``. A run that fell behind the load is
+    shown and left out. Growth is over the mean window's length, in % of the pooled mean RSS,
+    against ``tolerance`` (the runs' own by default); ``decided`` as in :func:`verdict`."""
+    from scipy import stats
+
+    tol = tolerance if tolerance is not None else float(results[0]["verdict"]["tolerance"])
+    runs: list[dict[str, Any]] = []
+    used: list[list[tuple[float, float]]] = []
+    minutes: list[float] = []
+    for r in results:
+        v = r["verdict"]
+        points = judged_points(r)
+        means = block_means(points)
+        own = slope_interval(points) if len(means) >= 3 else None
+        length = (v["window_s"][1] - v["window_s"][0]) / 60  # minutes
+        row: dict[str, Any] = {
+            "when": r.get("when"),
+            "rate": r["rate"],
+            "slope_mib_per_min": v["slope_mib_per_min"],
+            "growth_pct": round(100 * v["window_growth_mib"] / v["window_mean_mib"], 2),
+            # from the points, so that runs written before the bench gave it have it too
+            "interval_pct": (
+                [
+                    round(100 * (own[0] + k * own[1]) * length / v["window_mean_mib"], 2)
+                    for k in (-1, 1)
+                ]
+                if own
+                else None
+            ),
+            "mean_mib": v["window_mean_mib"],
+            "lag_events": v["lag_events"],
+            "means": len(means),
+        }
+        if not v["kept_up"]:
+            row["left_out"] = "fell behind the load"
+        elif len(means) < 3:
+            row["left_out"] = "fewer than 3 one-minute means"
+        else:
+            used.append(means)
+            minutes.append(length)
+        runs.append(row)
+    out: dict[str, Any] = {"runs": runs, "tolerance": tol, "pooled_runs": len(used)}
+    if len(used) < 2:
+        out["decided"] = None
+        return out
+    # each run's means about its own mean: the common slope and the residuals around it
+    centred = []
+    for means in used:
+        mt = sum(t for t, _ in means) / len(means)
+        mv = sum(v for _, v in means) / len(means)
+        centred.append([(t - mt, v - mv) for t, v in means])
+    sxx = sum(t * t for run in centred for t, _ in run)
+    slope = sum(t * v for run in centred for t, v in run) / sxx
+    resid = [[v - slope * t for t, v in run] for run in centred]
+    n, k = sum(map(len, used)), len(used)
+    sse = sum(e * e for run in resid for e in run)
+    df = n - k - 1
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * (sse / df / sxx) ** 0.5
+    # separate slopes, one a run: do the runs disagree by more than their noise?
+    slopes = []
+    sse_own = 0.0
+    for run in centred:
+        rxx = sum(t * t for t, _ in run)
+        rxy = sum(t * v for t, v in run)
+        slopes.append(rxy / rxx)
+        sse_own += sum(v * v for _, v in run) - rxy * rxy / rxx
+    df_own = n - 2 * k
+    if df_own > 0 and sse_own > 0:
+        f = ((sse - sse_own) / (k - 1)) / (sse_own / df_own)
+        p_differ = float(stats.f.sf(f, k - 1, df_own))
+    else:
+        p_differ = 1.0
+    mean_own = sum(slopes) / k
+    sd_own = (sum((b - mean_own) ** 2 for b in slopes) / (k - 1)) ** 0.5
+    half_between = float(stats.t.ppf((1 + confidence) / 2, k - 1)) * sd_own / k**0.5
+    lag1 = sum(a * b for run in resid for a, b in zip(run, run[1:], strict=False)) / sse
+    mean_mib = sum(v for means in used for _, v in means) / n
+    length = sum(minutes) / k
+
+    def pct(per_min: float) -> float:
+        return round(100 * 60 * per_min * length / mean_mib, 2)
+
+    common = [pct(slope - half), pct(slope + half)]
+    between = [pct(mean_own - half_between), pct(mean_own + half_between)]
+    lo, hi = between if p_differ < 0.05 else common
+    top = 100 * tol
+    out.update(
+        slope_mib_per_min=round(60 * slope, 3),
+        growth_pct=pct(slope),
+        growth_interval_pct=common,
+        between_runs_interval_pct=between,
+        p_slopes_differ=round(p_differ, 4),
+        residual_lag1=round(lag1, 3),
+        means=n,
+        df=df,
+        window_minutes=round(length, 2),
+        mean_mib=round(mean_mib, 1),
+        interval_used="between runs" if p_differ < 0.05 else "common slope",
+        decided="flat" if hi <= top else "growing" if lo > top else "within noise",
+    )
+    return out
+
+
+def print_pool(console: Console, pool: dict[str, Any]) -> None:
+    table = Table(
+        title="RSS growth over each judged window, and over the runs pooled",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    for col in ("run", "ended", "rate/s", "MiB/min", "growth", "95% interval", "MiB", ""):
+        table.add_column(col, justify="left" if col in ("ended", "") else "right", no_wrap=True)
+    for i, r in enumerate(pool["runs"], 1):
+        lo_hi = r["interval_pct"]
+        table.add_row(
+            str(i),
+            (r["when"] or "-")[11:16],
+            f"{r['rate']:,.0f}",
+            f"{r['slope_mib_per_min']:+.2f}",
+            f"{r['growth_pct']:+.2f}%",
+            f"{lo_hi[0]:+.1f}%..{lo_hi[1]:+.1f}%" if lo_hi else "-",
+            f"{r['mean_mib']:,.0f}",
+            "left out" if "left_out" in r else "",
+            style="dim" if "left_out" in r else None,
+        )
+    if pool.get("decided"):
+        lo, hi = (
+            pool["between_runs_interval_pct"]
+            if pool["interval_used"] == "between runs"
+            else pool["growth_interval_pct"]
+        )
+        style = {"flat": "green", "growing": "red"}.get(pool["decided"], "yellow")
+        table.add_section()
+        table.add_row(
+            "all",
+            f"{pool['pooled_runs']} runs",
+            "",
+            f"{pool['slope_mib_per_min']:+.2f}",
+            f"{pool['growth_pct']:+.2f}%",
+            f"{lo:+.1f}%..{hi:+.1f}%",
+            f"{pool['mean_mib']:,.0f}",
+            f"[{style}]{pool['decided']}[/]",
+        )
+    console.print(table)
+    for i, r in enumerate(pool["runs"], 1):
+        if "left_out" in r:
+            console.print(f"run {i} left out: {r['left_out']} ({r['lag_events']:,} events unread)")
+    if not pool.get("decided"):
+        console.print("[yellow]fewer than 2 runs kept up with the load: nothing to pool[/]")
+        return
+    rates = [r["rate"] for r in pool["runs"] if "left_out" not in r]
+    console.print(
+        f"pooled: {pool['means']} one-minute means of {pool['pooled_runs']} runs, "
+        f"{pool['window_minutes']:g}-minute windows, tolerance {pool['tolerance']:.0%}; "
+        f"do the runs' slopes differ? p = {pool['p_slopes_differ']:.2f} "
+        f"({pool['interval_used']} interval used; the other: "
+        + (
+            "{:+.1f}% to {:+.1f}%".format(*pool["growth_interval_pct"])
+            if pool["interval_used"] == "between runs"
+            else "{:+.1f}% to {:+.1f}%".format(*pool["between_runs_interval_pct"])
+        )
+        + f"); residuals' lag-1 correlation {pool['residual_lag1']:+.2f}"
+    )
+    if max(rates) > 1.1 * min(rates):
+        console.print(
+            f"[yellow]the runs' rates differ by more than 10% ({min(rates):,.0f}-"
+            f"{max(rates):,.0f}/s): pool runs of one code at one rate on one machine[/]"
+        )
 
 
 #: the memory probe's report lines the soak reads (``monitor.memtrace.Probe.report``)
@@ -584,8 +796,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "harness, e.g. main's, to compare in the same conditions",
     )
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="soaks to run one after the other (each in OUT/run-K, all at the first's rate), "
+        "then judged together (OUT/soak-pool.json)",
+    )
+    ap.add_argument(
+        "--pool",
+        type=Path,
+        nargs="+",
+        metavar="SOAK_JSON",
+        help="judge earlier soaks' soak.json together instead of running one",
+    )
     args = ap.parse_args(argv)
     console = Console()
+    if args.pool or args.repeat > 1:
+        if args.pool:
+            results = [json.loads(path.read_text()) for path in args.pool]
+        else:
+            results = []
+            out = args.out
+            for k in range(1, args.repeat + 1):
+                console.rule(f"soak {k} of {args.repeat}")
+                args.out = out / f"run-{k}"
+                results.append(soak_once(args, console))
+                args.rate = results[0]["rate"]  # one load for every run
+            args.out = out
+        pool = pooled_verdict(results, tolerance=args.tolerance)
+        print_pool(console, pool)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "soak-pool.json").write_text(json.dumps(pool, indent=2) + "\n")
+        console.print(f"wrote {args.out / 'soak-pool.json'}")
+        return pool
+    return soak_once(args, console)
+
+
+def soak_once(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """One soak: the worker, the load, the samples; prints its table and writes its JSON and
+    chart to ``args.out``."""
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "soak-run"
     shutil.rmtree(work, ignore_errors=True)

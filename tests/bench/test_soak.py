@@ -208,3 +208,106 @@ def test_the_verdict_judges_the_frequent_readings_when_given() -> None:
     assert not verdict(aliased, 0.02)["flat"]
     judged = verdict(aliased, 0.02, rss=readings)
     assert judged["flat"] and judged["readings"] == 300 and judged["kept_up"]
+
+
+def _soak_result(
+    rss_at: Any, rate: float = 3000.0, kept_up: bool = True, when: str = "2026-12-02T03:00:00Z"
+) -> dict[str, Any]:
+    """A soak's result as ``main`` writes it: 20 minutes of warm-up, minutes 20-30 judged, RSS
+    read every second (``rss_at(t)`` MiB), scraped samples every 5 s."""
+    mib = 2**20
+    readings = [{"t": float(t), "rss": rss_at(t) * mib} for t in range(1800)]
+    samples = [
+        {"t": float(t), "rss": rss_at(t) * mib, "sent": 1000.0 * t, "done": 1000.0 * t}
+        for t in range(0, 1801, 5)
+    ]
+    if not kept_up:
+        samples[-1]["done"] = 0.5 * samples[-1]["sent"]
+    return {
+        "when": when,
+        "rate": rate,
+        "verdict": verdict(samples, 0.02, planned_s=1800.0, start_s=1200.0, rss=readings),
+        "samples": samples,
+        "rss": [[r["t"], round(r["rss"] / mib, 1)] for r in readings],
+    }
+
+
+def test_pooled_runs_decide_what_each_run_alone_cannot() -> None:
+    """Four runs of one slope (0.2 MiB/min, 0.4% of 500 MiB over 10 minutes) under minute-to-
+    minute swings of up to 10 MiB: each run's own interval spans the 2% tolerance, the pooled
+    one does not; a steady 3 MiB/min is growing, pooled or not."""
+    import random
+
+    from bench.soak import pooled_verdict
+
+    rng = random.Random(11)
+
+    def run(slope: float, level: float, swing: float) -> dict[str, Any]:
+        swings = [rng.uniform(-swing, swing) for _ in range(31)]
+        return _soak_result(lambda t: level + slope * t / 60 + swings[t // 60] + 6 * (t % 5))
+
+    runs = [run(0.2, level, 10.0) for level in (480, 500, 510, 530)]
+    assert all(r["verdict"]["decided"] == "within noise" for r in runs), [
+        r["verdict"]["growth_interval_pct"] for r in runs
+    ]
+    pool = pooled_verdict(runs)
+    assert pool["decided"] == "flat" and pool["pooled_runs"] == 4, pool
+    assert pool["means"] == 40 and pool["df"] == 35 and pool["interval_used"] == "common slope"
+    lo, hi = pool["growth_interval_pct"]
+    assert lo < 0.4 < hi < 2.0
+    growing = pooled_verdict([run(3.0, level, 8.0) for level in (480, 520)])
+    assert growing["decided"] == "growing", growing
+
+
+def test_pooling_fits_one_slope_with_each_runs_own_level() -> None:
+    """Exact lines of one slope at different levels: the pooled slope is theirs, exactly, and
+    no interval; a level between runs is not read as growth (a single fit through all the
+    points would read the 200 MiB between the runs' levels as a slope)."""
+    from bench.soak import judged_points, pooled_verdict
+
+    runs = [_soak_result(lambda t, lv=lv: lv + 2.0 * t / 60) for lv in (300, 500, 700)]
+    pool = pooled_verdict(runs)
+    assert pool["slope_mib_per_min"] == pytest.approx(2.0, abs=1e-3)
+    lo, hi = pool["growth_interval_pct"]
+    assert hi - lo == pytest.approx(0.0, abs=0.01)
+    # the judged points are the window's one-second readings, or the samples without them
+    points = judged_points(runs[0])
+    assert points[0][0] == 1200.0 and points[-1][0] == 1799.0 and len(points) == 600
+    scraped = judged_points({**runs[0], "rss": []})
+    assert len(scraped) == 120 and scraped[0][0] == 1200.0 and scraped[-1][0] == 1795.0
+
+
+def test_runs_that_disagree_or_fell_behind_are_not_pooled_as_one() -> None:
+    """Runs whose slopes differ by more than their noise get the interval from the spread of
+    their slopes (wide with few runs), not the common slope's; a run that fell behind the load
+    is shown and left out, and with fewer than two left there is nothing to decide."""
+    import random
+
+    from bench.soak import pooled_verdict
+
+    rng = random.Random(3)
+    swings = [rng.uniform(-1, 1) for _ in range(31)]  # 1 MiB between one-minute means
+    flat = _soak_result(lambda t: 500 + swings[t // 60] + 2 * (t % 5))
+    rising = _soak_result(lambda t: 500 + 3.0 * t / 60 + swings[t // 60] + 2 * (t % 5))
+    pool = pooled_verdict([flat, rising])
+    assert pool["p_slopes_differ"] < 0.05 and pool["interval_used"] == "between runs"
+    lo, hi = pool["between_runs_interval_pct"]
+    assert lo < 0 and hi > 2 and pool["decided"] == "within noise", pool
+    behind = _soak_result(lambda t: 500 + 2 * (t % 5), kept_up=False)
+    alone = pooled_verdict([flat, behind])
+    assert alone["pooled_runs"] == 1 and alone["decided"] is None
+    assert alone["runs"][1]["left_out"] == "fell behind the load"
+    assert "left_out" not in alone["runs"][0]
+
+
+def test_pool_reads_soak_json_files(tmp_path: Path) -> None:
+    """``--pool`` judges earlier runs' files and writes the pooled verdict next to them."""
+    paths = []
+    for k, lv in enumerate((480, 520)):
+        path = tmp_path / f"soak-{k}.json"
+        path.write_text(json.dumps(_soak_result(lambda t, lv=lv: lv + 0.1 * t / 60)))
+        paths.append(str(path))
+    pool = main(["--pool", *paths, "--out", str(tmp_path / "pooled")])
+    written = json.loads((tmp_path / "pooled" / "soak-pool.json").read_text())
+    assert written == pool and pool["pooled_runs"] == 2
+    assert pool["slope_mib_per_min"] == pytest.approx(0.1, abs=0.01)
