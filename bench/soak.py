@@ -256,6 +256,33 @@ def verdict(
     return out
 
 
+def load_verdict(
+    samples: list[dict[str, float]], start_s: float | None, end_s: float | None = None
+) -> dict[str, float] | None:
+    """How hard the worker worked over the judged window: its share of a core, its CPU per
+    event, and the rate a whole core of it would read at that cost. A soak at half the
+    worker's maximum should leave it about half a core; the maximum ``--rate`` defaults from
+    is measured draining a backlog, where each session is checkpointed about once, while
+    live traffic spreads a session's events over minutes and a checkpoint every 5 s pickles
+    it again for nearly every event (docs/memory.md, twelfth round), so the same rate can
+    cost a live worker far more than half a core."""
+    judged = [s for s in judged_window(samples, start_s, end_s) if "cpu" in s]
+    if len(judged) < 2:
+        return None
+    first, last = judged[0], judged[-1]
+    seconds = last["t"] - first["t"]
+    done = last["done"] - first["done"]
+    cpu = last["cpu"] - first["cpu"]
+    if seconds <= 0 or done <= 0:
+        return None
+    return {
+        "core_share": round(cpu / seconds, 3),
+        "cpu_per_event_us": round(1e6 * cpu / done, 1),
+        "events_per_core_s": round(done / cpu) if cpu > 0 else 0,
+        "done_per_s": round(done / seconds),
+    }
+
+
 def judged_points(result: dict[str, Any]) -> list[tuple[float, float]]:
     """A soak result's judged readings as (seconds, MiB): its frequent RSS readings when it has
     them, else its scraped samples, inside its verdict's window."""
@@ -313,6 +340,9 @@ def pooled_verdict(
             "lag_events": v["lag_events"],
             "means": len(means),
         }
+        load = load_verdict(r.get("samples") or [], v["window_s"][0], v["window_s"][1])
+        if load is not None:
+            row["core_share"] = load["core_share"]
         if not v["kept_up"]:
             row["left_out"] = "fell behind the load"
         elif len(means) < 3:
@@ -355,7 +385,11 @@ def pooled_verdict(
     mean_own = sum(slopes) / k
     sd_own = (sum((b - mean_own) ** 2 for b in slopes) / (k - 1)) ** 0.5
     half_between = float(stats.t.ppf((1 + confidence) / 2, k - 1)) * sd_own / k**0.5
-    lag1 = sum(a * b for run in resid for a, b in zip(run, run[1:], strict=False)) / sse
+    lag1 = (
+        sum(a * b for run in resid for a, b in zip(run, run[1:], strict=False)) / sse
+        if sse > 0
+        else 0.0
+    )
     mean_mib = sum(v for means in used for _, v in means) / n
     length = sum(minutes) / k
 
@@ -385,22 +419,27 @@ def pooled_verdict(
 
 def print_pool(console: Console, pool: dict[str, Any]) -> None:
     table = Table(
-        title="RSS growth over each judged window, and over the runs pooled",
+        title="RSS growth over each judged window (% of its mean), and over the runs pooled",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
     )
-    for col in ("run", "ended", "rate/s", "MiB/min", "growth", "95% interval", "MiB", ""):
-        table.add_column(col, justify="left" if col in ("ended", "") else "right", no_wrap=True)
+    for col in ("run", "ended", "rate/s", "core", "MiB/min", "growth", "95% CI", ""):
+        table.add_column(
+            col,
+            justify="left" if col in ("ended", "") else "right",
+            no_wrap=True,
+            min_width=12 if not col else None,
+        )
     for i, r in enumerate(pool["runs"], 1):
         lo_hi = r["interval_pct"]
         table.add_row(
             str(i),
             (r["when"] or "-")[11:16],
             f"{r['rate']:,.0f}",
+            f"{r['core_share']:.2f}" if "core_share" in r else "-",
             f"{r['slope_mib_per_min']:+.2f}",
             f"{r['growth_pct']:+.2f}%",
             f"{lo_hi[0]:+.1f}%..{lo_hi[1]:+.1f}%" if lo_hi else "-",
-            f"{r['mean_mib']:,.0f}",
             "left out" if "left_out" in r else "",
             style="dim" if "left_out" in r else None,
         )
@@ -416,10 +455,10 @@ def print_pool(console: Console, pool: dict[str, Any]) -> None:
             "all",
             f"{pool['pooled_runs']} runs",
             "",
+            "",
             f"{pool['slope_mib_per_min']:+.2f}",
             f"{pool['growth_pct']:+.2f}%",
             f"{lo:+.1f}%..{hi:+.1f}%",
-            f"{pool['mean_mib']:,.0f}",
             f"[{style}]{pool['decided']}[/]",
         )
     console.print(table)
@@ -707,6 +746,19 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
             f"95% interval of that growth, from the scatter of its one-minute means: "
             f"{lo:+.1f}% to {hi:+.1f}% against {v['tolerance']:.0%}: {tell}"
         )
+    load = result.get("worker_load")
+    if load:
+        console.print(
+            f"worker over that window: {load['core_share']:.2f} of a core, "
+            f"{load['cpu_per_event_us']:,.0f} µs of CPU per event (a whole core of it: "
+            f"~{load['events_per_core_s']:,} events/s)"
+        )
+        if load["core_share"] > 0.7:
+            console.print(
+                f"[yellow]the worker used {load['core_share']:.0%} of a core: this rate is "
+                "not half of what it sustains on live traffic (the default rate is half of a "
+                "backlog's drain rate; docs/memory.md, twelfth round); see --rate[/]"
+            )
     if result.get("missed_samples"):
         console.print(
             f"[yellow]{result['missed_samples']} samples missed: the worker's /metrics did not "
@@ -918,6 +970,7 @@ def soak_once(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "verdict": verdict(samples, args.tolerance, total_s, start_s, rss or None),
         "missed_samples": missed,
+        "worker_load": load_verdict(samples, start_s, total_s),
         "heap": heap_verdict(reports, start_s, total_s),
         "pymalloc_sizes": size_verdict(reports, start_s, total_s),
         "samples": samples,

@@ -63,6 +63,8 @@ def test_a_short_soak_samples_the_worker_and_writes_json_and_png(
     sizes = written["pymalloc_sizes"]  # the probe's pools by block size, read back
     assert sizes is not None and sizes["sizes"] and all(r["pools_mib"] > 0 for r in sizes["sizes"])
     assert written["warmup_minutes"] == 0.1
+    assert 0 < written["worker_load"]["core_share"] < 2  # a live worker's share of a core
+    assert written["worker_load"]["cpu_per_event_us"] > 0
     heap = written["heap"]  # the worker's own heap reports, read back
     assert heap is not None and heap["reports"] >= 4 and 2 <= heap["judged"] < heap["reports"]
     assert 20 < heap["in_use"]["mean_mib"] < heap["held"]["mean_mib"]
@@ -219,6 +221,7 @@ def _soak_result(
     readings = [{"t": float(t), "rss": rss_at(t) * mib} for t in range(1800)]
     samples = [
         {"t": float(t), "rss": rss_at(t) * mib, "sent": 1000.0 * t, "done": 1000.0 * t}
+        | {"cpu": 0.5 * t}  # half a core: 500 µs per event
         for t in range(0, 1801, 5)
     ]
     if not kept_up:
@@ -311,3 +314,23 @@ def test_pool_reads_soak_json_files(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "pooled" / "soak-pool.json").read_text())
     assert written == pool and pool["pooled_runs"] == 2
     assert pool["slope_mib_per_min"] == pytest.approx(0.1, abs=0.01)
+
+
+def test_the_worker_load_over_the_window_is_reported() -> None:
+    """Its share of a core and CPU per event over the judged window, which says whether the
+    rate is half of what the worker sustains (the default rate comes from a backlog's drain,
+    cheaper per event than live traffic); the pool shows each run's share."""
+    from bench.soak import load_verdict, pooled_verdict
+
+    run = _soak_result(lambda t: 500.0)
+    load = load_verdict(run["samples"], 1200.0, 1800.0)
+    assert load == {
+        "core_share": 0.5,
+        "cpu_per_event_us": 500.0,
+        "events_per_core_s": 2000,
+        "done_per_s": 1000,
+    }
+    busy = [{**x, "cpu": 0.9 * x["t"]} if x["t"] >= 1500 else x for x in run["samples"]]
+    assert load_verdict(busy, 1500.0, 1800.0)["core_share"] == 0.9  # type: ignore[index]
+    assert load_verdict(run["samples"], 1799.0, 1800.0) is None  # one sample: no rate
+    assert pooled_verdict([run, run])["runs"][0]["core_share"] == 0.5
