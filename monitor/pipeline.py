@@ -528,10 +528,10 @@ class Pipeline:
             self._tombstones[root] = (now, state)
             return
         state.last_active = now
-        self.sessions[root] = state
-        self.sessions.move_to_end(root)
-        self._ended.pop(root, None)
-        if state.ended:
+        self.sessions[root] = state  # a root already held keeps its place, as before
+        if not state.ended:
+            self._ended.pop(root, None)
+        elif root not in self._ended:
             self._ended[root] = None
         self._track_deadline(state)
 
