@@ -203,6 +203,10 @@ class Pipeline:
         self.max_event_ts = float("-inf")
         #: root session -> (evicted at, tombstone) of ended or killed sessions, oldest first
         self._tombstones: OrderedDict[str, tuple[float, Tombstone]] = OrderedDict()
+        #: the ended sessions among ``sessions``, in the same order (least recently active
+        #: first): eviction scans them apart from the running ones, so a tick does not walk
+        #: every session that idles between ``ended_ttl_s`` and ``idle_ttl_s``
+        self._ended: OrderedDict[str, None] = OrderedDict()
 
     # -- input ----------------------------------------------------------------------------
     def process(
@@ -225,6 +229,9 @@ class Pipeline:
         else:
             self.sessions.move_to_end(root)
         session.last_active = now
+        if session.ended:  # revived ended, or acting after its end
+            self._ended[root] = None
+            self._ended.move_to_end(root)
 
         key = id_key(event.event_id)
         if seen_has(session.seen, key) or (
@@ -342,6 +349,8 @@ class Pipeline:
             self.stats.late_processed += 1
         ctx = self.engine.context(event, late=late)
         decisions = self.engine.process(ctx, session)
+        if session.ended and session.root_id not in self._ended:
+            self._ended[session.root_id] = None
         if self.settings.privileged_log:
             record = privileged_action(ctx, session)
             if record is not None:
@@ -412,33 +421,40 @@ class Pipeline:
 
     # -- lifecycle ------------------------------------------------------------------------
     def _evict(self, now: float, out: list[Output], event_now: float | None = None) -> None:
-        """Sessions are in processing-time order (least recently active first): the scan
-        stops at the first one too young to go. On event time it also stops at the first
-        session (in that order) whose newest event is younger than ``ended_ttl_s``: the orders
-        agree but for clock skew, and a session the scan stops short of still goes on
-        processing time."""
+        """Two scans, each in processing-time order (least recently active first), each
+        stopping at the first session too young to go: every session, for ``idle_ttl_s``;
+        the ended ones, for ``ended_ttl_s`` and, given ``event_now``, on event time as well,
+        where the scan also stops at the first ended session whose newest event is younger
+        than ``ended_ttl_s`` (the orders agree but for clock skew; a session the scan stops
+        short of still goes on processing time). A session holding events back stays.
+
+        Running sessions that idle between the two TTLs (an agent that stopped without a
+        ``session_end``: up to an hour with the defaults) are in neither scan's way: one
+        scan over all sessions used to walk every one of them on every tick."""
         s = self.settings
-        horizon = now - min(s.ended_ttl_s, s.idle_ttl_s)
         doomed: list[tuple[str, str]] = []
+        idle_horizon = now - s.idle_ttl_s
         for root, session in self.sessions.items():
-            if session.last_active > horizon:
-                if (
-                    event_now is None
-                    or now - session.last_active < s.ended_min_idle_s
-                    or session.last_ts is None
-                    or event_now - session.last_ts < s.ended_ttl_s
-                ):
-                    break
-                if session.ended and not session.pending:
-                    doomed.append((root, "ended"))
-                continue
-            if session.pending:
-                continue
-            idle = now - session.last_active
-            if session.ended and idle >= s.ended_ttl_s:
+            if session.last_active > idle_horizon:
+                break
+            if not session.pending:
+                ended = session.ended and now - session.last_active >= s.ended_ttl_s
+                doomed.append((root, "ended" if ended else "idle"))
+        ended_horizon = now - s.ended_ttl_s
+        sessions = self.sessions
+        for root in self._ended:
+            session = sessions[root]
+            if session.last_active <= idle_horizon:
+                continue  # the first scan's
+            if session.last_active > ended_horizon and (
+                event_now is None
+                or now - session.last_active < s.ended_min_idle_s
+                or session.last_ts is None
+                or event_now - session.last_ts < s.ended_ttl_s
+            ):
+                break
+            if not session.pending:
                 doomed.append((root, "ended"))
-            elif idle >= s.idle_ttl_s:
-                doomed.append((root, "idle"))
         for root, reason in doomed:
             self._drop(root, reason, out)
 
@@ -449,6 +465,7 @@ class Pipeline:
 
     def _drop(self, root: str, reason: str, out: list[Output]) -> None:
         session = self.sessions.pop(root)
+        self._ended.pop(root, None)
         self._deadlines.pop(root, None)
         self._waiting.pop(root, None)
         self._pending_ids.pop(root, None)
@@ -500,16 +517,22 @@ class Pipeline:
         self._pending_ids.pop(root, None)
         if blob is None:
             self.sessions.pop(root, None)
+            self._ended.pop(root, None)
             self._deadlines.pop(root, None)
             return
         state: SessionState | Tombstone = pickle.loads(blob)
         if isinstance(state, Tombstone):
             self.sessions.pop(root, None)
+            self._ended.pop(root, None)
             self._deadlines.pop(root, None)
             self._tombstones[root] = (now, state)
             return
         state.last_active = now
-        self.sessions[root] = state
+        self.sessions[root] = state  # a root already held keeps its place, as before
+        if not state.ended:
+            self._ended.pop(root, None)
+        elif root not in self._ended:
+            self._ended[root] = None
         self._track_deadline(state)
 
     def take_dirty(self) -> set[str]:

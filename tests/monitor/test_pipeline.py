@@ -11,6 +11,7 @@ import pickle
 import random
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -183,20 +184,65 @@ def test_the_event_clock_never_runs_ahead_of_the_wall_clock() -> None:
 
 def test_a_session_whose_clock_runs_behind_is_evicted_on_event_time_only_after_the_floor() -> None:
     """An agent stamping its events an hour behind: its ended session looks an hour old on
-    event time, and is still kept ``ended_min_idle_s`` of processing time. Behind a session
-    that is young on both clocks it is kept longer: the scan stops there (processing-time
-    order), and the session goes on processing time."""
+    event time, and is still kept ``ended_min_idle_s`` of processing time. Behind an ended
+    session that is young on both clocks it is kept longer: the scan of ended sessions stops
+    there (processing-time order), and the session goes on processing time. A running
+    session in between does not stop it."""
     settings = PipelineSettings(ended_ttl_s=300, ended_min_idle_s=60)
     p = Pipeline(build_engine(), settings)
     for e in (ev_at(0, "session_start", "behind", 0), ev_at(1, "session_end", "behind", 0)):
         p.process(e, now=0.0)
-    p.process(ev_at(0, "session_start", "now", 59), now=5.0)  # event clock 12:59
+    p.process(ev_at(0, "session_start", "running", 58), now=4.0)  # young on both clocks
+    for e in (ev_at(0, "session_start", "behind3", 0), ev_at(1, "session_end", "behind3", 0)):
+        p.process(e, now=4.5)
+    for e in (ev_at(0, "session_start", "now", 59), ev_at(1, "session_end", "now", 59)):
+        p.process(e, now=5.0)  # event clock 12:59
     for e in (ev_at(0, "session_start", "behind2", 0), ev_at(1, "session_end", "behind2", 0)):
         p.process(e, now=6.0)
     assert not p.tick(59.0, wall=T0 + 3600)
-    assert [o.root_session_id for o in p.tick(70.0, wall=T0 + 3600)] == ["behind"]
+    gone = p.tick(70.0, wall=T0 + 3600)
+    assert [o.root_session_id for o in gone] == ["behind", "behind3"]  # "running" in between
     assert "behind2" in p.sessions  # behind "now" in the scan
-    assert [o.root_session_id for o in p.tick(306.0, wall=T0 + 3600)] == ["behind2"]
+    assert [o.root_session_id for o in p.tick(306.0, wall=T0 + 3600)] == ["now", "behind2"]
+    assert set(p.sessions) == {"running"}
+
+
+def test_a_tick_does_not_walk_running_sessions_idling_between_the_ttls() -> None:
+    """Agents that stop without a ``session_end`` idle for up to ``idle_ttl_s`` (an hour by
+    default) before they go: a tick looks at the ended sessions and at the idle scan's first
+    session, not at every one of those (one scan over all sessions used to walk them all,
+    four times a second in the worker: ~10 ms a tick at 20,000 of them)."""
+
+    class Counted(OrderedDict[str, Any]):
+        looked_at = 0
+
+        def items(self) -> Any:
+            for kv in super().items():
+                Counted.looked_at += 1
+                yield kv
+
+        def __iter__(self) -> Any:
+            for k in super().__iter__():
+                Counted.looked_at += 1
+                yield k
+
+    settings = PipelineSettings(ended_ttl_s=300, ended_min_idle_s=60, idle_ttl_s=3600)
+    p = Pipeline(build_engine(), settings)
+    p.sessions = Counted()
+    for i in range(1000):
+        p.process(ev(0, "session_start", sid=f"run{i}"), now=0.0)
+    for i in range(3):
+        for e in (ev(0, "session_start", sid=f"end{i}"), ev(1, "session_end", sid=f"end{i}")):
+            p.process(e, now=10.0)
+    Counted.looked_at = 0
+    assert [o.root_session_id for o in p.tick(400.0)] == ["end0", "end1", "end2"]
+    assert Counted.looked_at <= 2, Counted.looked_at
+    assert len(p) == 1000
+    Counted.looked_at = 0
+    assert not p.tick(401.0)
+    assert Counted.looked_at <= 1
+    gone = p.tick(3601.0)  # an hour idle: every running one, in order
+    assert [o.reason for o in gone] == ["idle"] * 1000 and len(p) == 0
 
 
 def test_a_restored_session_recognises_events_it_already_holds_in_another_process(
@@ -416,3 +462,24 @@ def test_tombstones_pickled_as_dataclasses_before_the_flat_form_still_load() -> 
         back = restarted._tombstones["k"][1]  # noqa: SLF001
         assert back.kill_jti == stone.kill_jti and back.last_ts == stone.last_ts
         assert [m.__getstate__() for m in back.members] == [m.__getstate__() for m in stone.members]
+
+
+def test_ended_sessions_restored_or_ended_by_released_events_go_after_the_ended_ttl() -> None:
+    """The ended sessions' own scan must know every ended session: one restored from a
+    checkpoint, and one whose ``session_end`` was held back for a gap and released by a tick,
+    go after ``ended_ttl_s``, not after ``idle_ttl_s``."""
+    settings = PipelineSettings(ended_ttl_s=10, idle_ttl_s=1000, reorder_wait_s=1)
+    before = Pipeline(build_engine(), settings)
+    for e in (ev(0, "session_start", sid="r"), ev(1, "session_end", sid="r")):
+        before.process(e, now=0.0)
+    blob = before.snapshot("r")
+    p = Pipeline(build_engine(), settings)
+    p.restore("r", blob, now=0.0)
+    p.process(ev(0, "session_start", sid="gap"), now=0.0)
+    p.process(ev(2, "session_end", sid="gap"), now=0.0)  # seq 1 missing: held back
+    assert not p.tick(2.0)  # the wait is over: released, and the session ends
+    assert p.sessions["gap"].ended
+    assert [(o.root_session_id, o.reason) for o in p.tick(11.0)] == [
+        ("r", "ended"),
+        ("gap", "ended"),
+    ]
