@@ -320,7 +320,7 @@ def pooled_verdict(
         v = r["verdict"]
         points = judged_points(r)
         means = block_means(points)
-        own = slope_interval(points) if len(means) >= 3 else None
+        own = slope_interval(points)  # None with fewer than 3 means
         length = (v["window_s"][1] - v["window_s"][0]) / 60  # minutes
         row: dict[str, Any] = {
             "when": r.get("when"),
