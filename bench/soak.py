@@ -7,11 +7,15 @@
     python -m bench.soak --pool RUN1/soak.json RUN2/soak.json ...
 
 An ``agentwatch worker`` (every default detector, no event store) runs on the embedded Tansu
-broker. Unless ``--rate`` is given, its maximum rate is measured first: a worker of its own
-consumer group drains ``--probe-events`` simulated events, as ``bench.throughput`` does. Then a
+broker. Unless ``--rate`` is given, its maximum rate is measured first, in two steps, each by a
+worker of its own consumer group on its own topic: it drains ``--probe-events`` simulated
+events, as ``bench.throughput`` does; then it is fed live traffic at half that drain rate for
+``--live-probe-s`` seconds, and its CPU per event there gives the maximum, the events/s a
+whole core of it reads on live traffic (:func:`probe_live_rate`: about half the drain rate
+on these machines). Then a
 fresh worker is fed live simulated traffic (six agent types, 5% attacks, event times on the
-wall clock, so sessions end, go idle and are evicted as in production) at half that rate by a
-producer in its own process, for ``--warmup`` + ``--minutes``. Every ``--every`` seconds the
+wall clock, so sessions end, go idle and are evicted as in production) at half that maximum
+by a producer in its own process, for ``--warmup`` + ``--minutes``. Every ``--every`` seconds the
 worker's resident memory (``/proc/<pid>/status`` VmRSS, or psutil when installed), its CPU
 time, the events sent and those it is done with, and the root sessions it holds are sampled,
 with the broker's CPU time and RSS: Tansu keeps every record in memory and reads more slowly as
@@ -261,11 +265,9 @@ def load_verdict(
 ) -> dict[str, float] | None:
     """How hard the worker worked over the judged window: its share of a core, its CPU per
     event, and the rate a whole core of it would read at that cost. A soak at half the
-    worker's maximum should leave it about half a core; the maximum ``--rate`` defaults from
-    is measured draining a backlog, where each session is checkpointed about once, while
-    live traffic spreads a session's events over minutes and a checkpoint every 5 s pickles
-    it again for nearly every event (docs/memory.md, twelfth round), so the same rate can
-    cost a live worker far more than half a core."""
+    worker's maximum should leave it about half a core. (Until the thirteenth round the
+    maximum was a backlog's drain rate, and half of that cost a live worker 0.8-0.9 of a
+    core: docs/memory.md, twelfth round.)"""
     judged = [s for s in judged_window(samples, start_s, end_s) if "cpu" in s]
     if len(judged) < 2:
         return None
@@ -616,6 +618,69 @@ def probe_max_rate(
         worker.stop()
 
 
+def probe_live_rate(
+    broker: EmbeddedBroker,
+    base: Settings,
+    rate: float,
+    seconds: float,
+    work: Path,
+    extra: dict[str, str],
+    cwd: Path | None = None,
+    every: float = 5.0,
+) -> dict[str, Any]:
+    """What one worker sustains on live traffic: a worker of its own consumer group is fed
+    live simulated traffic at ``rate`` for ``seconds`` (its own topic, the soak's TTLs), and
+    its CPU per event over the last two thirds gives the events/s a whole core of it reads
+    (:func:`live_max_rate`).
+
+    A backlog's drain (:func:`probe_max_rate`) is the wrong maximum for a soak: the same
+    worker spent 214-328 µs of CPU an event on live traffic against 140 draining
+    (docs/memory.md, twelfth round). Live traffic spreads a session's events over minutes:
+    more sessions are live at once, each is checkpointed again every 5 s it has an event,
+    and evicted on the clock; a profile puts most of the difference in scoring itself
+    (docs/performance.md, thirteenth round).
+
+    The soak probes at half the drain rate, which live traffic makes close to (or over) what
+    the worker sustains: part of a live worker's CPU goes by the second, not by the event
+    (fetches every few ms once caught up, the clock's ticks, metrics), and near its maximum
+    that part is spread over the most events, as it is at the maximum itself. At a rate well
+    under it the same part makes each event look dearer, and the maximum come out low."""
+    settings = base.model_copy(
+        update={"app_id": "soak-live", "topic_actions": "soak.live", "datadir": work / "live"}
+    )
+    ensure_topics(broker.bootstrap, settings)
+    worker = start_bench_worker(settings, work / "live.log", extra=extra, cwd=cwd)
+    load = start_load(broker.bootstrap, settings.topic_actions, rate, work / "live-load.log", 2.0)
+    samples: list[dict[str, float]] = []
+    try:
+        t0 = time.monotonic()
+        while (elapsed := time.monotonic() - t0) < seconds:
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"the worker exited; see {worker.log}")
+            try:
+                samples.append(sample(worker, t0, work / "live-load.log"))
+            except OSError:  # a scrape that timed out: the next one will do
+                pass
+            time.sleep(max(0.0, min(every, seconds - elapsed)))
+        samples.append(sample(worker, t0, work / "live-load.log"))
+    finally:
+        stop_process(load, 10)
+        worker.stop()
+    return live_max_rate(samples, rate, seconds)
+
+
+def live_max_rate(samples: list[dict[str, float]], rate: float, seconds: float) -> dict[str, Any]:
+    """The live probe's result from its samples: the worker's load over the last two thirds
+    of ``seconds`` (the first third fills its sessions and caches), and ``max_rate``, the
+    events/s a whole core of it would read at that CPU per event. Raises when the samples
+    show no events done (nothing to divide by)."""
+    load = load_verdict(samples, seconds / 3, seconds + 60)
+    if load is None or load["events_per_core_s"] <= 0:
+        raise RuntimeError("the live probe's worker read nothing: see its log")
+    max_rate = load["events_per_core_s"]
+    return {"rate": round(rate, 1), "seconds": seconds, **load, "max_rate": max_rate}
+
+
 def sent_so_far(log: Path) -> float:
     """Events the load generator has sent (its last ``LOAD <sent> <seconds>`` line)."""
     lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("LOAD ")]
@@ -756,8 +821,8 @@ def print_table(console: Console, samples: list[dict[str, float]], result: dict[
         if load["core_share"] > 0.7:
             console.print(
                 f"[yellow]the worker used {load['core_share']:.0%} of a core: this rate is "
-                "not half of what it sustains on live traffic (the default rate is half of a "
-                "backlog's drain rate; docs/memory.md, twelfth round); see --rate[/]"
+                "not half of what it sustains on live traffic (a busy machine, or a --rate "
+                "too high; without --rate the live probe sets it)[/]"
             )
     if result.get("missed_samples"):
         console.print(
@@ -804,8 +869,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=20.0,
         help="minutes of load before the judged ones (0: judge the second half of --minutes)",
     )
-    ap.add_argument("--rate", type=float, default=None, help="events/s (default: half the max)")
-    ap.add_argument("--probe-events", type=int, default=20_000)
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="events/s (default: half of what the worker sustains on live traffic, probed)",
+    )
+    ap.add_argument(
+        "--probe-events", type=int, default=20_000, help="events of the drain probe's backlog"
+    )
+    ap.add_argument(
+        "--live-probe-s",
+        type=float,
+        default=90.0,
+        help="seconds of the live probe, which sets the default rate (without --rate)",
+    )
     ap.add_argument(
         "--every", type=float, default=5.0, help="seconds between samples (a /metrics scrape)"
     )
@@ -899,19 +977,31 @@ def soak_once(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             {}, profile="embedded", broker=broker.url, topic_partitions=4,
             datadir=work / "data", app_id="soak", topic_actions="soak.actions",
         )  # fmt: skip
-        max_rate = None
-        if args.rate is None:
-            with console.status(f"measuring the worker's maximum rate ({args.probe_events:,})"):
-                max_rate = probe_max_rate(broker, base, args.probe_events, work, args.baseline)
-            console.print(f"maximum: {max_rate:,.0f} events/s")
-        rate = args.rate if args.rate is not None else max_rate / 2  # type: ignore[operator]
-        ensure_topics(broker.bootstrap, base)
         ttls = {
             "AGENTWATCH_IDLE_TTL_S": str(args.idle_ttl),
             "AGENTWATCH_ENDED_TTL_S": str(args.ended_ttl),
             "AGENTWATCH_ENDED_MIN_IDLE_S": str(args.ended_min_idle),
             "AGENTWATCH_TOMBSTONE_TTL_S": str(args.tombstone_ttl),
         }
+        drain_rate = live = None
+        if args.rate is None:
+            with console.status(f"measuring the worker's drain rate ({args.probe_events:,})"):
+                drain_rate = probe_max_rate(broker, base, args.probe_events, work, args.baseline)
+            console.print(f"a backlog's drain: {drain_rate:,.0f} events/s")
+            with console.status(
+                f"measuring what it sustains on live traffic ({args.live_probe_s:g} s at "
+                f"{drain_rate / 2:,.0f} events/s, half the drain)"
+            ):
+                live = probe_live_rate(
+                    broker, base, drain_rate / 2, args.live_probe_s, work, dict(ttls),
+                    args.baseline,
+                )  # fmt: skip
+            console.print(
+                f"live traffic: {live['cpu_per_event_us']:,.0f} µs of CPU an event, so a whole "
+                f"core reads ~{live['max_rate']:,} events/s (the maximum the soak runs at half of)"
+            )
+        rate = args.rate if args.rate is not None else live["max_rate"] / 2  # type: ignore[index]
+        ensure_topics(broker.bootstrap, base)
         probe_file = Path(os.environ.get("AGENTWATCH_MEMPROBE") or work / "memprobe.txt")
         if args.heap_every > 0 and not os.environ.get("AGENTWATCH_MEMPROBE"):
             ttls["AGENTWATCH_MEMPROBE"] = str(probe_file)
@@ -960,7 +1050,9 @@ def soak_once(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         "minutes": args.minutes,
         "warmup_minutes": args.warmup,
         "rate": rate,
-        "max_rate": max_rate if max_rate is not None else 2 * rate,
+        "max_rate": live["max_rate"] if live is not None else 2 * rate,
+        "drain_rate": drain_rate,
+        "live_probe": live,
         "rate_given": args.rate is not None,
         "baseline": str(args.baseline) if args.baseline else None,
         "idle_ttl_s": args.idle_ttl,
@@ -982,6 +1074,7 @@ def soak_once(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     (args.out / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(work / "data", ignore_errors=True)
     shutil.rmtree(work / "probe", ignore_errors=True)
+    shutil.rmtree(work / "live", ignore_errors=True)
     console.print(f"wrote {args.out / 'soak.json'} and {args.out / 'soak.png'}")
     return result
 

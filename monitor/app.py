@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> AgentwatchApp:
         producer_request_timeout=settings.producer_request_timeout_s,
         producer_max_request_size=settings.producer_max_request_size,
         producer_max_batch_size=settings.producer_max_batch_size,
-        broker_max_poll_records=settings.max_poll_records,
+        broker_max_poll_records=settings.max_poll_records or None,  # 0: no cap
         producer_partitioner=KeyPartitioner(),  # the default's partitions, hashed once a key
         consumer_auto_offset_reset="earliest",
         # The action topic is declared acks=False: no message waits to be acked on shutdown

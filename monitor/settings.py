@@ -59,11 +59,12 @@ class Settings(BaseModel):
     #: 16 KiB made one checkpoint thousands of produce requests, see monitor.durability)
     producer_max_batch_size: int = 1_048_576
     #: most records one fetch hands to the scoring loop (faust's ``broker_max_poll_records``;
-    #: None: everything prefetched, up to 1 MiB a partition, ~1,400 records each). A cap
-    #: bounds what a catching-up worker holds at once; 500 kept pymalloc's arenas flat in two
-    #: soaks but showed p99 kill latency 88-101 ms against 76-82 uncapped in alternating
-    #: runs on a loaded machine, so it is not the default (docs/memory.md, eleventh round)
-    max_poll_records: int | None = Field(default=None, ge=1)
+    #: the Java consumer's ``max.poll.records`` default). Without a cap one fetch of a backlog
+    #: hands over everything prefetched, up to 1 MiB a partition (~1,400 records each), and a
+    #: catching-up worker holds those records and what they produce at once; its allocators
+    #: keep that peak, so RSS crept up with every catch-up (docs/memory.md, thirteenth round:
+    #: three soaks pooled, +0.76 MiB/min uncapped, flat capped). 0: no cap
+    max_poll_records: int = Field(default=500, ge=0)
 
     # -- input validation ----------------------------------------------------------------
     max_event_bytes: int = 1_048_576

@@ -20,6 +20,7 @@ from bench.soak import (
     verdict,
 )
 from monitor import memtrace
+from monitor.broker import EmbeddedBroker
 from monitor.runtime import Monitor
 from monitor.settings import Settings
 
@@ -334,3 +335,40 @@ def test_the_worker_load_over_the_window_is_reported() -> None:
     assert load_verdict(busy, 1500.0, 1800.0)["core_share"] == 0.9  # type: ignore[index]
     assert load_verdict(run["samples"], 1799.0, 1800.0) is None  # one sample: no rate
     assert pooled_verdict([run, run])["runs"][0]["core_share"] == 0.5
+
+
+def test_the_live_maximum_is_a_whole_core_at_the_live_cost_per_event() -> None:
+    """The default rate is half of what a worker sustains on live traffic: the probe's worker
+    reads 1,000 events/s on 0.3 of a core over its last two thirds (300 µs an event), so a
+    whole core reads ~3,333/s; the first third (filling sessions, cheaper) is not read."""
+    from bench.soak import live_max_rate
+
+    samples = [
+        {"t": float(t), "rss": 0.0, "sent": 1000.0 * t, "done": 1000.0 * t}
+        | {"cpu": 0.1 * t if t <= 30 else 3.0 + 0.3 * (t - 30)}
+        for t in range(0, 91, 5)
+    ]
+    live = live_max_rate(samples, 1000.0, 90.0)
+    assert live["max_rate"] == 3333 and live["cpu_per_event_us"] == 300.0
+    assert live["core_share"] == 0.3 and live["rate"] == 1000.0
+    idle = [{**s, "done": 0.0} for s in samples]
+    with pytest.raises(RuntimeError, match="read nothing"):
+        live_max_rate(idle, 1000.0, 90.0)
+
+
+def test_the_live_probe_feeds_a_worker_live_traffic_and_reads_its_cost(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The live probe against the real broker: a worker of its own group on its own topic,
+    fed at the given rate, and what a core of it reads from its CPU per event."""
+    from bench.soak import probe_live_rate
+
+    base = Settings.from_env(
+        {}, profile="embedded", broker=broker.url, topic_partitions=2, datadir=tmp_path,
+        app_id="soak-test", topic_actions="soak-test.actions",
+    )  # fmt: skip
+    live = probe_live_rate(broker, base, 200.0, 12.0, tmp_path, {}, every=1.0)
+    assert 0 < live["core_share"] < 2 and live["cpu_per_event_us"] > 0
+    assert 100 <= live["done_per_s"] <= 300  # it read the live load, at about its rate
+    assert live["max_rate"] == live["events_per_core_s"] > 0
+    assert (tmp_path / "live.log").exists() and (tmp_path / "live-load.log").exists()
